@@ -1,0 +1,213 @@
+"""Command line: ``python -m benchmarks <scenario> [options]``; see benchmarks/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
+
+from . import scenarios
+from .loopback import NotLoopbackError, parse_target
+from .peers.launch import KINDS, LaunchError, start_server
+from .pool import raise_nofile_limit
+from .report import Report, comparison_table, write_json
+from .servermon import pid_listening_on
+from .tokens import default_secret
+
+SERVER_CPU = 0  # when the tool starts the server: server on core 0, load generator on core 1
+GENERATOR_CPU = 1
+CONNS_PER_PROCESS = 15_000  # below the 20,000 open-file limit, with room for the rest
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target and load generator")
+    group.add_argument("--url", help="measure the server already running here (loopback only)")
+    group.add_argument("--target", choices=KINDS, default="tidings", help="server to start when --url is not given")
+    group.add_argument("--server-pid", type=int, help="pid for RSS/CPU (default: the listener of the port)")
+    group.add_argument("--jwt-secret", default=default_secret(), help="HS256 secret (default: $JWT_SECRET or bench-secret)")
+    group.add_argument("--processes", type=int, help="lean-client worker processes (default: 1 per 15k clients; 0: inline)")
+    group.add_argument("--source-addresses", type=int, default=0, help="bind workers to 127.0.0.2.. (for >28k clients)")
+    group.add_argument("--full-clients", type=int, default=0, help="python-socketio clients beside the lean ones")
+    group.add_argument("--connect-concurrency", type=int, default=200, help="connects in flight, all workers together")
+    group.add_argument("--http", choices=("raw", "httpx"), default="raw", help="sender HTTP client")
+    group.add_argument("--http-connections", type=int, default=32, help="sender keep-alive connections")
+    group.add_argument("--settle", type=float, default=10.0, help="seconds to wait for stragglers before counting losses")
+    group.add_argument("--no-pin", action="store_true", help="do not pin a started server and the generator to cores")
+    group.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Tidings load tool (loopback only).")
+    sub = parser.add_subparsers(dest="scenario", required=True)
+
+    p = sub.add_parser("connections", help="connect all, hold, count drops and heartbeats")
+    p.add_argument("--clients", type=int, default=10_000)
+    p.add_argument("--hold", type=float, default=60.0)
+    _common(p)
+
+    p = sub.add_parser("targeted", help="notifications to random connected users at a fixed rate")
+    p.add_argument("--clients", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--duration", type=float, default=30.0)
+    _common(p)
+
+    p = sub.add_parser("fanout", help="one channel notification to every subscriber")
+    p.add_argument("--subscribers", type=int, default=10_000)
+    p.add_argument("--channel", default="news")
+    p.add_argument("--rounds", type=int, default=3)
+    _common(p)
+
+    p = sub.add_parser("burst", help="create as fast as the API takes them")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--count", type=int, default=20_000)
+    p.add_argument("--concurrency", type=int, default=64)
+    _common(p)
+
+    p = sub.add_parser("recovery", help="drop all, create while down, reconnect and replay")
+    p.add_argument("--clients", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=500.0, help="creates/s while the clients are down")
+    p.add_argument("--down", type=float, default=5.0, help="seconds the clients stay down")
+    _common(p)
+
+    p = sub.add_parser("soak", help="steady rate for minutes, server RSS sampled")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument("--sample-every", type=float, default=10.0)
+    _common(p)
+
+    p = sub.add_parser("smoke", help="1,000 clients, 200/s for 10 s; fails if anything is lost")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument("--duration", type=float, default=10.0)
+    _common(p)
+
+    p = sub.add_parser("compare", help="connections, targeted, fanout against --target and a peer; ratios")
+    p.add_argument("--peer", choices=("node", "pysio"), default="node")
+    p.add_argument("--clients", type=int, default=10_000)
+    p.add_argument("--hold", type=float, default=10.0)
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--rounds", type=int, default=3)
+    _common(p)
+    return parser
+
+
+@asynccontextmanager
+async def served(args: argparse.Namespace, kind: str, history: bool = False) -> AsyncIterator[scenarios.Options]:
+    """Options for a run against ``--url``, or against a server of ``kind`` started here."""
+    clients = max(getattr(args, "clients", 0) or 0, getattr(args, "subscribers", 0) or 0)
+    processes = args.processes if args.processes is not None else max(1, math.ceil(clients / CONNS_PER_PROCESS))
+    options = dict(
+        jwt_secret=args.jwt_secret,
+        processes=processes,
+        source_addresses=args.source_addresses,
+        full_clients=args.full_clients,
+        connect_concurrency=args.connect_concurrency,
+        http=args.http,
+        http_connections=args.http_connections,
+        settle_s=args.settle,
+    )
+    if args.url and kind == args.target:
+        target = parse_target(args.url)
+        pid = args.server_pid or pid_listening_on(target.port)
+        yield scenarios.Options(target=target, target_name=f"{kind} at {args.url}", server_pid=pid, **options)
+        return
+    pin = not args.no_pin and len(os.sched_getaffinity(0)) > 1
+    server = await start_server(kind, args.jwt_secret, cpu=SERVER_CPU if pin else None, history=history)
+    try:
+        if pin:
+            os.sched_setaffinity(0, {GENERATOR_CPU})
+        yield scenarios.Options(
+            target=parse_target(server.url),
+            target_name=kind,
+            server_pid=server.pid,
+            generator_cpus=[GENERATOR_CPU] if pin else None,
+            **options,
+        )
+    finally:
+        server.stop()
+
+
+async def _one(args: argparse.Namespace, kind: str, history: bool, run: Callable[[scenarios.Options], Awaitable[Report]]) -> Report:
+    async with served(args, kind, history) as options:
+        return await run(options)
+
+
+def _runner(args: argparse.Namespace) -> tuple[Callable[[scenarios.Options], Awaitable[Report]], bool]:
+    """The scenario function for ``args`` and whether a started peer must keep history."""
+    name = args.scenario
+    if name == "connections":
+        return lambda o: scenarios.connections(o, args.clients, args.hold), False
+    if name in ("targeted", "smoke"):
+        return lambda o: scenarios.targeted(o, args.clients, args.rate, args.duration), False
+    if name == "fanout":
+        return lambda o: scenarios.fanout(o, args.subscribers, args.channel, args.rounds), False
+    if name == "burst":
+        return lambda o: scenarios.burst(o, args.clients, args.count, args.concurrency), False
+    if name == "recovery":
+        return lambda o: scenarios.recovery(o, args.clients, args.rate, args.down), True
+    if name == "soak":
+        return lambda o: scenarios.soak(o, args.clients, args.minutes, args.rate, args.sample_every), False
+    raise SystemExit(f"unknown scenario {name}")
+
+
+async def _compare(args: argparse.Namespace) -> list[Report]:
+    runs: list[Callable[[scenarios.Options], Awaitable[Report]]] = [
+        lambda o: scenarios.connections(o, args.clients, args.hold),
+        lambda o: scenarios.targeted(o, args.clients, args.rate, args.duration),
+        lambda o: scenarios.fanout(o, args.clients, "news", args.rounds),
+    ]
+    ours: list[Report] = []
+    theirs: list[Report] = []
+    for run in runs:  # a fresh server per scenario, so one run's memory does not leak into the next
+        ours.append(await _one(args, args.target, False, run))
+        print(ours[-1].table(), flush=True)
+        theirs.append(await _one(args, args.peer, False, run))
+        print(theirs[-1].table(), flush=True)
+    print(comparison_table(ours, theirs))
+    return ours + theirs
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    raise_nofile_limit()
+    if args.scenario == "compare":
+        reports = await _compare(args)
+    else:
+        run, history = _runner(args)
+        reports = [await _one(args, args.target, history, run)]
+        print(reports[0].table())
+    if args.json_path:
+        write_json(args.json_path, reports)
+    if args.scenario == "smoke":
+        figures = reports[0].figures
+        if figures.get("lost", 1) or figures.get("create_errors", 1) or not figures.get("created"):
+            print("smoke: FAILED (lost or failed notifications)", file=sys.stderr)
+            return 1
+        print("smoke: ok")
+    return 0
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    if args.url:
+        try:
+            parse_target(args.url)
+        except NotLoopbackError as exc:
+            raise SystemExit(f"error: {exc}")
+    try:
+        import uvloop
+
+        return uvloop.run(main_async(args))
+    except ImportError:
+        return asyncio.run(main_async(args))
+    except LaunchError as exc:
+        raise SystemExit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""What each benchmark does, step by step, and which figures it reports.
+
+Every scenario is bounded: a fixed number of clients and notifications, a fixed
+duration, and a settle time after which whatever has not arrived counts as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .loopback import Target, source_addresses
+from .pool import Pool
+from .report import Report, latency_summary
+from .sender import SendLog, Sender, make_transport, random_picker
+from .servermon import Sample, ServerMonitor, cpu_percent, processes_cpu_seconds
+from .tokens import service_token, user_ids
+
+
+@dataclass
+class Options:
+    """How to load the server; the same for every scenario."""
+
+    target: Target
+    target_name: str
+    jwt_secret: str
+    processes: int = 1
+    source_addresses: int = 0
+    full_clients: int = 0
+    connect_concurrency: int = 200
+    http: str = "raw"
+    http_connections: int = 32
+    server_pid: int | None = None
+    generator_cpus: list[int] | None = None
+    settle_s: float = 10.0
+    ack_timeout_s: float = 60.0
+
+
+def iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Bench:
+    """One run's moving parts (worker pool, HTTP transport, server monitor)."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.pool = Pool(
+            options.target,
+            options.jwt_secret,
+            options.processes,
+            source_addresses(options.source_addresses),
+            options.full_clients,
+            options.generator_cpus,
+        )
+        self.transport = make_transport(
+            options.http, options.target, service_token(options.jwt_secret), options.http_connections
+        )
+        self.monitor = ServerMonitor(options.server_pid) if options.server_pid else None
+        self.run_id = uuid.uuid4().hex[:8]
+        self.users: list[str] = []
+
+    async def __aenter__(self) -> Bench:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.transport.close()
+        await self.pool.close()
+
+    def sender(self) -> Sender:
+        return Sender(self.transport, f"{self.run_id}-{time.monotonic_ns() % 1_000_000}")
+
+    def server_sample(self) -> Sample | None:
+        return self.monitor.sample() if self.monitor else None
+
+    def generator_cpu(self) -> float:
+        pids = [w.process.pid for w in self.pool.workers if hasattr(w, "process")]
+        return processes_cpu_seconds(pids)
+
+    async def connect(self, count: int, report: Report) -> list[str]:
+        """Connect ``count`` users (u0..); report connect time/rate and RSS per connection."""
+        users = user_ids(count)
+        await self.pool.all("stats")  # wait until every worker process is up and listening
+        before = self.server_sample()
+        generator_before = self.generator_cpu()
+        answers = await self.pool.connect(users, self.options.connect_concurrency)
+        after = self.server_sample()
+        # Connect time is the lean workers' own (token minting excluded); the few full
+        # clients connect beside them but would only blur the figure.
+        lean = [a for w, a in zip(self.pool.workers, answers) if w.spec.kind == "lean"]
+        elapsed = max(a["elapsed_s"] for a in lean)
+        lean_connected = sum(a["connected"] for a in lean)
+        failed = {u for a in answers for u in a["failed_users"]}
+        self.users = [u for u in users if u not in failed]
+        connect_ms = latency_summary([t for a in answers for t in a["connect_ms"]])
+        errors: dict[str, int] = {}
+        for answer in answers:
+            for name, n in answer["errors"].items():
+                errors[name] = errors.get(name, 0) + n
+        report.add(
+            clients=count,
+            connected=len(self.users),
+            connect_failed=len(failed),
+            connect_s=elapsed,
+            connect_rate_per_s=lean_connected / elapsed if elapsed else 0.0,
+            connect_p50_ms=connect_ms["p50_ms"],
+            connect_p99_ms=connect_ms["p99_ms"],
+        )
+        if errors:
+            report.add(connect_errors=errors)
+        if before and after and self.users:
+            report.add(
+                server_rss_before_mb=before.rss_bytes / 2**20,
+                server_rss_after_connect_mb=after.rss_bytes / 2**20,
+                server_rss_per_conn_kb=(after.rss_bytes - before.rss_bytes) / len(self.users) / 1024,
+                server_cpu_connect_pct=cpu_percent(before, after),
+            )
+        if elapsed:
+            report.add(generator_cpu_connect_pct=100.0 * (self.generator_cpu() - generator_before) / elapsed)
+        return self.users
+
+    async def deliveries(self, expected: set[tuple[str, str]], report: Report, settle_s: float | None = None) -> None:
+        """Wait for every expected (key, user) receipt, then count latency, loss, extras."""
+        waited = await self.pool.wait_received(len(expected), self.options.settle_s if settle_s is None else settle_s)
+        answers = await self.pool.all("collect", reset=True)
+        lean_ms: list[float] = []
+        full_ms: list[float] = []
+        received: set[tuple[str, str]] = set()
+        unexpected = duplicates = misrouted = unmatched = 0
+        for worker, answer in zip(self.pool.workers, answers):
+            bucket = full_ms if worker.spec.kind == "full" else lean_ms
+            for key, user, latency, _id in answer["records"]:
+                if (key, user) in expected:
+                    received.add((key, user))
+                    bucket.append(latency)
+                else:
+                    unexpected += 1
+            duplicates += answer["duplicates"]
+            misrouted += answer["misrouted"]
+            unmatched += answer["unmatched"]
+        summary = latency_summary(lean_ms)
+        report.add(
+            expected=len(expected),
+            received=len(received),
+            lost=len(expected) - len(received),
+            duplicates=duplicates,
+            misrouted=misrouted,
+            unexpected=unexpected,
+            latency_p50_ms=summary["p50_ms"],
+            latency_p95_ms=summary["p95_ms"],
+            latency_p99_ms=summary["p99_ms"],
+            latency_max_ms=summary["max_ms"],
+            settle_wait_s=waited,
+        )
+        if unmatched:
+            report.add(foreign_notifications=unmatched)
+        if full_ms:
+            full = latency_summary(full_ms)
+            report.add(
+                full_client_latency_p50_ms=full["p50_ms"],
+                full_client_latency_p99_ms=full["p99_ms"],
+                full_client_latency_max_ms=full["max_ms"],
+            )
+
+    def sender_figures(self, log: SendLog, report: Report) -> None:
+        http = latency_summary(log.http_ms)
+        lag = latency_summary(log.lag_ms)
+        report.add(
+            scheduled=log.scheduled,
+            created=len(log.created),
+            create_errors=sum(log.errors.values()),
+            create_rate_per_s=log.rate,
+            http_p50_ms=http["p50_ms"],
+            http_p99_ms=http["p99_ms"],
+            sender_lag_p99_ms=lag["p99_ms"],
+        )
+        if log.errors:
+            report.add(create_error_kinds=dict(log.errors.most_common(5)))
+
+    async def load_figures(
+        self, report: Report, server_before: Sample | None, generator_before: float, wall_s: float
+    ) -> None:
+        """CPU of both sides over a phase: tells whether the server or the generator limited it."""
+        server_after = self.server_sample()
+        if server_before and server_after:
+            report.add(
+                server_cpu_pct=cpu_percent(server_before, server_after),
+                server_rss_mb=server_after.rss_bytes / 2**20,
+            )
+        if wall_s > 0:
+            report.add(generator_cpu_pct=100.0 * (self.generator_cpu() - generator_before) / wall_s)
+
+
+def _limit_note(report: Report) -> None:
+    server = report.figures.get("server_cpu_pct")
+    generator = report.figures.get("generator_cpu_pct")
+    if isinstance(server, float) and server > 85:
+        report.notes.append(f"server CPU-bound ({server:.0f}% of a core)")
+    if isinstance(generator, float) and generator > 85:
+        report.notes.append(f"load generator busy ({generator:.0f}% of a core over its processes)")
+
+
+async def connections(options: Options, clients: int, hold_s: float) -> Report:
+    report = Report("connections", options.target_name)
+    async with Bench(options) as bench:
+        await bench.connect(clients, report)
+        before = await bench.pool.stats()
+        server_before = bench.server_sample()
+        generator_before = bench.generator_cpu()
+        await asyncio.sleep(hold_s)
+        after = await bench.pool.stats()
+        await bench.load_figures(report, server_before, generator_before, hold_s)
+        report.add(
+            hold_s=hold_s,
+            still_connected=after["connected"],
+            drops=after["drops"] - before["drops"],
+            heartbeats_answered=after["pings"] - before["pings"],
+        )
+    return report
+
+
+async def targeted(options: Options, clients: int, rate: float, duration_s: float) -> Report:
+    report = Report("targeted", options.target_name)
+    async with Bench(options) as bench:
+        users = await bench.connect(clients, report)
+        if not users:
+            report.notes.append("no client connected")
+            return report
+        sender = bench.sender()
+        server_before, generator_before = bench.server_sample(), bench.generator_cpu()
+        started = time.perf_counter()
+        log = await sender.run_rate(rate, duration_s, random_picker(users))
+        await bench.load_figures(report, server_before, generator_before, time.perf_counter() - started)
+        report.add(offered_rate_per_s=rate)
+        bench.sender_figures(log, report)
+        await bench.deliveries(set(log.created.items()), report)
+    _limit_note(report)
+    return report
+
+
+async def fanout(options: Options, subscribers: int, channel: str, rounds: int) -> Report:
+    report = Report("fanout", options.target_name)
+    async with Bench(options) as bench:
+        users = await bench.connect(subscribers, report)
+        answers = await bench.pool.all(
+            "call_all", event="subscribe", payload={"channels": [channel]}, timeout=options.ack_timeout_s
+        )
+        report.add(
+            subscribed=sum(a["ok"] for a in answers),
+            subscribe_failed=sum(a["failed"] for a in answers),
+            subscribe_s=max(a["elapsed_s"] for a in answers),
+        )
+        last_ms: list[float] = []
+        lost = 0
+        for _ in range(rounds):
+            sender = bench.sender()
+            await sender.create(None, channel=channel)
+            if not sender.log.created:
+                report.add(create_error_kinds=dict(sender.log.errors))
+                break
+            key = next(iter(sender.log.created))
+            round_report = Report("fanout-round", options.target_name)
+            await bench.deliveries({(key, u) for u in users}, round_report)
+            last_ms.append(round_report.figures["latency_max_ms"])
+            lost += round_report.figures["lost"]
+            answer = sender.log.answers[0] if sender.log.answers else None
+            report.add(api_count=answer.get("count") if isinstance(answer, dict) else None)
+            for name in ("latency_p50_ms", "latency_p99_ms"):
+                report.add(**{name: round_report.figures[name]})
+            await asyncio.sleep(0.5)
+        report.add(
+            rounds=len(last_ms),
+            lost=lost,
+            last_receipt_median_ms=statistics.median(last_ms) if last_ms else float("nan"),
+            last_receipt_each_ms=[round(v, 1) for v in last_ms],
+        )
+    return report
+
+
+async def burst(options: Options, clients: int, count: int, concurrency: int) -> Report:
+    report = Report("burst", options.target_name)
+    async with Bench(options) as bench:
+        users = await bench.connect(clients, report)
+        if not users:
+            report.notes.append("no client connected")
+            return report
+        sender = bench.sender()
+        server_before, generator_before = bench.server_sample(), bench.generator_cpu()
+        started = time.perf_counter()
+        log = await sender.run_burst(count, concurrency, random_picker(users))
+        await bench.load_figures(report, server_before, generator_before, time.perf_counter() - started)
+        report.add(concurrency=concurrency)
+        bench.sender_figures(log, report)
+        await bench.deliveries(set(log.created.items()), report, settle_s=max(options.settle_s, 30.0))
+    _limit_note(report)
+    return report
+
+
+async def recovery(options: Options, clients: int, rate: float, down_s: float) -> Report:
+    """All drop at once; notifications are created while they are down; all come back."""
+    report = Report("recovery", options.target_name)
+    async with Bench(options) as bench:
+        users = await bench.connect(clients, report)
+        if not users:
+            report.notes.append("no client connected")
+            return report
+        since = iso_now()
+        await bench.pool.all("drop")
+        await bench.pool.all("collect", reset=True)  # anything before the drop is not counted
+        sender = bench.sender()
+        log = await sender.run_rate(rate, down_s, random_picker(users))
+        bench.sender_figures(log, report)
+        started = time.perf_counter()
+        answers = await bench.pool.all(
+            "recover",
+            event="requestMissedNotifications",
+            payload={"since": since},
+            concurrency=max(1, options.connect_concurrency // len(bench.pool.workers)),
+            timeout=options.ack_timeout_s,
+        )
+        expected = set(log.created.items())
+        await bench.pool.wait_received(len(expected), options.settle_s)
+        caught_up_s = time.perf_counter() - started
+        errors: dict[str, int] = {}
+        for answer in answers:
+            for name, n in answer["errors"].items():
+                errors[name] = errors.get(name, 0) + n
+        report.add(
+            down_s=down_s,
+            reconnected_s=max(a["reconnected_s"] for a in answers),
+            replay_acks_ok=sum(a["ok"] for a in answers),
+            replay_failed=sum(a["failed"] for a in answers),
+            replayed_count_sum=sum(a["count_sum"] for a in answers),
+            acks_done_s=max(a["elapsed_s"] for a in answers),
+            caught_up_s=caught_up_s,
+        )
+        if errors:
+            report.add(recover_errors=errors)
+        await bench.deliveries(expected, report, settle_s=0.0)
+        report.notes.append("latency here counts from creation, i.e. includes the time clients were down")
+    return report
+
+
+async def soak(options: Options, clients: int, minutes: float, rate: float, sample_every_s: float = 10.0) -> Report:
+    report = Report("soak", options.target_name)
+    async with Bench(options) as bench:
+        users = await bench.connect(clients, report)
+        if not users:
+            report.notes.append("no client connected")
+            return report
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(bench.monitor.sample_every(sample_every_s, stop)) if bench.monitor else None
+        first = len(bench.monitor.samples) if bench.monitor else 0
+        server_before, generator_before = bench.server_sample(), bench.generator_cpu()
+        started = time.perf_counter()
+        log = await bench.sender().run_rate(rate, minutes * 60.0, random_picker(users))
+        await bench.load_figures(report, server_before, generator_before, time.perf_counter() - started)
+        stop.set()
+        if sampler:
+            await sampler
+        report.add(offered_rate_per_s=rate)
+        bench.sender_figures(log, report)
+        await bench.deliveries(set(log.created.items()), report)
+        if bench.monitor:
+            series = [s.rss_bytes / 2**20 for s in bench.monitor.samples[first:]]
+            report.add(
+                rss_start_mb=series[0],
+                rss_end_mb=series[-1],
+                rss_max_mb=max(series),
+                rss_growth_mb=series[-1] - series[0],
+                rss_series_mb=[round(v, 1) for v in series],
+            )
+    _limit_note(report)
+    return report

@@ -1,0 +1,70 @@
+"""Routes of `/api/notifications` (the preference routes live in `preferences.py`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from tidings.api.deps import App, Caller
+from tidings.api.schemas import AudienceOut, ErrorOut, NotificationOut, NotificationPage
+from tidings.domain.inputs import NotificationDraft
+from tidings.domain.model import Status
+from tidings.store.notifications import ListFilter
+
+router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422)}
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": NotificationOut}, 202: {"model": AudienceOut}, **ERRORS},
+    summary="Notify one user (201), a list of users or a channel's subscribers (202)",
+)
+async def create_notification(
+    draft: NotificationDraft,
+    caller: Caller,
+    app: App,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    result = await app.notifications.create(caller, draft, idempotency_key)
+    return JSONResponse(result.body, status_code=result.status_code)
+
+
+@router.get("", response_model=NotificationPage, responses=ERRORS,
+            summary="The caller's notifications, newest first")
+async def list_notifications(
+    caller: Caller,
+    app: App,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: Status | None = None,
+    unread: bool = False,
+    channel: Annotated[str | None, Query(max_length=100)] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+) -> JSONResponse:
+    flt = ListFilter(status=status.value if status else None, unread=unread, channel=channel,
+                     type=type)
+    page = await app.notifications.list(caller, flt, limit, cursor)
+    return JSONResponse({"items": page.items, "next_cursor": page.next_cursor,
+                         "unread_count": page.unread_count})
+
+
+@router.get("/{notification_id}", response_model=NotificationOut, responses=ERRORS)
+async def get_notification(notification_id: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse(await app.notifications.get(caller, notification_id))
+
+
+@router.put("/{notification_id}/read", response_model=NotificationOut, responses=ERRORS,
+            summary="Mark as read (idempotent)")
+async def mark_read(notification_id: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse(await app.notifications.mark_read(caller, notification_id))
+
+
+@router.delete("/{notification_id}", status_code=204, responses=ERRORS)
+async def delete_notification(notification_id: str, caller: Caller, app: App) -> Response:
+    await app.notifications.delete(caller, notification_id)
+    return Response(status_code=204)

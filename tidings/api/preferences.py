@@ -1,0 +1,30 @@
+"""Routes of `/api/notifications/preferences`: the caller's own media preferences."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.deps import App, Caller
+from tidings.api.schemas import ErrorOut, PreferenceList, PreferenceOut
+from tidings.domain.inputs import PreferenceBatch, PreferenceInput
+
+router = APIRouter(prefix="/api/notifications/preferences", tags=["preferences"])
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 422)}
+
+
+@router.get("", response_model=PreferenceList, responses=ERRORS)
+async def list_preferences(caller: Caller, app: App) -> dict[str, object]:
+    return {"items": await app.preferences.list(caller.user_id)}
+
+
+@router.put("", response_model=PreferenceOut, responses=ERRORS,
+            summary="Store one preference; flags left out keep their value")
+async def put_preference(item: PreferenceInput, caller: Caller, app: App) -> dict[str, object]:
+    (stored,) = await app.preferences.save(caller.user_id, [item])
+    return stored
+
+
+@router.post("/bulk", response_model=PreferenceList, responses=ERRORS,
+             summary="Store several preferences, all or nothing")
+async def put_preferences(batch: PreferenceBatch, caller: Caller, app: App) -> dict[str, object]:
+    return {"items": await app.preferences.save(caller.user_id, batch.items)}

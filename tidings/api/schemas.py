@@ -1,0 +1,56 @@
+"""HTTP response shapes, for the OpenAPI document (requests reuse `domain/inputs.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class NotificationOut(BaseModel):
+    id: str
+    user_id: str
+    type: str
+    title: str
+    message: str
+    channel: str
+    priority: str
+    status: str
+    scheduled_at: str | None
+    created_at: str
+    delivered_at: str | None
+    read_at: str | None
+    data: dict[str, Any]
+
+
+class AudienceOut(BaseModel):
+    count: int
+    channel: str
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class PreferenceOut(BaseModel):
+    channel: str
+    notification_type: str
+    email_enabled: bool
+    push_enabled: bool
+    in_app_enabled: bool
+
+
+class PreferenceList(BaseModel):
+    items: list[PreferenceOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

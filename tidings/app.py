@@ -1,0 +1,62 @@
+"""The ASGI application factory: HTTP API and Socket.IO on one app, one port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import socketio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from tidings import __version__
+from tidings.api import errors, health, notifications, preferences
+from tidings.api.limits import BodySizeLimit
+from tidings.container import Services, build_services
+from tidings.realtime.gateway import SocketGateway
+from tidings.settings import Settings
+
+DESCRIPTION = """Self-hosted real-time notifications. Authenticate with
+`Authorization: Bearer <JWT>`; in-app delivery runs over Socket.IO on the same port
+(path `/socket.io/`)."""
+
+
+def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    api = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    api.state.services = services
+    errors.install(api)
+    if settings.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    # Preferences first: `/api/notifications/preferences` must not be taken for an id.
+    api.include_router(preferences.router)
+    api.include_router(notifications.router)
+    api.include_router(health.router)
+
+    gateway = SocketGateway(
+        settings,
+        services.tokens,
+        services.notifications,
+        services.preferences,
+        services.subscriptions,
+        services.metrics,
+    )
+    services.fanout.attach(gateway)
+    combined = socketio.ASGIApp(gateway.server, other_asgi_app=api, socketio_path="socket.io")
+    return BodySizeLimit(combined, settings.max_body_bytes)

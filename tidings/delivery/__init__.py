@@ -1,0 +1,1 @@
+"""Delivery: the loops that move queued deliveries out to their media."""

@@ -1,0 +1,1 @@
+"""Domain vocabulary shared by every layer: errors, statuses, principals, identifiers."""

@@ -1,0 +1,38 @@
+"""Prometheus metrics, on a registry of the application's own (several apps, one process:
+tests build many, and none of them share counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "tidings_connections", "Socket.IO connections open on this node",
+            registry=self.registry,
+        )
+        self.notifications_created = Counter(
+            "tidings_notifications_created", "Notifications stored (one per recipient)",
+            registry=self.registry,
+        )
+        self.in_app_deliveries = Counter(
+            "tidings_in_app_deliveries", "Notification events emitted to sockets",
+            registry=self.registry,
+        )
+        self.create_to_emit = Histogram(
+            "tidings_create_to_emit_seconds",
+            "From a notification's creation (or due time) to its emit on this node",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.client_errors = Counter(
+            "tidings_socket_errors", "Client events answered with an error",
+            ["code"], registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Alembic migrations, run with `tidings migrate` (and by `serve` in the embedded mode)."""

@@ -1,0 +1,1 @@
+"""The real-time edge: Socket.IO gateway and the fan-out that routes events to sockets."""

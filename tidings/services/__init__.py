@@ -1,0 +1,1 @@
+"""Services: the rules of the product. Edges (api/, realtime/) call them; they call the store."""

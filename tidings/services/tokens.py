@@ -1,0 +1,69 @@
+"""JWT verification (every HTTP request and socket) and minting (`tidings token`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+
+from tidings.domain.errors import AuthenticationFailed
+from tidings.domain.model import Principal
+from tidings.settings import Settings
+
+LEEWAY_S = 30
+
+
+class TokenService:
+    def __init__(self, settings: Settings) -> None:
+        self._key, self._algorithms = settings.verification_key()
+        self._signing_secret = settings.jwt_secret
+        self._issuer = settings.jwt_issuer or None
+        self._audience = settings.jwt_audience or None
+
+    def verify(self, token: object) -> Principal:
+        """The principal of a valid token; `AuthenticationFailed` for anything else.
+
+        The reason stays in the log, not in the answer: callers learn only that it failed.
+        """
+        if not isinstance(token, str) or not token:
+            raise AuthenticationFailed("Authentication failed")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=LEEWAY_S,
+                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+            )
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            raise AuthenticationFailed("Authentication failed") from exc
+        sub = claims.get("sub")
+        roles = claims.get("roles", [])
+        if not isinstance(sub, str) or not sub or len(sub) > 255:
+            raise AuthenticationFailed("Authentication failed")
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+            raise AuthenticationFailed("Authentication failed")
+        return Principal(user_id=sub, roles=frozenset(roles))
+
+    def mint(self, sub: str, roles: Iterable[str] = (), ttl_s: int = 3600) -> str:
+        """A development token signed with JWT_SECRET (HS256)."""
+        if not self._signing_secret:
+            raise AuthenticationFailed(
+                "minting needs JWT_SECRET; with JWT_PUBLIC_KEY, tokens come from your issuer"
+            )
+        now = int(time.time())
+        claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + ttl_s}
+        roles = list(roles)
+        if roles:
+            claims["roles"] = roles
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        return jwt.encode(claims, self._signing_secret, algorithm="HS256")

@@ -1,0 +1,139 @@
+"""The one typed settings object, read from the environment (and `.env`) once at start-up.
+
+Every environment variable of the public contract is a field here; nothing else in the
+package reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
+DEV_SECRET_FILE = ".tidings-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Where `tidings serve` listens. "localhost" binds every loopback address the name
+    # resolves to (IPv4 and IPv6), so browsers that try ::1 first still connect.
+    host: str = Field("localhost", validation_alias="HOST")
+    port: int = Field(3001, ge=0, le=65535, validation_alias="WEBSOCKET_PORT")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="WEBSOCKET_CORS_ORIGIN"
+    )
+
+    database_url: str = Field("", validation_alias="DATABASE_URL")
+    db_host: str = Field("", validation_alias="DB_HOST")
+    db_port: int = Field(5432, validation_alias="DB_PORT")
+    db_name: str = Field("tidings", validation_alias="DB_NAME")
+    db_user: str = Field("postgres", validation_alias="DB_USER")
+    db_password: str = Field("", validation_alias="DB_PASSWORD")
+    db_pool_size: int = Field(10, ge=1, validation_alias="DB_POOL_SIZE")
+
+    redis_url: str = Field("", validation_alias="REDIS_URL")
+    redis_password: str = Field("", validation_alias="REDIS_PASSWORD")
+
+    jwt_secret: str = Field("", validation_alias="JWT_SECRET")
+    jwt_public_key: str = Field("", validation_alias="JWT_PUBLIC_KEY")
+    jwt_issuer: str = Field("", validation_alias="JWT_ISSUER")
+    jwt_audience: str = Field("", validation_alias="JWT_AUDIENCE")
+
+    smtp_host: str = Field("", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(587, validation_alias="SMTP_PORT")
+    smtp_username: str = Field("", validation_alias="SMTP_USERNAME")
+    smtp_password: str = Field("", validation_alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(True, validation_alias="SMTP_STARTTLS")
+    email_from: str = Field("tidings@localhost", validation_alias="EMAIL_FROM")
+    email_service_url: str = Field("", validation_alias="EMAIL_SERVICE_URL")
+    email_service_api_key: str = Field("", validation_alias="EMAIL_SERVICE_API_KEY")
+    push_service_url: str = Field("", validation_alias="PUSH_SERVICE_URL")
+    push_service_api_key: str = Field("", validation_alias="PUSH_SERVICE_API_KEY")
+
+    max_retry_attempts: int = Field(4, ge=0, validation_alias="MAX_RETRY_ATTEMPTS")
+    retry_delays_ms: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1000, 5000, 30000, 300000], validation_alias="RETRY_DELAYS"
+    )
+    notification_batch_size: int = Field(
+        100, ge=1, le=10000, validation_alias="NOTIFICATION_BATCH_SIZE"
+    )
+
+    # Not in the contract: operational knobs with safe defaults.
+    ws_per_message_deflate: bool = Field(False, validation_alias="WS_PER_MESSAGE_DEFLATE")
+    max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
+    max_event_bytes: int = Field(65_536, ge=1024, validation_alias="MAX_EVENT_BYTES")
+    scheduler_interval_s: float = Field(1.0, gt=0, validation_alias="SCHEDULER_INTERVAL")
+    log_level: str = Field("info", validation_alias="LOG_LEVEL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retry_delays_ms", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _build_database_url(self) -> Settings:
+        if not self.database_url:
+            if self.db_host:
+                auth = self.db_user + (f":{self.db_password}" if self.db_password else "")
+                self.database_url = (
+                    f"postgresql+asyncpg://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+                )
+            else:
+                self.database_url = DEFAULT_SQLITE_URL
+        self.database_url = normalize_database_url(self.database_url)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def verification_key(self) -> tuple[str, list[str]]:
+        """The key and algorithms that verify tokens: a PEM public key wins over a secret."""
+        if self.jwt_public_key:
+            return self.jwt_public_key.replace("\\n", "\n"), ["RS256", "ES256"]
+        return self.jwt_secret, ["HS256"]
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URLs operators paste (postgres://, postgresql://, sqlite:///) and pick the
+    async driver, since the whole service runs on asyncio."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings; with neither JWT_SECRET nor JWT_PUBLIC_KEY, use (and create) a
+    random development secret in `.tidings-secret`, so `tidings token` and `tidings serve`
+    agree without any set-up and no guessable default secret ever exists."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if not settings.jwt_secret and not settings.jwt_public_key:
+        settings.jwt_secret = _dev_secret(Path(DEV_SECRET_FILE))
+    return settings
+
+
+def _dev_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return secret
+

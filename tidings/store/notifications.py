@@ -1,0 +1,223 @@
+"""SQL for notifications and their per-medium deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.model import DeliveryStatus, Medium, Status
+from tidings.store.tables import notification_deliveries as deliveries
+from tidings.store.tables import notifications
+
+# Large fan-outs are written in slices: one statement per slice keeps the parameter count
+# under every driver's limit while still being a handful of round trips for 10,000 rows.
+INSERT_SLICE = 1000
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    status: str | None = None
+    unread: bool = False
+    channel: str | None = None
+    type: str | None = None
+
+
+async def insert_many(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]], delivery_rows: Sequence[dict[str, Any]]
+) -> None:
+    for start in range(0, len(rows), INSERT_SLICE):
+        await conn.execute(notifications.insert(), list(rows[start : start + INSERT_SLICE]))
+    for start in range(0, len(delivery_rows), INSERT_SLICE):
+        await conn.execute(
+            deliveries.insert(), list(delivery_rows[start : start + INSERT_SLICE])
+        )
+
+
+def _owned(user_id: str, notification_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(notifications.c.id == notification_id, notifications.c.user_id == user_id)
+
+
+def _visible(now: datetime) -> sa.ColumnElement[bool]:
+    return notifications.c.visible_at <= now
+
+
+async def get_owned(
+    conn: AsyncConnection, user_id: str, notification_id: str, now: datetime
+) -> Row[Any] | None:
+    result = await conn.execute(
+        sa.select(notifications).where(_owned(user_id, notification_id), _visible(now))
+    )
+    return result.first()
+
+
+async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Row[Any]]:
+    if not ids:
+        return []
+    result = await conn.execute(sa.select(notifications).where(notifications.c.id.in_(ids)))
+    return list(result)
+
+
+def _filtered(user_id: str, now: datetime, flt: ListFilter) -> list[sa.ColumnElement[bool]]:
+    clauses = [notifications.c.user_id == user_id, _visible(now)]
+    if flt.status:
+        clauses.append(notifications.c.status == flt.status)
+    if flt.unread:
+        clauses.append(notifications.c.status != Status.READ.value)
+    if flt.channel:
+        clauses.append(notifications.c.channel == flt.channel)
+    if flt.type:
+        clauses.append(notifications.c.type == flt.type)
+    return clauses
+
+
+async def list_page(
+    conn: AsyncConnection,
+    user_id: str,
+    now: datetime,
+    flt: ListFilter,
+    limit: int,
+    before: tuple[datetime, str] | None,
+) -> list[Row[Any]]:
+    """Newest first, keyset-paginated on (visible_at, id); `limit + 1` rows tell whether
+    another page exists."""
+    clauses = _filtered(user_id, now, flt)
+    if before is not None:
+        clauses.append(
+            sa.tuple_(notifications.c.visible_at, notifications.c.id) < sa.tuple_(*before)
+        )
+    query = (
+        sa.select(notifications)
+        .where(*clauses)
+        .order_by(notifications.c.visible_at.desc(), notifications.c.id.desc())
+        .limit(limit + 1)
+    )
+    return list(await conn.execute(query))
+
+
+async def count_unread(
+    conn: AsyncConnection, user_id: str, now: datetime, channel: str | None, type_: str | None
+) -> int:
+    flt = ListFilter(unread=True, channel=channel, type=type_)
+    query = sa.select(sa.func.count()).select_from(notifications).where(
+        *_filtered(user_id, now, flt)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def in_app_after(
+    conn: AsyncConnection,
+    user_id: str,
+    after: tuple[datetime, str],
+    now: datetime,
+    limit: int,
+) -> list[Row[Any]]:
+    """In-app notifications that became visible after `after`, oldest first."""
+    query = (
+        sa.select(notifications)
+        .where(
+            notifications.c.user_id == user_id,
+            notifications.c.in_app.is_(True),
+            _visible(now),
+            sa.tuple_(notifications.c.visible_at, notifications.c.id) > sa.tuple_(*after),
+        )
+        .order_by(notifications.c.visible_at, notifications.c.id)
+        .limit(limit)
+    )
+    return list(await conn.execute(query))
+
+
+async def set_status(
+    conn: AsyncConnection,
+    user_id: str,
+    notification_id: str,
+    now: datetime,
+    status: Status,
+) -> tuple[Row[Any] | None, bool]:
+    """Move a notification to `delivered` or `read`; returns (row, changed).
+
+    `delivered` never overrides `read`; both set their timestamp once. The conditional
+    UPDATE makes concurrent acks from several tabs race-free.
+    """
+    if status is Status.DELIVERED:
+        allowed = [Status.PENDING.value, Status.FAILED.value]
+        values: dict[str, Any] = {"status": status.value, "delivered_at": now}
+    else:
+        allowed = [Status.PENDING.value, Status.FAILED.value, Status.DELIVERED.value]
+        values = {
+            "status": status.value,
+            "read_at": now,
+            "delivered_at": sa.func.coalesce(notifications.c.delivered_at, now),
+        }
+    result = await conn.execute(
+        notifications.update()
+        .where(_owned(user_id, notification_id), _visible(now), notifications.c.status.in_(allowed))
+        .values(**values)
+        .returning(*notifications.c)
+    )
+    row = result.first()
+    if row is not None:
+        await conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.notification_id == notification_id,
+                deliveries.c.medium == Medium.IN_APP.value,
+            )
+            .values(status=DeliveryStatus.DELIVERED.value, updated_at=now)
+        )
+        return row, True
+    return await get_owned(conn, user_id, notification_id, now), False
+
+
+async def delete_owned(
+    conn: AsyncConnection, user_id: str, notification_id: str, now: datetime
+) -> bool:
+    # Deliveries go first rather than relying on ON DELETE CASCADE, which SQLite only
+    # honours with its foreign_keys pragma on.
+    owned = sa.select(notifications.c.id).where(_owned(user_id, notification_id), _visible(now))
+    await conn.execute(deliveries.delete().where(deliveries.c.notification_id.in_(owned)))
+    result = await conn.execute(
+        notifications.delete().where(_owned(user_id, notification_id), _visible(now))
+    )
+    return bool(result.rowcount)
+
+
+async def claim_due_in_app(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    """Claim in-app deliveries whose time has come (scheduled notifications) and mark them
+    sent; returns their notification ids. SKIP LOCKED lets several nodes claim side by side
+    on PostgreSQL; SQLite has one writer, so the clause is simply left out there."""
+    due = (
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.medium == Medium.IN_APP.value,
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
+        )
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(status=DeliveryStatus.SENT.value, attempts=deliveries.c.attempts + 1,
+                updated_at=now)
+        .returning(deliveries.c.notification_id)
+    )
+    return [row.notification_id for row in result]
+
+
+async def next_due_in_app(conn: AsyncConnection) -> datetime | None:
+    result = await conn.execute(
+        sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.medium == Medium.IN_APP.value,
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+        )
+    )
+    value = result.scalar_one_or_none()
+    return value  # type: ignore[no-any-return]

@@ -1,0 +1,127 @@
+"""Table definitions (SQLAlchemy Core), the single source the migrations are written from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timestamps are stored as UTC and always come back timezone-aware.
+
+    SQLite has no time zones: values are stored naive in UTC, so text order is time order.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+JSONData = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("scheduled_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # When the user may see it: created_at, or scheduled_at for a future schedule. Lists,
+    # counts and missed-notification replay go by this instant, so a scheduled notification
+    # shows up (and counts as missed) from the moment it is due, not from its creation.
+    sa.Column("visible_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("read_at", UTCDateTime, nullable=True),
+    sa.Column("data", JSONData, nullable=True),
+    sa.Column("in_app", sa.Boolean, nullable=False),
+    sa.Column("producer", sa.String(255), nullable=False),
+    sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
+    sa.Index("ix_notifications_user_status", "user_id", "status"),
+)
+
+notification_deliveries = sa.Table(
+    "notification_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column(
+        "notification_id",
+        sa.String(36),
+        sa.ForeignKey("notifications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("medium", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("locked_until", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("provider_message_id", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("notification_id", "medium"),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+preferences = sa.Table(
+    "user_notification_preferences",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("notification_type", sa.String(100), primary_key=True),
+    sa.Column("email_enabled", sa.Boolean, nullable=False),
+    sa.Column("push_enabled", sa.Boolean, nullable=False),
+    sa.Column("in_app_enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_subscriptions_channel", "channel", "user_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("producer", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", JSONData, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
