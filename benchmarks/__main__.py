@@ -7,8 +7,9 @@ import asyncio
 import math
 import os
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from . import scenarios
 from .loopback import NotLoopbackError, parse_target
@@ -26,22 +27,59 @@ CONNS_PER_PROCESS = 15_000  # below the 20,000 open-file limit, with room for th
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target and load generator")
     group.add_argument("--url", help="measure the server already running here (loopback only)")
-    group.add_argument("--target", choices=KINDS, default="tidings", help="server to start when --url is not given")
-    group.add_argument("--server-pid", type=int, help="pid for RSS/CPU (default: the listener of the port)")
-    group.add_argument("--jwt-secret", default=default_secret(), help="HS256 secret (default: $JWT_SECRET or bench-secret)")
-    group.add_argument("--processes", type=int, help="lean-client worker processes (default: 1 per 15k clients; 0: inline)")
-    group.add_argument("--source-addresses", type=int, default=0, help="bind workers to 127.0.0.2.. (for >28k clients)")
-    group.add_argument("--full-clients", type=int, default=0, help="python-socketio clients beside the lean ones")
-    group.add_argument("--connect-concurrency", type=int, default=200, help="connects in flight, all workers together")
+    group.add_argument(
+        "--target", choices=KINDS, default="tidings", help="server to start when --url is not given"
+    )
+    group.add_argument(
+        "--server-pid", type=int, help="pid for RSS/CPU (default: the listener of the port)"
+    )
+    group.add_argument(
+        "--jwt-secret",
+        default=default_secret(),
+        help="HS256 secret (default: $JWT_SECRET or bench-secret)",
+    )
+    group.add_argument(
+        "--processes",
+        type=int,
+        help="lean-client worker processes (default: 1 per 15k clients; 0: inline)",
+    )
+    group.add_argument(
+        "--source-addresses",
+        type=int,
+        default=0,
+        help="bind workers to 127.0.0.2.. (for >28k clients)",
+    )
+    group.add_argument(
+        "--full-clients", type=int, default=0, help="python-socketio clients beside the lean ones"
+    )
+    group.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=200,
+        help="connects in flight, all workers together",
+    )
     group.add_argument("--http", choices=("raw", "httpx"), default="raw", help="sender HTTP client")
-    group.add_argument("--http-connections", type=int, default=32, help="sender keep-alive connections")
-    group.add_argument("--settle", type=float, default=10.0, help="seconds to wait for stragglers before counting losses")
-    group.add_argument("--no-pin", action="store_true", help="do not pin a started server and the generator to cores")
+    group.add_argument(
+        "--http-connections", type=int, default=32, help="sender keep-alive connections"
+    )
+    group.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds to wait for stragglers before counting losses",
+    )
+    group.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin a started server and the generator to cores",
+    )
     group.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Tidings load tool (loopback only).")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Tidings load tool (loopback only)."
+    )
     sub = parser.add_subparsers(dest="scenario", required=True)
 
     p = sub.add_parser("connections", help="connect all, hold, count drops and heartbeats")
@@ -86,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0)
     _common(p)
 
-    p = sub.add_parser("compare", help="connections, targeted, fanout against --target and a peer; ratios")
+    p = sub.add_parser(
+        "compare", help="connections, targeted, fanout against --target and a peer; ratios"
+    )
     p.add_argument("--peer", choices=("node", "pysio"), default="node")
     p.add_argument("--clients", type=int, default=10_000)
     p.add_argument("--hold", type=float, default=10.0)
@@ -98,10 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @asynccontextmanager
-async def served(args: argparse.Namespace, kind: str, history: bool = False) -> AsyncIterator[scenarios.Options]:
+async def served(
+    args: argparse.Namespace, kind: str, history: bool = False
+) -> AsyncIterator[scenarios.Options]:
     """Options for a run against ``--url``, or against a server of ``kind`` started here."""
     clients = max(getattr(args, "clients", 0) or 0, getattr(args, "subscribers", 0) or 0)
-    processes = args.processes if args.processes is not None else max(1, math.ceil(clients / CONNS_PER_PROCESS))
+    processes = (
+        args.processes
+        if args.processes is not None
+        else max(1, math.ceil(clients / CONNS_PER_PROCESS))
+    )
     options = dict(
         jwt_secret=args.jwt_secret,
         processes=processes,
@@ -115,10 +161,14 @@ async def served(args: argparse.Namespace, kind: str, history: bool = False) -> 
     if args.url and kind == args.target:
         target = parse_target(args.url)
         pid = args.server_pid or pid_listening_on(target.port)
-        yield scenarios.Options(target=target, target_name=f"{kind} at {args.url}", server_pid=pid, **options)
+        yield scenarios.Options(
+            target=target, target_name=f"{kind} at {args.url}", server_pid=pid, **options
+        )
         return
     pin = not args.no_pin and len(os.sched_getaffinity(0)) > 1
-    server = await start_server(kind, args.jwt_secret, cpu=SERVER_CPU if pin else None, history=history)
+    server = await start_server(
+        kind, args.jwt_secret, cpu=SERVER_CPU if pin else None, history=history
+    )
     try:
         if pin:
             os.sched_setaffinity(0, {GENERATOR_CPU})
@@ -133,12 +183,19 @@ async def served(args: argparse.Namespace, kind: str, history: bool = False) -> 
         server.stop()
 
 
-async def _one(args: argparse.Namespace, kind: str, history: bool, run: Callable[[scenarios.Options], Awaitable[Report]]) -> Report:
+async def _one(
+    args: argparse.Namespace,
+    kind: str,
+    history: bool,
+    run: Callable[[scenarios.Options], Awaitable[Report]],
+) -> Report:
     async with served(args, kind, history) as options:
         return await run(options)
 
 
-def _runner(args: argparse.Namespace) -> tuple[Callable[[scenarios.Options], Awaitable[Report]], bool]:
+def _runner(
+    args: argparse.Namespace,
+) -> tuple[Callable[[scenarios.Options], Awaitable[Report]], bool]:
     """The scenario function for ``args`` and whether a started peer must keep history."""
     name = args.scenario
     if name == "connections":
@@ -152,7 +209,9 @@ def _runner(args: argparse.Namespace) -> tuple[Callable[[scenarios.Options], Awa
     if name == "recovery":
         return lambda o: scenarios.recovery(o, args.clients, args.rate, args.down), True
     if name == "soak":
-        return lambda o: scenarios.soak(o, args.clients, args.minutes, args.rate, args.sample_every), False
+        return lambda o: scenarios.soak(
+            o, args.clients, args.minutes, args.rate, args.sample_every
+        ), False
     raise SystemExit(f"unknown scenario {name}")
 
 
@@ -198,15 +257,19 @@ def main() -> int:
         try:
             parse_target(args.url)
         except NotLoopbackError as exc:
-            raise SystemExit(f"error: {exc}")
+            raise SystemExit(f"error: {exc}") from None
+    try:
+        return _run(main_async(args))
+    except LaunchError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop
-
-        return uvloop.run(main_async(args))
-    except ImportError:
-        return asyncio.run(main_async(args))
-    except LaunchError as exc:
-        raise SystemExit(f"error: {exc}")
+    except ImportError:  # still works, just with a slower load generator
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ class Fleet(Protocol):
     receipts: Receipts
 
     async def connect(self, users: list[str], concurrency: int) -> dict[str, Any]: ...
-    async def call_all(self, event: str, payload: Any, timeout: float) -> dict[str, Any]: ...
+    async def call_all(self, event: str, payload: Any, timeout_s: float) -> dict[str, Any]: ...
     async def drop(self) -> dict[str, Any]: ...
-    async def recover(self, event: str, payload: Any, concurrency: int, timeout: float) -> dict[str, Any]: ...
+    async def recover(
+        self, event: str, payload: Any, concurrency: int, timeout_s: float
+    ) -> dict[str, Any]: ...
     async def reconnect(self, concurrency: int) -> dict[str, Any]: ...
     def stats(self) -> dict[str, Any]: ...
     async def close(self) -> dict[str, Any]: ...
@@ -70,7 +72,9 @@ class LeanFleet:
         await asyncio.gather(*(one(c) for c in clients))
         return _connect_answer(times, errors, failed_users, time.perf_counter() - started)
 
-    async def recover(self, event: str, payload: Any, concurrency: int, timeout: float) -> dict[str, Any]:
+    async def recover(
+        self, event: str, payload: Any, concurrency: int, timeout_s: float
+    ) -> dict[str, Any]:
         """Reconnect every client and have each ask at once for what it missed (with ack)."""
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
@@ -88,7 +92,7 @@ class LeanFleet:
                     return
                 last_connect = max(last_connect, time.perf_counter())
             try:
-                answers.append(await client.call(event, payload, timeout))
+                answers.append(await client.call(event, payload, timeout_s))
             except Exception as exc:
                 errors[f"ack: {_error_name(exc)}"] += 1
 
@@ -97,14 +101,14 @@ class LeanFleet:
         answer["reconnected_s"] = last_connect - started
         return answer
 
-    async def call_all(self, event: str, payload: Any, timeout: float) -> dict[str, Any]:
+    async def call_all(self, event: str, payload: Any, timeout_s: float) -> dict[str, Any]:
         """Every connected client emits ``event`` with an ack; answers are tallied."""
         errors: Counter[str] = Counter()
         answers: list[Any] = []
 
         async def one(client: LeanClient) -> None:
             try:
-                answers.append(await client.call(event, payload, timeout))
+                answers.append(await client.call(event, payload, timeout_s))
             except Exception as exc:
                 errors[_error_name(exc)] += 1
 
@@ -183,7 +187,7 @@ class FullFleet:
                     failed_users.append(user)
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(c, u) for c, u in zip(self.clients, self.users)))
+        await asyncio.gather(*(one(c, u) for c, u in zip(self.clients, self.users, strict=False)))
         return _connect_answer(times, errors, failed_users, time.perf_counter() - started)
 
     async def _connect_one(self, client: Any, user: str) -> None:
@@ -194,7 +198,9 @@ class FullFleet:
             wait_timeout=15,
         )
 
-    async def recover(self, event: str, payload: Any, concurrency: int, timeout: float) -> dict[str, Any]:
+    async def recover(
+        self, event: str, payload: Any, concurrency: int, timeout_s: float
+    ) -> dict[str, Any]:
         self.closing = False
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
@@ -212,22 +218,22 @@ class FullFleet:
                     return
                 last_connect = max(last_connect, time.perf_counter())
             try:
-                answers.append(await client.call(event, payload, timeout=timeout))
+                answers.append(await client.call(event, payload, timeout=timeout_s))
             except Exception as exc:
                 errors[f"ack: {_error_name(exc)}"] += 1
 
-        await asyncio.gather(*(one(c, u) for c, u in zip(self.clients, self.users)))
+        await asyncio.gather(*(one(c, u) for c, u in zip(self.clients, self.users, strict=False)))
         answer = _tally_answers(answers, errors, time.perf_counter() - started)
         answer["reconnected_s"] = last_connect - started
         return answer
 
-    async def call_all(self, event: str, payload: Any, timeout: float) -> dict[str, Any]:
+    async def call_all(self, event: str, payload: Any, timeout_s: float) -> dict[str, Any]:
         errors: Counter[str] = Counter()
         answers: list[Any] = []
 
         async def one(client: Any) -> None:
             try:
-                answers.append(await client.call(event, payload, timeout=timeout))
+                answers.append(await client.call(event, payload, timeout=timeout_s))
             except Exception as exc:
                 errors[_error_name(exc)] += 1
 

@@ -39,7 +39,7 @@ class Receipts:
     recipient in Tidings, so the id alone cannot tell what was sent).
     """
 
-    __slots__ = ("records", "seen", "duplicates", "unmatched", "misrouted", "other_events")
+    __slots__ = ("duplicates", "misrouted", "other_events", "records", "seen", "unmatched")
 
     def __init__(self) -> None:
         # (bench_key, user, latency_ms, notification id)
@@ -52,10 +52,10 @@ class Receipts:
 
     def notification(self, user: str, payload: Any, received_at: float) -> None:
         data = payload.get("data") if isinstance(payload, dict) else None
-        key = data.get("bench_key") if isinstance(data, dict) else None
-        if key is None:
+        if not isinstance(data, dict) or data.get("bench_key") is None:
             self.unmatched += 1
             return
+        key = str(data["bench_key"])
         target = data.get("bench_user")
         if target is not None and target != user:
             self.misrouted += 1
@@ -65,7 +65,9 @@ class Receipts:
             return
         self.seen.add((key, user))
         sent_at = float(data.get("bench_sent_at", received_at))
-        self.records.append((key, user, (received_at - sent_at) * 1000.0, str(payload.get("id", ""))))
+        self.records.append(
+            (key, user, (received_at - sent_at) * 1000.0, str(payload.get("id", "")))
+        )
 
     def reset(self) -> None:
         self.records.clear()
@@ -77,16 +79,16 @@ class LeanClient:
     """One user's Socket.IO connection. ``connect`` may be called again after a close."""
 
     __slots__ = (
-        "user",
-        "token",
-        "receipts",
-        "ws",
-        "reader",
-        "pings",
-        "dropped",
-        "closing",
         "_acks",
         "_next_ack",
+        "closing",
+        "dropped",
+        "pings",
+        "reader",
+        "receipts",
+        "token",
+        "user",
+        "ws",
     )
 
     def __init__(self, user: str, token: str, receipts: Receipts) -> None:
@@ -105,7 +107,9 @@ class LeanClient:
     def connected(self) -> bool:
         return self.reader is not None and not self.reader.done()
 
-    async def connect(self, ws_url: str, local_addr: str | None = None, timeout: float = 15.0) -> float:
+    async def connect(
+        self, ws_url: str, local_addr: str | None = None, timeout_s: float = 15.0
+    ) -> float:
         """Open the WebSocket, authenticate, start the reader; return seconds taken."""
         started = time.perf_counter()
         self.closing = False
@@ -113,15 +117,16 @@ class LeanClient:
         ws = await connect(
             ws_url,
             compression=None,  # browsers negotiate deflate; the server figures here are without it
+            proxy=None,  # loopback only; proxy detection re-reads os.environ per connect (~0.5 ms)
             ping_interval=None,  # Engine.IO v4: the server pings, the client only answers
-            open_timeout=timeout,
+            open_timeout=timeout_s,
             close_timeout=1,
             max_size=None,
             user_agent_header=None,
             **extra,
         )
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout_s):
                 opening = await ws.recv()
                 if not isinstance(opening, str) or not opening.startswith("0"):
                     raise ConnectError(f"expected an Engine.IO open packet, got {opening!r:.80}")
@@ -147,7 +152,7 @@ class LeanClient:
         assert self.ws is not None
         await self.ws.send("42" + json.dumps([event, payload], separators=(",", ":")))
 
-    async def call(self, event: str, payload: Any, timeout: float = 30.0) -> Any:
+    async def call(self, event: str, payload: Any, timeout_s: float = 30.0) -> Any:
         """Emit with an acknowledgement id and wait for the server's ``43<id>`` answer."""
         assert self.ws is not None
         if self._acks is None:
@@ -158,7 +163,7 @@ class LeanClient:
         self._acks[ack_id] = future
         try:
             await self.ws.send(f"42{ack_id}" + json.dumps([event, payload], separators=(",", ":")))
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, timeout_s)
         finally:
             self._acks.pop(ack_id, None)
 

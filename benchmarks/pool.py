@@ -85,7 +85,9 @@ async def _handle(fleet: Fleet, request: dict[str, Any]) -> dict[str, Any]:
     if cmd == "call_all":
         return await fleet.call_all(request["event"], request["payload"], request["timeout"])
     if cmd == "recover":
-        return await fleet.recover(request["event"], request["payload"], request["concurrency"], request["timeout"])
+        return await fleet.recover(
+            request["event"], request["payload"], request["concurrency"], request["timeout"]
+        )
     if cmd == "drop":
         return await fleet.drop()
     if cmd == "stats":
@@ -124,7 +126,10 @@ class Worker:
     async def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
         self._conn.send_bytes(json.dumps({"cmd": cmd, **fields}).encode())
         loop = asyncio.get_running_loop()
-        return json.loads(await loop.run_in_executor(self._executor, self._conn.recv_bytes))
+        answer: dict[str, Any] = json.loads(
+            await loop.run_in_executor(self._executor, self._conn.recv_bytes)
+        )
+        return answer
 
     def stop(self) -> None:
         self._conn.close()
@@ -149,7 +154,10 @@ class InlineWorker:
 
     async def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
         # Through JSON like a real worker, so both kinds answer exactly alike.
-        return json.loads(json.dumps(await _handle(self._fleet, {"cmd": cmd, **fields})))
+        answer: dict[str, Any] = json.loads(
+            json.dumps(await _handle(self._fleet, {"cmd": cmd, **fields}))
+        )
+        return answer
 
     def stop(self) -> None:
         pass
@@ -170,13 +178,19 @@ class Pool:
         full_clients: int = 0,
         cpus: list[int] | None = None,
     ) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=processes + 1, thread_name_prefix="pool-pipe")
+        self.executor = ThreadPoolExecutor(
+            max_workers=processes + 1, thread_name_prefix="pool-pipe"
+        )
         self.lean: list[Worker | InlineWorker] = []
         self.full: Worker | InlineWorker | None = None
         self.full_clients = full_clients
         if processes == 0:
             source = source_addrs[0] if source_addrs else None
-            self.lean.append(InlineWorker(WorkerSpec("lean", target.http_url, target.ws_url, secret, source, None)))
+            self.lean.append(
+                InlineWorker(
+                    WorkerSpec("lean", target.http_url, target.ws_url, secret, source, None)
+                )
+            )
         for i in range(processes):
             source = source_addrs[i % len(source_addrs)] if source_addrs else None
             cpu = cpus[i % len(cpus)] if cpus else None
@@ -214,11 +228,11 @@ class Pool:
                 total[key] = total.get(key, 0) + int(value)
         return total
 
-    async def wait_received(self, expected: int, timeout: float, poll: float = 0.1) -> float:
-        """Poll until ``expected`` distinct receipts arrived or ``timeout``; return wait time."""
+    async def wait_received(self, expected: int, timeout_s: float, poll: float = 0.1) -> float:
+        """Poll until ``expected`` distinct receipts arrived or ``timeout_s``; return wait time."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        while loop.time() - started < timeout:
+        while loop.time() - started < timeout_s:
             if (await self.stats())["received"] >= expected:
                 break
             await asyncio.sleep(poll)
@@ -227,7 +241,7 @@ class Pool:
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self.all("close"), timeout=30)
-        except (asyncio.TimeoutError, EOFError, BrokenPipeError, OSError):
+        except (TimeoutError, EOFError, BrokenPipeError, OSError):
             pass
         for worker in self.workers:
             worker.stop()

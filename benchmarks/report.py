@@ -40,7 +40,12 @@ class Report:
         self.figures.update(figures)
 
     def to_json(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "target": self.target, "figures": self.figures, "notes": self.notes}
+        return {
+            "scenario": self.scenario,
+            "target": self.target,
+            "figures": self.figures,
+            "notes": self.notes,
+        }
 
     def table(self) -> str:
         rows = [(key, _format(value)) for key, value in self.figures.items()]
@@ -66,13 +71,19 @@ def _format(value: Any) -> str:
 def comparison_table(tidings: list[Report], peer: list[Report]) -> str:
     """Tidings / peer for every numeric figure the two runs share."""
     lines = []
-    for ours, theirs in zip(tidings, peer):
+    for ours, theirs in zip(tidings, peer, strict=False):
         lines.append(f"== {ours.scenario}: {ours.target} / {theirs.target} ==")
         for key, value in ours.figures.items():
             other = theirs.figures.get(key)
-            if isinstance(value, (int, float)) and isinstance(other, (int, float)) and not isinstance(value, bool):
+            if (
+                isinstance(value, (int, float))
+                and isinstance(other, (int, float))
+                and not isinstance(value, bool)
+            ):
                 ratio = value / other if other else math.nan
-                lines.append(f"  {key:<28} {_format(value):>14} {_format(other):>14}   x{_format(ratio)}")
+                lines.append(
+                    f"  {key:<28} {_format(value):>14} {_format(other):>14}   x{_format(ratio)}"
+                )
     return "\n".join(lines)
 
 

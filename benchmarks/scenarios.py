@@ -11,14 +11,20 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .loopback import Target, source_addresses
-from .pool import Pool
+from .pool import Pool, Worker
 from .report import Report, latency_summary
-from .sender import SendLog, Sender, make_transport, random_picker
-from .servermon import Sample, ServerMonitor, cpu_percent, processes_cpu_seconds
+from .sender import Sender, SendLog, make_transport, random_picker
+from .servermon import (
+    Sample,
+    ServerMonitor,
+    cpu_percent,
+    machine_busy_seconds,
+    processes_cpu_seconds,
+)
 from .tokens import service_token, user_ids
 
 
@@ -42,7 +48,7 @@ class Options:
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Bench:
@@ -59,7 +65,10 @@ class Bench:
             options.generator_cpus,
         )
         self.transport = make_transport(
-            options.http, options.target, service_token(options.jwt_secret), options.http_connections
+            options.http,
+            options.target,
+            service_token(options.jwt_secret),
+            options.http_connections,
         )
         self.monitor = ServerMonitor(options.server_pid) if options.server_pid else None
         self.run_id = uuid.uuid4().hex[:8]
@@ -79,7 +88,7 @@ class Bench:
         return self.monitor.sample() if self.monitor else None
 
     def generator_cpu(self) -> float:
-        pids = [w.process.pid for w in self.pool.workers if hasattr(w, "process")]
+        pids = [w.process.pid for w in self.pool.workers if isinstance(w, Worker) and w.process.pid]
         return processes_cpu_seconds(pids)
 
     async def connect(self, count: int, report: Report) -> list[str]:
@@ -88,11 +97,14 @@ class Bench:
         await self.pool.all("stats")  # wait until every worker process is up and listening
         before = self.server_sample()
         generator_before = self.generator_cpu()
+        machine_before = machine_busy_seconds()
         answers = await self.pool.connect(users, self.options.connect_concurrency)
         after = self.server_sample()
         # Connect time is the lean workers' own (token minting excluded); the few full
         # clients connect beside them but would only blur the figure.
-        lean = [a for w, a in zip(self.pool.workers, answers) if w.spec.kind == "lean"]
+        lean = [
+            a for w, a in zip(self.pool.workers, answers, strict=False) if w.spec.kind == "lean"
+        ]
         elapsed = max(a["elapsed_s"] for a in lean)
         lean_connected = sum(a["connected"] for a in lean)
         failed = {u for a in answers for u in a["failed_users"]}
@@ -117,22 +129,34 @@ class Bench:
             report.add(
                 server_rss_before_mb=before.rss_bytes / 2**20,
                 server_rss_after_connect_mb=after.rss_bytes / 2**20,
-                server_rss_per_conn_kb=(after.rss_bytes - before.rss_bytes) / len(self.users) / 1024,
+                server_rss_per_conn_kb=(after.rss_bytes - before.rss_bytes)
+                / len(self.users)
+                / 1024,
                 server_cpu_connect_pct=cpu_percent(before, after),
             )
         if elapsed:
-            report.add(generator_cpu_connect_pct=100.0 * (self.generator_cpu() - generator_before) / elapsed)
+            generator = self.generator_cpu() - generator_before
+            server = (after.cpu_s - before.cpu_s) if before and after else 0.0
+            others = machine_busy_seconds() - machine_before - generator - server
+            report.add(
+                generator_cpu_connect_pct=100.0 * generator / elapsed,
+                other_cpu_connect_pct=100.0 * max(0.0, others) / elapsed,
+            )
         return self.users
 
-    async def deliveries(self, expected: set[tuple[str, str]], report: Report, settle_s: float | None = None) -> None:
+    async def deliveries(
+        self, expected: set[tuple[str, str]], report: Report, settle_s: float | None = None
+    ) -> None:
         """Wait for every expected (key, user) receipt, then count latency, loss, extras."""
-        waited = await self.pool.wait_received(len(expected), self.options.settle_s if settle_s is None else settle_s)
+        waited = await self.pool.wait_received(
+            len(expected), self.options.settle_s if settle_s is None else settle_s
+        )
         answers = await self.pool.all("collect", reset=True)
         lean_ms: list[float] = []
         full_ms: list[float] = []
         received: set[tuple[str, str]] = set()
         unexpected = duplicates = misrouted = unmatched = 0
-        for worker, answer in zip(self.pool.workers, answers):
+        for worker, answer in zip(self.pool.workers, answers, strict=False):
             bucket = full_ms if worker.spec.kind == "full" else lean_ms
             for key, user, latency, _id in answer["records"]:
                 if (key, user) in expected:
@@ -182,18 +206,30 @@ class Bench:
         if log.errors:
             report.add(create_error_kinds=dict(log.errors.most_common(5)))
 
+    def phase_start(self) -> tuple[Sample | None, float, float]:
+        return self.server_sample(), self.generator_cpu(), machine_busy_seconds()
+
     async def load_figures(
-        self, report: Report, server_before: Sample | None, generator_before: float, wall_s: float
+        self, report: Report, start: tuple[Sample | None, float, float], wall_s: float
     ) -> None:
-        """CPU of both sides over a phase: tells whether the server or the generator limited it."""
+        """CPU of both sides over a phase: tells whether the server or the generator limited
+        it, and how much other processes on the machine took meanwhile."""
+        server_before, generator_before, machine_before = start
         server_after = self.server_sample()
+        server_s = 0.0
         if server_before and server_after:
+            server_s = server_after.cpu_s - server_before.cpu_s
             report.add(
                 server_cpu_pct=cpu_percent(server_before, server_after),
                 server_rss_mb=server_after.rss_bytes / 2**20,
             )
         if wall_s > 0:
-            report.add(generator_cpu_pct=100.0 * (self.generator_cpu() - generator_before) / wall_s)
+            generator_s = self.generator_cpu() - generator_before
+            others = machine_busy_seconds() - machine_before - generator_s - server_s
+            report.add(
+                generator_cpu_pct=100.0 * generator_s / wall_s,
+                other_cpu_pct=100.0 * max(0.0, others) / wall_s,
+            )
 
 
 def _limit_note(report: Report) -> None:
@@ -203,6 +239,12 @@ def _limit_note(report: Report) -> None:
         report.notes.append(f"server CPU-bound ({server:.0f}% of a core)")
     if isinstance(generator, float) and generator > 85:
         report.notes.append(f"load generator busy ({generator:.0f}% of a core over its processes)")
+    for key in ("other_cpu_pct", "other_cpu_connect_pct"):
+        other = report.figures.get(key)
+        if isinstance(other, float) and other > 20:
+            report.notes.append(
+                f"other processes took {other:.0f}% of a core ({key}): figures disturbed"
+            )
 
 
 async def connections(options: Options, clients: int, hold_s: float) -> Report:
@@ -210,17 +252,17 @@ async def connections(options: Options, clients: int, hold_s: float) -> Report:
     async with Bench(options) as bench:
         await bench.connect(clients, report)
         before = await bench.pool.stats()
-        server_before = bench.server_sample()
-        generator_before = bench.generator_cpu()
+        start = bench.phase_start()
         await asyncio.sleep(hold_s)
         after = await bench.pool.stats()
-        await bench.load_figures(report, server_before, generator_before, hold_s)
+        await bench.load_figures(report, start, hold_s)
         report.add(
             hold_s=hold_s,
             still_connected=after["connected"],
             drops=after["drops"] - before["drops"],
             heartbeats_answered=after["pings"] - before["pings"],
         )
+    _limit_note(report)
     return report
 
 
@@ -232,10 +274,10 @@ async def targeted(options: Options, clients: int, rate: float, duration_s: floa
             report.notes.append("no client connected")
             return report
         sender = bench.sender()
-        server_before, generator_before = bench.server_sample(), bench.generator_cpu()
+        start = bench.phase_start()
         started = time.perf_counter()
         log = await sender.run_rate(rate, duration_s, random_picker(users))
-        await bench.load_figures(report, server_before, generator_before, time.perf_counter() - started)
+        await bench.load_figures(report, start, time.perf_counter() - started)
         report.add(offered_rate_per_s=rate)
         bench.sender_figures(log, report)
         await bench.deliveries(set(log.created.items()), report)
@@ -248,7 +290,10 @@ async def fanout(options: Options, subscribers: int, channel: str, rounds: int) 
     async with Bench(options) as bench:
         users = await bench.connect(subscribers, report)
         answers = await bench.pool.all(
-            "call_all", event="subscribe", payload={"channels": [channel]}, timeout=options.ack_timeout_s
+            "call_all",
+            event="subscribe",
+            payload={"channels": [channel]},
+            timeout=options.ack_timeout_s,
         )
         report.add(
             subscribed=sum(a["ok"] for a in answers),
@@ -279,6 +324,7 @@ async def fanout(options: Options, subscribers: int, channel: str, rounds: int) 
             last_receipt_median_ms=statistics.median(last_ms) if last_ms else float("nan"),
             last_receipt_each_ms=[round(v, 1) for v in last_ms],
         )
+    _limit_note(report)
     return report
 
 
@@ -290,13 +336,15 @@ async def burst(options: Options, clients: int, count: int, concurrency: int) ->
             report.notes.append("no client connected")
             return report
         sender = bench.sender()
-        server_before, generator_before = bench.server_sample(), bench.generator_cpu()
+        start = bench.phase_start()
         started = time.perf_counter()
         log = await sender.run_burst(count, concurrency, random_picker(users))
-        await bench.load_figures(report, server_before, generator_before, time.perf_counter() - started)
+        await bench.load_figures(report, start, time.perf_counter() - started)
         report.add(concurrency=concurrency)
         bench.sender_figures(log, report)
-        await bench.deliveries(set(log.created.items()), report, settle_s=max(options.settle_s, 30.0))
+        await bench.deliveries(
+            set(log.created.items()), report, settle_s=max(options.settle_s, 30.0)
+        )
     _limit_note(report)
     return report
 
@@ -342,11 +390,16 @@ async def recovery(options: Options, clients: int, rate: float, down_s: float) -
         if errors:
             report.add(recover_errors=errors)
         await bench.deliveries(expected, report, settle_s=0.0)
-        report.notes.append("latency here counts from creation, i.e. includes the time clients were down")
+        report.notes.append(
+            "latency here counts from creation, i.e. includes the time clients were down"
+        )
+    _limit_note(report)
     return report
 
 
-async def soak(options: Options, clients: int, minutes: float, rate: float, sample_every_s: float = 10.0) -> Report:
+async def soak(
+    options: Options, clients: int, minutes: float, rate: float, sample_every_s: float = 10.0
+) -> Report:
     report = Report("soak", options.target_name)
     async with Bench(options) as bench:
         users = await bench.connect(clients, report)
@@ -354,12 +407,16 @@ async def soak(options: Options, clients: int, minutes: float, rate: float, samp
             report.notes.append("no client connected")
             return report
         stop = asyncio.Event()
-        sampler = asyncio.create_task(bench.monitor.sample_every(sample_every_s, stop)) if bench.monitor else None
+        sampler = (
+            asyncio.create_task(bench.monitor.sample_every(sample_every_s, stop))
+            if bench.monitor
+            else None
+        )
         first = len(bench.monitor.samples) if bench.monitor else 0
-        server_before, generator_before = bench.server_sample(), bench.generator_cpu()
+        start = bench.phase_start()
         started = time.perf_counter()
         log = await bench.sender().run_rate(rate, minutes * 60.0, random_picker(users))
-        await bench.load_figures(report, server_before, generator_before, time.perf_counter() - started)
+        await bench.load_figures(report, start, time.perf_counter() - started)
         stop.set()
         if sampler:
             await sampler

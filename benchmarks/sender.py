@@ -19,8 +19,9 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .loopback import Target
 
@@ -37,7 +38,7 @@ class _StaleConnection(ConnectionError):
 
 
 class _RawConnection:
-    __slots__ = ("reader", "writer", "last_used")
+    __slots__ = ("last_used", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -196,7 +197,9 @@ class Sender:
         self._counter = itertools.count()
         self.log = SendLog()
 
-    def _body(self, user: str | None, sent_at: float, channel: str | None = None) -> tuple[str, bytes]:
+    def _body(
+        self, user: str | None, sent_at: float, channel: str | None = None
+    ) -> tuple[str, bytes]:
         key = f"{self.run_id}-{next(self._counter)}"
         data: dict[str, Any] = {"bench_sent_at": sent_at, "bench_key": key}
         body: dict[str, Any] = {"type": "bench", "title": "t", "message": "m", "data": data}
@@ -207,7 +210,9 @@ class Sender:
             body["channel"] = channel
         return key, json.dumps(body, separators=(",", ":")).encode()
 
-    async def create(self, user: str | None, sent_at: float | None = None, channel: str | None = None) -> None:
+    async def create(
+        self, user: str | None, sent_at: float | None = None, channel: str | None = None
+    ) -> None:
         """One POST; the outcome lands in ``self.log``. Never raises."""
         now = time.time()
         scheduled = now if sent_at is None else sent_at
@@ -269,7 +274,9 @@ class Sender:
         self.log.elapsed_s += loop.time() - start_mono
         return self.log
 
-    async def run_burst(self, count: int, concurrency: int, pick_user: Callable[[], str]) -> SendLog:
+    async def run_burst(
+        self, count: int, concurrency: int, pick_user: Callable[[], str]
+    ) -> SendLog:
         """As fast as the API takes them, ``concurrency`` requests at a time (closed loop)."""
         loop = asyncio.get_running_loop()
         remaining = iter(range(count))

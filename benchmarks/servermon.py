@@ -18,7 +18,12 @@ def pid_listening_on(port: int) -> int | None:
     """The pid of the process listening on 127.0.0.1:port, when ``--server-pid`` is not given."""
     try:
         for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            if (
+                conn.status == psutil.CONN_LISTEN
+                and conn.laddr
+                and conn.laddr.port == port
+                and conn.pid
+            ):
                 return int(conn.pid)
     except psutil.AccessDenied:
         return None
@@ -61,7 +66,7 @@ class ServerMonitor:
             self.sample()
             try:
                 await asyncio.wait_for(stop.wait(), interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -84,3 +89,10 @@ def processes_cpu_seconds(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot; minus server and generator, what
+    other processes took (a busy machine disturbs the figures, and the report says so)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))

@@ -21,7 +21,9 @@ def default_secret() -> str:
 
 
 def user_token(secret: str, user_id: str) -> str:
-    return jwt.encode({"sub": user_id, "exp": int(time.time()) + TOKEN_TTL_S}, secret, algorithm="HS256")
+    return jwt.encode(
+        {"sub": user_id, "exp": int(time.time()) + TOKEN_TTL_S}, secret, algorithm="HS256"
+    )
 
 
 def service_token(secret: str, subject: str = "bench-sender") -> str:

@@ -15,7 +15,9 @@ extra=""
 [ "${1:-}" = "--dev" ] && extra="[dev]"
 stamp=".venv/.installed${extra}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".${extra}"
+  # (grep drops this machine's notes about missing local mirrors; errors still show)
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install --quiet -e ".${extra}" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import tidings, fastapi, socketio" # fail here if the install did
   touch "$stamp"
 fi

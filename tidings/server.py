@@ -78,7 +78,8 @@ async def serve(
     gc.set_threshold(*GC_THRESHOLDS)
 
     async def when_started() -> None:
-        while not server.started and not server.should_exit:
+        # uvicorn exposes no start-up event, only this flag.
+        while not server.started and not server.should_exit:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         gc.collect()
         gc.freeze()

@@ -88,8 +88,24 @@ def _command(kind: str, port: int, history: bool) -> list[str]:
     raise LaunchError(f"unknown server kind {kind!r}; one of {KINDS}")
 
 
+def _spawn(
+    command: list[str], env: dict[str, str], cwd: str, cpu: int | None
+) -> subprocess.Popen[bytes]:
+    """Start the server (returns at once; the caller polls the port)."""
+
+    def pin() -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
+    return subprocess.Popen(command, env=env, cwd=cwd, preexec_fn=pin)
+
+
 async def start_server(
-    kind: str, jwt_secret: str, cpu: int | None = None, history: bool = False, timeout: float = 60.0
+    kind: str,
+    jwt_secret: str,
+    cpu: int | None = None,
+    history: bool = False,
+    timeout_s: float = 60.0,
 ) -> ServerProcess:
     port = free_port()
     env = dict(os.environ, JWT_SECRET=jwt_secret, PORT=str(port), HOST="127.0.0.1")
@@ -100,15 +116,13 @@ async def start_server(
     workdir = tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")
     cwd = workdir.name
     if kind == "pysio":
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2]), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).parents[2]), env.get("PYTHONPATH", "")]
+        )
 
-    def pin() -> None:
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-
-    process = subprocess.Popen(_command(kind, port, history), env=env, cwd=cwd, preexec_fn=pin)
+    process = _spawn(_command(kind, port, history), env, cwd, cpu)
     server = ServerProcess(kind, port, process, workdir)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             server.stop()
@@ -120,4 +134,4 @@ async def start_server(
         except OSError:
             await asyncio.sleep(0.1)
     server.stop()
-    raise LaunchError(f"{kind} server did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+    raise LaunchError(f"{kind} server did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")

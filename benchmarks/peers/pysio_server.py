@@ -19,8 +19,9 @@ import os
 import re
 import uuid
 import warnings
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 import socketio
@@ -35,7 +36,7 @@ CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_app(secret: str, keep_history: bool) -> socketio.ASGIApp:
@@ -74,7 +75,7 @@ def build_app(secret: str, keep_history: bool) -> socketio.ASGIApp:
         return {"ok": True, "subscribed": ok, "denied": [c for c in wanted if c not in ok]}
 
     @sio.event
-    async def requestMissedNotifications(sid: str, payload: Any) -> dict[str, Any]:  # noqa: N802
+    async def requestMissedNotifications(sid: str, payload: Any) -> dict[str, Any]:
         user = (await sio.get_session(sid))["user"]
         since = payload.get("since", "") if isinstance(payload, dict) else ""
         missed = [n for n in history.get(user, []) if n["created_at"] > since]
@@ -134,7 +135,10 @@ def build_app(secret: str, keep_history: bool) -> socketio.ASGIApp:
 
 async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -15,7 +15,9 @@ from tidings.store.notifications import ListFilter
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
+}
 
 
 @router.post(
@@ -48,7 +50,7 @@ async def list_notifications(
 ) -> JSONResponse:
     flt = ListFilter(status=status.value if status else None, unread=unread, channel=channel,
                      type=type)
-    page = await app.notifications.list(caller, flt, limit, cursor)
+    page = await app.notifications.inbox(caller, flt, limit, cursor)
     return JSONResponse({"items": page.items, "next_cursor": page.next_cursor,
                          "unread_count": page.unread_count})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from tidings.api.deps import App, Caller
@@ -9,19 +11,21 @@ from tidings.api.schemas import ErrorOut, PreferenceList, PreferenceOut
 from tidings.domain.inputs import PreferenceBatch, PreferenceInput
 
 router = APIRouter(prefix="/api/notifications/preferences", tags=["preferences"])
-ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 413, 422, 503)
+}
 
 
 @router.get("", response_model=PreferenceList, responses=ERRORS)
 async def list_preferences(caller: Caller, app: App) -> dict[str, object]:
-    return {"items": await app.preferences.list(caller.user_id)}
+    return {"items": await app.preferences.of_user(caller.user_id)}
 
 
 @router.put("", response_model=PreferenceOut, responses=ERRORS,
             summary="Store one preference; flags left out keep their value")
 async def put_preference(item: PreferenceInput, caller: Caller, app: App) -> dict[str, object]:
     (stored,) = await app.preferences.save(caller.user_id, [item])
-    return stored
+    return dict(stored)
 
 
 @router.post("/bulk", response_model=PreferenceList, responses=ERRORS,

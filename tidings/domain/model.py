@@ -75,7 +75,7 @@ def parse_instant(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def notification_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+def notification_payload(row: Mapping[Any, Any]) -> dict[str, Any]:
     """The notification object of the contract, from a `notifications` row mapping."""
     return {
         "id": row["id"],
@@ -94,7 +94,7 @@ def notification_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def status_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+def status_payload(row: Mapping[Any, Any]) -> dict[str, Any]:
     """The `notificationStatus` event body."""
     return {
         "id": row["id"],

@@ -143,9 +143,14 @@ class SocketGateway:
             principal = self._tokens.verify(token)
         except AuthenticationFailed as exc:
             raise socketio.exceptions.ConnectionRefusedError("Authentication failed") from exc
+        try:
+            channels = await self._subscriptions.channels_of(principal.user_id)
+        except TidingsError as exc:
+            # The client's reconnection logic retries; better than a half-joined socket.
+            raise socketio.exceptions.ConnectionRefusedError(exc.message) from exc
         self._principals[sid] = principal
         await self.server.enter_room(sid, user_room(principal.user_id))
-        for channel in await self._subscriptions.channels_of(principal.user_id):
+        for channel in channels:
             await self.server.enter_room(sid, channel_room(channel))
         self._metrics.connections.inc()
         # The CONNECT packet goes out when this handler returns; greet right after it.

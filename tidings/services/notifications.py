@@ -36,9 +36,8 @@ from tidings.domain.model import (
 from tidings.metrics import Metrics
 from tidings.realtime.fanout import Fanout
 from tidings.services.preferences import PreferenceService
-from tidings.store import idempotency
+from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
-from tidings.store import subscriptions
 from tidings.store.database import Database
 from tidings.store.notifications import ListFilter
 
@@ -165,7 +164,7 @@ class NotificationService:
 
     # -- the user's inbox -----------------------------------------------------------------
 
-    async def list(
+    async def inbox(
         self, principal: Principal, flt: ListFilter, limit: int, cursor: str | None
     ) -> Page:
         before = _decode_cursor(cursor) if cursor else None

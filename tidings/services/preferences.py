@@ -48,7 +48,7 @@ class PreferenceService:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def list(self, user_id: str) -> list[dict[str, Any]]:
+    async def of_user(self, user_id: str) -> list[dict[str, Any]]:
         async with self._db.begin() as conn:
             return [preference_payload(row) for row in await store.list_for_user(conn, user_id)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,17 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tidings.domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    OSError,
+)
 
 
 class Database:
@@ -23,8 +35,15 @@ class Database:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+        """One transaction. A database that cannot be reached (or a pool that stays
+        exhausted) surfaces as `Unavailable`, which the edges answer with 503 / an `error`
+        event: the caller may retry, and nothing was half-written."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except UNAVAILABLE as exc:
+            log.warning("database unavailable: %s", exc)
+            raise Unavailable("the database is unavailable, try again") from exc
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -34,7 +53,7 @@ class Database:
         await self.engine.dispose()
 
     def insert(self, table: sa.Table) -> Any:
-        """An INSERT that supports ON CONFLICT for this dialect (both dialects spell it the same)."""
+        """An INSERT with ON CONFLICT support for this dialect (both spell it the same)."""
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)

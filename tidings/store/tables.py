@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 metadata = sa.MetaData(
@@ -41,7 +42,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-JSONData = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+JSONData = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 notifications = sa.Table(
     "notifications",

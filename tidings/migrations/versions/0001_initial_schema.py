@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-26
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('idempotency_keys',
     sa.Column('producer', sa.String(length=255), nullable=False),
     sa.Column('key', sa.String(length=255), nullable=False),
@@ -92,7 +92,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('notification_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_deliveries_due')
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: install (first time), lint (ruff), types (mypy), and the whole
+# test suite against SQLite and PostgreSQL with line coverage of at least 90%.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k socket -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh --dev
+bash scripts/services.sh
+
+echo "== ruff"
+.venv/bin/ruff check tidings tests
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest --cov --cov-report=term --cov-fail-under=90 -q "$@"

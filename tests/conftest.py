@@ -1,0 +1,225 @@
+"""Fixtures: a real Tidings server on a loopback port, over SQLite and over PostgreSQL,
+with real HTTP and Socket.IO clients. Every test gets its own database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import socketio
+import uvicorn
+
+from tidings.app import create_app
+from tidings.container import Services, build_services
+from tidings.migrate import upgrade
+from tidings.server import bind_sockets, uvicorn_config
+from tidings.services.tokens import TokenService
+from tidings.settings import Settings
+
+PG_DSN = os.environ.get("TIDINGS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SECRET = "test-secret-of-at-least-32-bytes-length!"
+EVENT_TIMEOUT = 5.0
+
+
+def _pg_available() -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+async def _pg_execute(sql: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _pg_url(name: str) -> str:
+    base = PG_DSN.rsplit("/", 1)[0]
+    return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database; each test clones it (CREATE DATABASE ... TEMPLATE),
+    which is far faster than migrating per test."""
+    if not _pg_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN} (required under CI=true)")
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"tidings_tpl_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_execute(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(_pg_url(name))
+        yield name
+    finally:
+        asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "tidings.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"tidings_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield _pg_url(name)
+    finally:
+        asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "jwt_secret": SECRET,
+        "host": "127.0.0.1",
+        "port": 0,
+        "scheduler_interval_s": 0.2,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    services: Services
+    tokens: TokenService
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    def token(self, sub: str, *roles: str, ttl: int = 600) -> str:
+        return self.tokens.mint(sub, roles, ttl)
+
+    def http(self, sub: str | None = None, *roles: str) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token(sub, *roles)}"} if sub else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, timeout=10)
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    services = build_services(settings)
+    config = uvicorn_config(settings)
+    config.app = create_app(settings, services)
+    server = uvicorn.Server(config)
+    sockets = bind_sockets("127.0.0.1", 0)
+    port = sockets[0].getsockname()[1]
+    task = asyncio.create_task(server.serve(sockets=sockets))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return RunningServer(f"http://127.0.0.1:{port}", settings, services,
+                         TokenService(settings), server, task)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    running = await start_server(settings)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+class Client:
+    """A python-socketio client that queues every server event for the test to await."""
+
+    def __init__(self, transports: list[str] | None = None) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.transports = transports
+        self.events: dict[str, asyncio.Queue[Any]] = {}
+        self.sio.on("*", self._record)
+
+    async def _record(self, event: str, *args: Any) -> None:
+        self.queue(event).put_nowait(args[0] if args else None)
+
+    def queue(self, event: str) -> asyncio.Queue[Any]:
+        return self.events.setdefault(event, asyncio.Queue())
+
+    async def next(self, event: str, timeout: float = EVENT_TIMEOUT) -> Any:
+        return await asyncio.wait_for(self.queue(event).get(), timeout)
+
+    async def nothing(self, event: str, wait: float = 0.3) -> bool:
+        """True if no `event` arrives within `wait` seconds (for "not delivered" checks,
+        after a positive event has already shown the server has processed earlier work)."""
+        try:
+            await asyncio.wait_for(self.queue(event).get(), wait)
+        except TimeoutError:
+            return True
+        return False
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(event, data, timeout=EVENT_TIMEOUT)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+@pytest.fixture
+async def connect(server: RunningServer) -> AsyncIterator[Any]:
+    clients: list[Client] = []
+
+    async def _connect(user: str, *, transports: list[str] | None = None,
+                       token: str | None = None) -> Client:
+        client = Client(transports)
+        await client.sio.connect(
+            server.url,
+            auth={"token": token or server.token(user)},
+            transports=transports or ["websocket"],
+            wait_timeout=EVENT_TIMEOUT,
+        )
+        clients.append(client)
+        status = await client.next("connectionStatus")
+        assert status == {"status": "connected", "user_id": user}
+        return client
+
+    yield _connect
+    for client in clients:
+        await client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

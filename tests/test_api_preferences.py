@@ -1,0 +1,110 @@
+"""HTTP preference endpoints and the media decision they drive."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import RunningServer
+from tidings.store.tables import notification_deliveries
+
+
+async def test_preferences_start_empty_and_put_stores_one(server: RunningServer) -> None:
+    async with server.http("alice") as http:
+        assert (await http.get("/api/notifications/preferences")).json() == {"items": []}
+        put = await http.put("/api/notifications/preferences", json={
+            "channel": "orders", "notification_type": "shipped", "email_enabled": False,
+            "push_enabled": True, "in_app_enabled": True})
+        listed = (await http.get("/api/notifications/preferences")).json()
+    assert put.status_code == 200
+    assert put.json() == {"channel": "orders", "notification_type": "shipped",
+                          "email_enabled": False, "push_enabled": True, "in_app_enabled": True}
+    assert listed == {"items": [put.json()]}
+    async with server.http("bob") as http:
+        assert (await http.get("/api/notifications/preferences")).json() == {"items": []}
+
+
+async def test_put_defaults_to_wildcards_and_updates_in_place(server: RunningServer) -> None:
+    async with server.http("alice") as http:
+        await http.put("/api/notifications/preferences", json={"push_enabled": False})
+        updated = await http.put("/api/notifications/preferences", json={"email_enabled": False})
+        listed = (await http.get("/api/notifications/preferences")).json()["items"]
+    assert updated.json() == {"channel": "*", "notification_type": "*", "email_enabled": False,
+                              "push_enabled": False, "in_app_enabled": True}
+    assert listed == [updated.json()]
+
+
+async def test_bulk_is_all_or_nothing(server: RunningServer) -> None:
+    async with server.http("alice") as http:
+        good = await http.post("/api/notifications/preferences/bulk", json={"items": [
+            {"channel": "orders", "email_enabled": False},
+            {"channel": "billing", "push_enabled": False},
+        ]})
+        bad = await http.post("/api/notifications/preferences/bulk", json={"items": [
+            {"channel": "news", "email_enabled": False},
+            {"channel": "bad channel", "email_enabled": False},
+        ]})
+        listed = (await http.get("/api/notifications/preferences")).json()["items"]
+    assert good.status_code == 200 and len(good.json()["items"]) == 2
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field"] == "items.1.channel"
+    assert sorted(item["channel"] for item in listed) == ["billing", "orders"]
+
+
+@pytest.mark.parametrize("body", [
+    {"channel": "orders", "email_enabled": "no"},
+    {"channel": "orders", "email_enabled": 0},
+    {"channel": "orders", "colour": "red"},
+    {"notification_type": "a b"},
+    [],
+])
+async def test_invalid_preference_answers_422(server: RunningServer, body: object) -> None:
+    async with server.http("alice") as http:
+        response = await http.put("/api/notifications/preferences", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+async def _media_of(server: RunningServer, notification_id: str) -> set[str]:
+    async with server.services.db.begin() as conn:
+        rows = await conn.execute(
+            sa.select(notification_deliveries.c.medium).where(
+                notification_deliveries.c.notification_id == notification_id))
+        return set(rows.scalars())
+
+
+async def test_most_specific_preference_row_wins(server: RunningServer) -> None:
+    async with server.http("alice") as http:
+        await http.post("/api/notifications/preferences/bulk", json={"items": [
+            {"channel": "*", "notification_type": "*", "email_enabled": False,
+             "push_enabled": False, "in_app_enabled": True},
+            {"channel": "*", "notification_type": "alert", "push_enabled": True,
+             "email_enabled": False},
+            {"channel": "orders", "notification_type": "*", "email_enabled": True,
+             "push_enabled": False},
+            {"channel": "orders", "notification_type": "alert", "email_enabled": True,
+             "push_enabled": True, "in_app_enabled": False},
+        ]})
+    cases = {
+        ("news", "digest"): {"in_app"},
+        ("news", "alert"): {"in_app", "push"},
+        ("orders", "digest"): {"in_app", "email"},
+        ("orders", "alert"): {"email", "push"},
+    }
+    async with server.http("svc", "service") as http:
+        for (channel, type_), expected in cases.items():
+            note = (await http.post("/api/notifications", json={
+                "user_id": "alice", "channel": channel, "type": type_, "title": "t",
+                "message": "m"})).json()
+            assert await _media_of(server, note["id"]) == expected, (channel, type_)
+
+
+async def test_without_preferences_every_medium_is_chosen(server: RunningServer) -> None:
+    async with server.http("svc", "service") as http:
+        note = (await http.post("/api/notifications", json={
+            "user_id": "newcomer", "type": "t", "title": "t", "message": "m"})).json()
+        chosen = (await http.post("/api/notifications", json={
+            "user_id": "newcomer", "type": "t", "title": "t", "message": "m",
+            "media": ["email"]})).json()
+    assert await _media_of(server, note["id"]) == {"in_app", "email", "push"}
+    assert await _media_of(server, chosen["id"]) == {"email"}

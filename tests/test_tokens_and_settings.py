@@ -1,0 +1,113 @@
+"""Token verification options and settings parsing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tidings.domain.errors import AuthenticationFailed
+from tidings.services.tokens import TokenService
+from tidings.settings import DEFAULT_SQLITE_URL, Settings, load_settings
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def claims(**extra: object) -> dict:
+    return {"sub": "alice", "exp": int(time.time()) + 60, **extra}
+
+
+def test_minted_token_round_trips_with_roles() -> None:
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    principal = tokens.verify(tokens.mint("billing", ["service"], 60))
+    assert principal.user_id == "billing"
+    assert principal.roles == frozenset({"service"})
+    assert principal.may_create
+
+
+@pytest.mark.parametrize("make_key", [
+    lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    lambda: ec.generate_private_key(ec.SECP256R1()),
+])
+def test_public_key_tokens_verify_and_hs256_forgeries_do_not(make_key) -> None:
+    private = make_key()
+    algorithm = "RS256" if isinstance(private, rsa.RSAPrivateKey) else "ES256"
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    tokens = TokenService(settings(jwt_public_key=public_pem.replace("\n", "\\n")))
+    good = jwt.encode(claims(roles=["admin"]), private, algorithm=algorithm)
+    assert tokens.verify(good).roles == frozenset({"admin"})
+    # The classic confusion attack: an HS256 token "signed" with the public key.
+    with pytest.raises(AuthenticationFailed):
+        tokens.verify(jwt.encode(claims(), "x" * 32, algorithm="HS256"))
+    with pytest.raises(AuthenticationFailed):
+        tokens.mint("alice")
+
+
+def test_issuer_and_audience_are_checked_when_configured() -> None:
+    tokens = TokenService(settings(jwt_secret="s" * 32, jwt_issuer="auth", jwt_audience="tid"))
+    assert tokens.verify(tokens.mint("alice")).user_id == "alice"
+    for bad in (claims(iss="auth"), claims(aud="tid"), claims(iss="other", aud="tid")):
+        with pytest.raises(AuthenticationFailed):
+            tokens.verify(jwt.encode(bad, "s" * 32, algorithm="HS256"))
+
+
+@pytest.mark.parametrize("bad", [
+    claims(sub=5), claims(sub=""), claims(roles=[1]), claims(roles={"a": 1}),
+    {"sub": "alice"},
+])
+def test_tokens_with_bad_claims_fail(bad: dict) -> None:
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    with pytest.raises(AuthenticationFailed):
+        tokens.verify(jwt.encode(bad, "s" * 32, algorithm="HS256"))
+
+
+def test_a_single_role_string_is_accepted() -> None:
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    token = jwt.encode(claims(roles="service"), "s" * 32, algorithm="HS256")
+    assert tokens.verify(token).may_create
+
+
+def test_database_url_defaults_and_is_built_from_db_parts() -> None:
+    assert settings().database_url == DEFAULT_SQLITE_URL.replace("sqlite", "sqlite", 1)
+    built = settings(db_host="db.internal", db_port=6543, db_name="n", db_user="u",
+                     db_password="p")
+    assert built.database_url == "postgresql+asyncpg://u:p@db.internal:6543/n"
+    assert not built.is_sqlite
+    assert settings(database_url="postgres://x@h/d").database_url == (
+        "postgresql+asyncpg://x@h/d")
+    assert settings(database_url="sqlite:///./a.db").database_url == (
+        "sqlite+aiosqlite:///./a.db")
+
+
+def test_environment_variables_of_the_contract_are_read(monkeypatch) -> None:
+    monkeypatch.setenv("WEBSOCKET_PORT", "4100")
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("WEBSOCKET_CORS_ORIGIN", "https://a.example, https://b.example")
+    monkeypatch.setenv("RETRY_DELAYS", "10,20")
+    monkeypatch.setenv("MAX_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("JWT_SECRET", "from-env")
+    loaded = settings()
+    assert (loaded.port, loaded.host) == (4100, "0.0.0.0")
+    assert loaded.cors_origins == ["https://a.example", "https://b.example"]
+    assert loaded.retry_delays_ms == [10, 20]
+    assert loaded.max_retry_attempts == 2
+    assert loaded.jwt_secret == "from-env"
+
+
+def test_without_a_secret_a_random_one_is_kept_in_the_working_directory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    monkeypatch.delenv("JWT_PUBLIC_KEY", raising=False)
+    first = load_settings(_env_file=None)
+    second = load_settings(_env_file=None)
+    assert first.jwt_secret and first.jwt_secret == second.jwt_secret
+    assert (tmp_path / ".tidings-secret").stat().st_mode & 0o777 == 0o600
