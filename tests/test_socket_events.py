@@ -296,3 +296,18 @@ async def test_disconnect_updates_connection_gauge(server: RunningServer) -> Non
 
         await asyncio.sleep(0.02)
     assert gauge._value.get() == 0
+
+
+async def test_subscriptions_are_capped_per_user(server: RunningServer, connect) -> None:
+    from tidings.services import subscriptions as module
+
+    alice = await connect("alice")
+    original = module.MAX_SUBSCRIPTIONS
+    module.MAX_SUBSCRIPTIONS = 2
+    try:
+        first = await alice.call("subscribe", {"channels": ["a", "b"]})
+        second = await alice.call("subscribe", {"channels": ["b", "c"]})
+    finally:
+        module.MAX_SUBSCRIPTIONS = original
+    assert first["subscribed"] == ["a", "b"]
+    assert second == {"ok": True, "subscribed": ["b"], "denied": ["c"]}

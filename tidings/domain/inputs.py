@@ -57,7 +57,7 @@ UserId = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 class NotificationDraft(_Input):

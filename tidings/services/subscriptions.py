@@ -36,28 +36,20 @@ class SubscriptionService:
         self._db = db
 
     async def subscribe(self, user_id: str, channels: Sequence[object]) -> SubscriptionResult:
-        result = SubscriptionResult()
-        wanted: list[str] = []
-        for name in channels:
-            if may_join(name) and name not in wanted:
-                wanted.append(name)  # type: ignore[arg-type]
-            elif not may_join(name):
-                result.denied.append(name)
+        valid: list[str] = list(dict.fromkeys(n for n in channels if isinstance(n, str)
+                                              and may_join(n)))
+        denied: list[object] = [n for n in channels if not may_join(n)]
         async with self._db.begin() as conn:
             existing = set(await store.channels_of(conn, user_id))
-            room = MAX_SUBSCRIPTIONS - len(existing)
-            for name in wanted:
-                if name in existing:
-                    result.subscribed.append(name)
-                elif room > 0:
-                    result.subscribed.append(name)
-                    room -= 1
-                else:
-                    result.denied.append(name)
-            await store.add(self._db, conn, user_id,
-                            [name for name in result.subscribed if name not in existing],
-                            utcnow())
-        return result
+            fresh = [name for name in valid if name not in existing]
+            room = max(0, MAX_SUBSCRIPTIONS - len(existing))
+            added, over_limit = fresh[:room], fresh[room:]
+            await store.add(self._db, conn, user_id, added, utcnow())
+        kept = existing.union(added)
+        return SubscriptionResult(
+            subscribed=[name for name in valid if name in kept],
+            denied=denied + over_limit,
+        )
 
     async def unsubscribe(self, user_id: str, channels: Sequence[object]) -> list[str]:
         names = [name for name in channels if isinstance(name, str)]
