@@ -10,21 +10,25 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tidings.container import Services
 from tidings.domain.errors import AuthenticationFailed
 from tidings.domain.model import Principal
+from tidings.services.tokens import TokenService
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Bearer <token>`")
 
 
-def services(request: Request) -> Services:
+# Both are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
+# two thread hops per request for what is a dictionary lookup and a signature check.
+async def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def principal(
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise AuthenticationFailed("missing bearer token")
-    return services(request).tokens.verify(credentials.credentials)
+    tokens: TokenService = request.app.state.services.tokens
+    return tokens.verify(credentials.credentials)
 
 
 App = Annotated[Services, Depends(services)]
