@@ -15,9 +15,13 @@ extra=""
 [ "${1:-}" = "--dev" ] && extra="[dev]"
 stamp=".venv/.installed${extra}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  # (grep drops this machine's notes about missing local mirrors; errors still show)
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install --quiet -e ".${extra}" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import tidings, fastapi, socketio" # fail here if the install did
+  echo "Installing Tidings${extra} into .venv ..."
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
+         .venv/bin/python -m pip install --quiet -e ".${extra}"; } >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2
+    echo "Installing failed (full log: $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi

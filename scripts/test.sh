@@ -8,7 +8,7 @@ bash scripts/bootstrap.sh --dev
 bash scripts/services.sh
 
 echo "== ruff"
-.venv/bin/ruff check tidings tests
+.venv/bin/ruff check tidings tests benchmarks
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

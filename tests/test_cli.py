@@ -102,5 +102,5 @@ async def test_serve_runs_on_the_embedded_default_from_an_empty_directory(
         rest = await asyncio.wait_for(process.stderr.read(), 20)
         await asyncio.wait_for(process.wait(), 20)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal as its exit status.
-    assert b"Application shutdown complete" in rest
+    assert b"Tidings stopped" in rest
     assert process.returncode in (0, -15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,8 @@ from tidings.api.limits import BodySizeLimit
 from tidings.container import Services, build_services
 from tidings.realtime.gateway import SocketGateway
 from tidings.settings import Settings
+
+log = logging.getLogger("tidings")
 
 DESCRIPTION = """Self-hosted real-time notifications. Authenticate with
 `Authorization: Bearer <JWT>`; in-app delivery runs over Socket.IO on the same port
@@ -32,6 +35,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             yield
         finally:
             await services.stop()
+            log.info("Tidings stopped")
 
     api = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)

@@ -64,7 +64,9 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         ws_per_message_deflate=settings.ws_per_message_deflate,
         lifespan="on",
         access_log=False,
-        log_level=settings.log_level,
+        # uvicorn logs every WebSocket open and close at INFO: at 10k connections that is
+        # a log line per connect, so its own logs stay at WARNING unless debugging.
+        log_level="debug" if settings.log_level.lower() == "debug" else "warning",
         timeout_graceful_shutdown=5,
     )
 
