@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
@@ -16,6 +15,7 @@ from tidings.api import errors, health, notifications, preferences
 from tidings.api.limits import BodySizeLimit
 from tidings.container import Services, build_services
 from tidings.realtime.gateway import SocketGateway
+from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.settings import Settings
 
 log = logging.getLogger("tidings")
@@ -54,7 +54,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(health.router)
 
     gateway = SocketGateway(
-        settings,
+        PythonSocketIOTransport(settings),
         services.tokens,
         services.notifications,
         services.preferences,
@@ -62,5 +62,4 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         services.metrics,
     )
     services.fanout.attach(gateway)
-    combined = socketio.ASGIApp(gateway.server, other_asgi_app=api, socketio_path="socket.io")
-    return BodySizeLimit(combined, settings.max_body_bytes)
+    return BodySizeLimit(gateway.transport.asgi(api), settings.max_body_bytes)

@@ -56,7 +56,3 @@ class SubscriptionService:
         async with self._db.begin() as conn:
             await store.remove(conn, user_id, names)
         return names
-
-    async def channels_of(self, user_id: str) -> list[str]:
-        async with self._db.begin() as conn:
-            return await store.channels_of(conn, user_id)
