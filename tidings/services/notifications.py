@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy.exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.errors import Forbidden, NotFound, ValidationFailed
 from tidings.domain.ids import is_uuid, uuid7
@@ -35,6 +36,7 @@ from tidings.domain.model import (
 )
 from tidings.metrics import Metrics
 from tidings.realtime.fanout import Fanout
+from tidings.services.batching import Batcher
 from tidings.services.preferences import PreferenceService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
@@ -42,6 +44,8 @@ from tidings.store.database import Database
 from tidings.store.notifications import ListFilter
 
 REPLAY_CHUNK = 500
+# Creations written per transaction at most, when requests arrive faster than commits.
+WRITE_BATCH = 200
 NOTIFICATION_EVENT = "notification"
 STATUS_EVENT = "notificationStatus"
 
@@ -50,6 +54,22 @@ STATUS_EVENT = "notificationStatus"
 class CreateResult:
     status_code: int  # 201: one notification; 202: an audience of several (or none)
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Job:
+    principal: Principal
+    draft: NotificationDraft
+    key: str | None
+    now: datetime
+    visible_at: datetime
+    scheduled: bool
+
+
+@dataclass(frozen=True)
+class _Written:
+    result: CreateResult
+    rows: list[dict[str, Any]]  # empty when answered from an idempotency key
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,7 @@ class NotificationService:
         self._metrics = metrics
         # Told when a notification is scheduled, so the scheduler can wake early for it.
         self.on_scheduled = on_scheduled
+        self._batcher: Batcher[_Job, _Written] = Batcher(self._write_batch, WRITE_BATCH)
 
     # -- creation -------------------------------------------------------------------------
 
@@ -89,57 +110,82 @@ class NotificationService:
             raise ValidationFailed(
                 "Idempotency-Key must be 1-255 characters", field="Idempotency-Key"
             )
-        try:
-            return await self._create(principal, draft, idempotency_key)
-        except sqlalchemy.exc.IntegrityError:
-            # A concurrent request with the same key committed first: answer its result.
-            if idempotency_key is None:
-                raise
-            async with self._db.begin() as conn:
-                found = await idempotency.find(conn, principal.user_id, idempotency_key)
-            if found is None:
-                raise
-            return CreateResult(*found)
-
-    async def _create(
-        self, principal: Principal, draft: NotificationDraft, key: str | None
-    ) -> CreateResult:
         now = utcnow()
         scheduled = draft.scheduled_at is not None and draft.scheduled_at > now
-        visible_at = draft.scheduled_at if scheduled and draft.scheduled_at else now
-        async with self._db.begin() as conn:
-            if key is not None:
-                found = await idempotency.find(conn, principal.user_id, key)
-                if found is not None:
-                    return CreateResult(*found)
-            recipients = await self._audience(conn, draft)
-            if draft.media is not None:
-                chosen = frozenset(draft.media)
-                media = {user_id: chosen for user_id in recipients}
-            else:
-                media = await self._preferences.media_for(
-                    conn, recipients, draft.channel, draft.type
-                )
-            rows, delivery_rows = _rows(principal, draft, recipients, media, now, visible_at,
-                                        scheduled)
-            await store.insert_many(conn, rows, delivery_rows)
-            if draft.user_id is not None:
-                result = CreateResult(201, notification_payload(rows[0]))
-            else:
-                result = CreateResult(202, {"count": len(rows), "channel": draft.channel})
-            if key is not None:
-                await idempotency.record(conn, principal.user_id, key, result.status_code,
-                                         result.body, now)
+        job = _Job(principal, draft, idempotency_key, now,
+                   draft.scheduled_at if scheduled and draft.scheduled_at else now, scheduled)
+        written = await self._batcher.submit(job)
+        if written.rows:
+            await self._announce(job, written.rows)
+        return written.result
+
+    async def _write_batch(self, jobs: list[_Job]) -> list[_Written | BaseException]:
+        """Write many creations in one transaction (see `batching.py`)."""
+        try:
+            async with self._db.begin() as conn:
+                return [await self._write(conn, job) for job in jobs]
+        except sqlalchemy.exc.IntegrityError:
+            if len(jobs) == 1:
+                return [await self._write_alone(jobs[0])]
+            # Another node committed one of these idempotency keys first; the batch rolled
+            # back whole, so write each alone and let only that one answer from its key.
+            results: list[_Written | BaseException] = []
+            for job in jobs:
+                try:
+                    results.append(await self._write_alone(job))
+                except Exception as exc:
+                    results.append(exc)
+            return results
+
+    async def _write_alone(self, job: _Job) -> _Written:
+        try:
+            async with self._db.begin() as conn:
+                return await self._write(conn, job)
+        except sqlalchemy.exc.IntegrityError:
+            if job.key is None:
+                raise
+            async with self._db.begin() as conn:
+                found = await idempotency.find(conn, job.principal.user_id, job.key)
+            if found is None:
+                raise
+            return _Written(CreateResult(*found), [])
+
+    async def _write(self, conn: AsyncConnection, job: _Job) -> _Written:
+        draft, key = job.draft, job.key
+        if key is not None:
+            found = await idempotency.find(conn, job.principal.user_id, key)
+            if found is not None:
+                return _Written(CreateResult(*found), [])
+        recipients = await self._audience(conn, draft)
+        if draft.media is not None:
+            chosen = frozenset(draft.media)
+            media = {user_id: chosen for user_id in recipients}
+        else:
+            media = await self._preferences.media_for(conn, recipients, draft.channel, draft.type)
+        rows, delivery_rows = _rows(job, recipients, media)
+        await store.insert_many(conn, rows, delivery_rows)
+        if draft.user_id is not None:
+            result = CreateResult(201, notification_payload(rows[0]))
+        else:
+            result = CreateResult(202, {"count": len(rows), "channel": draft.channel})
+        if key is not None:
+            await idempotency.record(conn, job.principal.user_id, key, result.status_code,
+                                     result.body, job.now)
+        return _Written(result, rows)
+
+    async def _announce(self, job: _Job, rows: list[dict[str, Any]]) -> None:
+        """After the commit: count, then emit now or wake the scheduler for later."""
         self._metrics.notifications_created.inc(len(rows))
         live = [row for row in rows if row["in_app"]]
-        if scheduled and live:
+        if not live:
+            return
+        if job.scheduled:
             if self.on_scheduled is not None:
-                self.on_scheduled(visible_at)
-        elif live:
-            await self._publish(draft, live)
-        return result
+                self.on_scheduled(job.visible_at)
+        else:
+            await self._publish(job.draft, live)
 
-    async def _audience(self, conn: Any, draft: NotificationDraft) -> list[str]:
+    async def _audience(self, conn: AsyncConnection, draft: NotificationDraft) -> list[str]:
         if draft.user_id is not None:
             return [draft.user_id]
         if draft.user_ids is not None:
@@ -256,14 +302,9 @@ class NotificationService:
 
 
 def _rows(
-    principal: Principal,
-    draft: NotificationDraft,
-    recipients: Sequence[str],
-    media: dict[str, frozenset[Medium]],
-    now: datetime,
-    visible_at: datetime,
-    scheduled: bool,
+    job: _Job, recipients: Sequence[str], media: dict[str, frozenset[Medium]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    draft, now, visible_at, scheduled = job.draft, job.now, job.visible_at, job.scheduled
     rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     for user_id in recipients:
@@ -285,7 +326,7 @@ def _rows(
             "read_at": None,
             "data": draft.data,
             "in_app": Medium.IN_APP in chosen,
-            "producer": principal.user_id,
+            "producer": job.principal.user_id,
         })
         for medium in sorted(chosen):
             # In-app goes out right after the commit; it is `sent` from the start unless
