@@ -111,3 +111,29 @@ def test_without_a_secret_a_random_one_is_kept_in_the_working_directory(
     second = load_settings(_env_file=None)
     assert first.jwt_secret and first.jwt_secret == second.jwt_secret
     assert (tmp_path / ".tidings-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_remembered_token_still_expires(monkeypatch) -> None:
+    from tidings.services import tokens as module
+
+    monkeypatch.setattr(module, "LEEWAY_S", 0)
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    token = tokens.mint("alice", (), ttl_s=1)
+    assert tokens.verify(token).user_id == "alice"
+    assert token in tokens._verified
+    time.sleep(1.1)  # the expiry itself: wall-clock time has to pass
+    with pytest.raises(AuthenticationFailed):
+        tokens.verify(token)
+    assert token not in tokens._verified
+
+
+def test_the_memory_of_verified_tokens_is_bounded(monkeypatch) -> None:
+    from tidings.services import tokens as module
+
+    monkeypatch.setattr(module, "CACHE_SIZE", 3)
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    minted = [tokens.mint(f"user{i}") for i in range(5)]
+    for token in minted:
+        tokens.verify(token)
+    assert len(tokens._verified) == 3
+    assert all(tokens.verify(token).user_id == f"user{i}" for i, token in enumerate(minted))

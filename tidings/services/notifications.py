@@ -123,7 +123,11 @@ class NotificationService:
         """Write many creations in one transaction (see `batching.py`)."""
         try:
             async with self._db.begin() as conn:
-                return [await self._write(conn, job) for job in jobs]
+                plain = [job for job in jobs if job.key is None and _addressed(job.draft)]
+                bulk = dict(zip(map(id, plain), await self._write_bulk(conn, plain),
+                                strict=True))
+                return [bulk[id(job)] if id(job) in bulk else await self._write(conn, job)
+                        for job in jobs]
         except sqlalchemy.exc.IntegrityError:
             if len(jobs) == 1:
                 return [await self._write_alone(jobs[0])]
@@ -150,6 +154,38 @@ class NotificationService:
                 raise
             return _Written(CreateResult(*found), [])
 
+    async def _write_bulk(self, conn: AsyncConnection, jobs: list[_Job]) -> list[_Written]:
+        """Creations addressed to users and without idempotency key, written together: one
+        preference query per (channel, type) and one INSERT per table for the batch."""
+        if not jobs:
+            return []
+        audiences = [_direct_audience(job.draft) for job in jobs]
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for job, recipients in zip(jobs, audiences, strict=True):
+            if job.draft.media is None:
+                wanted.setdefault((job.draft.channel, job.draft.type), set()).update(recipients)
+        decided = {
+            (channel, type_): await self._preferences.media_for(conn, sorted(users), channel,
+                                                                type_)
+            for (channel, type_), users in wanted.items()
+        }
+        written: list[_Written] = []
+        all_rows: list[dict[str, Any]] = []
+        all_deliveries: list[dict[str, Any]] = []
+        for job, recipients in zip(jobs, audiences, strict=True):
+            draft = job.draft
+            if draft.media is not None:
+                chosen = frozenset(draft.media)
+                media = {user_id: chosen for user_id in recipients}
+            else:
+                media = decided[(draft.channel, draft.type)]
+            rows, delivery_rows = _rows(job, recipients, media)
+            all_rows.extend(rows)
+            all_deliveries.extend(delivery_rows)
+            written.append(_Written(_answer(draft, rows), rows))
+        await store.insert_many(conn, all_rows, all_deliveries)
+        return written
+
     async def _write(self, conn: AsyncConnection, job: _Job) -> _Written:
         draft, key = job.draft, job.key
         if key is not None:
@@ -164,10 +200,7 @@ class NotificationService:
             media = await self._preferences.media_for(conn, recipients, draft.channel, draft.type)
         rows, delivery_rows = _rows(job, recipients, media)
         await store.insert_many(conn, rows, delivery_rows)
-        if draft.user_id is not None:
-            result = CreateResult(201, notification_payload(rows[0]))
-        else:
-            result = CreateResult(202, {"count": len(rows), "channel": draft.channel})
+        result = _answer(draft, rows)
         if key is not None:
             await idempotency.record(conn, job.principal.user_id, key, result.status_code,
                                      result.body, job.now)
@@ -186,14 +219,12 @@ class NotificationService:
             await self._publish(job.draft, live)
 
     async def _audience(self, conn: AsyncConnection, draft: NotificationDraft) -> list[str]:
-        if draft.user_id is not None:
-            return [draft.user_id]
-        if draft.user_ids is not None:
-            return list(dict.fromkeys(draft.user_ids))
+        if _addressed(draft):
+            return _direct_audience(draft)
         return await subscriptions.subscribers_of(conn, draft.channel)
 
     async def _publish(self, draft: NotificationDraft, rows: Sequence[dict[str, Any]]) -> None:
-        if draft.user_id is None and draft.user_ids is None:
+        if not _addressed(draft):
             base = notification_payload(rows[0])
             copies = {row["user_id"]: {"id": row["id"], "user_id": row["user_id"]}
                       for row in rows}
@@ -343,6 +374,23 @@ def _rows(
                 "updated_at": now,
             })
     return rows, delivery_rows
+
+
+def _addressed(draft: NotificationDraft) -> bool:
+    """Addressed to users by id (rather than to a channel's subscribers)."""
+    return draft.user_id is not None or draft.user_ids is not None
+
+
+def _direct_audience(draft: NotificationDraft) -> list[str]:
+    if draft.user_id is not None:
+        return [draft.user_id]
+    return list(dict.fromkeys(draft.user_ids or ()))
+
+
+def _answer(draft: NotificationDraft, rows: Sequence[dict[str, Any]]) -> CreateResult:
+    if draft.user_id is not None:
+        return CreateResult(201, notification_payload(rows[0]))
+    return CreateResult(202, {"count": len(rows), "channel": draft.channel})
 
 
 def _require_id(notification_id: str) -> None:
