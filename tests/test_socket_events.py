@@ -311,3 +311,17 @@ async def test_subscriptions_are_capped_per_user(server: RunningServer, connect)
         module.MAX_SUBSCRIPTIONS = original
     assert first["subscribed"] == ["a", "b"]
     assert second == {"ok": True, "subscribed": ["b"], "denied": ["c"]}
+
+
+async def test_concurrent_subscriptions_are_all_recorded(server: RunningServer) -> None:
+    import asyncio
+
+    service = server.services.subscriptions
+    results = await asyncio.gather(
+        *[service.subscribe(f"u{i}", ["news", "user:x"]) for i in range(300)],
+        service.subscribe("u0", ["sports", "news"]),
+    )
+    assert all(r.subscribed == ["news"] and r.denied == ["user:x"] for r in results[:300])
+    assert results[300].subscribed == ["sports", "news"]
+    assert (await create(server, channel="news"))["count"] == 300
+    assert (await create(server, channel="sports"))["count"] == 1

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from tidings.domain.inputs import CHANNEL_PATTERN
 from tidings.domain.model import utcnow
+from tidings.services.batching import Batcher
 from tidings.store import subscriptions as store
 from tidings.store.database import Database
 
@@ -31,25 +32,47 @@ def may_join(name: object) -> bool:
     return isinstance(name, str) and CHANNEL_PATTERN.match(name) is not None
 
 
+@dataclass(frozen=True)
+class _Request:
+    user_id: str
+    valid: list[str]
+    denied: list[object]
+
+
 class SubscriptionService:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # A reconnect storm subscribes thousands of sockets at once: group commit them.
+        self._batcher: Batcher[_Request, SubscriptionResult] = Batcher(self._write_batch, 500)
 
     async def subscribe(self, user_id: str, channels: Sequence[object]) -> SubscriptionResult:
         valid: list[str] = list(dict.fromkeys(n for n in channels if isinstance(n, str)
                                               and may_join(n)))
         denied: list[object] = [n for n in channels if not may_join(n)]
+        return await self._batcher.submit(_Request(user_id, valid, denied))
+
+    async def _write_batch(
+        self, requests: list[_Request]
+    ) -> list[SubscriptionResult | BaseException]:
+        """One read of the users' current channels and one insert for the whole batch;
+        requests of the same user apply in order, as if one after the other."""
+        results: list[SubscriptionResult | BaseException] = []
         async with self._db.begin() as conn:
-            existing = set(await store.channels_of(conn, user_id))
-            fresh = [name for name in valid if name not in existing]
-            room = max(0, MAX_SUBSCRIPTIONS - len(existing))
-            added, over_limit = fresh[:room], fresh[room:]
-            await store.add(self._db, conn, user_id, added, utcnow())
-        kept = existing.union(added)
-        return SubscriptionResult(
-            subscribed=[name for name in valid if name in kept],
-            denied=denied + over_limit,
-        )
+            have = await store.channels_of_users(conn, {r.user_id for r in requests})
+            added_rows: list[tuple[str, str]] = []
+            for request in requests:
+                current = have.setdefault(request.user_id, set())
+                fresh = [name for name in request.valid if name not in current]
+                room = max(0, MAX_SUBSCRIPTIONS - len(current))
+                added, over_limit = fresh[:room], fresh[room:]
+                current.update(added)
+                added_rows.extend((request.user_id, name) for name in added)
+                results.append(SubscriptionResult(
+                    subscribed=[name for name in request.valid if name in current],
+                    denied=request.denied + over_limit,
+                ))
+            await store.add(self._db, conn, added_rows, utcnow())
+        return results
 
     async def unsubscribe(self, user_id: str, channels: Sequence[object]) -> list[str]:
         names = [name for name in channels if isinstance(name, str)]

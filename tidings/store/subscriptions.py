@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,16 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.store.database import Database
 from tidings.store.tables import subscriptions
 
+# Rows per INSERT and ids per IN (...): under every driver's parameter limit.
+INSERT_SLICE = 500
+LOOKUP_SLICE = 500
+
 
 async def add(
-    db: Database, conn: AsyncConnection, user_id: str, channels: Sequence[str], now: datetime
+    db: Database, conn: AsyncConnection, pairs: Sequence[tuple[str, str]], now: datetime
 ) -> None:
-    if not channels:
-        return
-    stmt = db.insert(subscriptions).values(
-        [{"user_id": user_id, "channel": channel, "created_at": now} for channel in channels]
-    )
-    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["user_id", "channel"]))
+    """Subscribe (user_id, channel) pairs; ones that already exist stay as they are."""
+    for start in range(0, len(pairs), INSERT_SLICE):
+        stmt = db.insert(subscriptions).values([
+            {"user_id": user_id, "channel": channel, "created_at": now}
+            for user_id, channel in pairs[start : start + INSERT_SLICE]
+        ])
+        await conn.execute(stmt.on_conflict_do_nothing(index_elements=["user_id", "channel"]))
 
 
 async def remove(conn: AsyncConnection, user_id: str, channels: Sequence[str]) -> None:
@@ -33,22 +38,20 @@ async def remove(conn: AsyncConnection, user_id: str, channels: Sequence[str]) -
     )
 
 
-async def channels_of(conn: AsyncConnection, user_id: str) -> list[str]:
-    result = await conn.execute(
-        sa.select(subscriptions.c.channel)
-        .where(subscriptions.c.user_id == user_id)
-        .order_by(subscriptions.c.channel)
-    )
-    return list(result.scalars())
-
-
-async def count_for_user(conn: AsyncConnection, user_id: str) -> int:
-    result = await conn.execute(
-        sa.select(sa.func.count()).select_from(subscriptions).where(
-            subscriptions.c.user_id == user_id
+async def channels_of_users(
+    conn: AsyncConnection, user_ids: Iterable[str]
+) -> dict[str, set[str]]:
+    users = sorted(user_ids)
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(users), LOOKUP_SLICE):
+        result = await conn.execute(
+            sa.select(subscriptions.c.user_id, subscriptions.c.channel).where(
+                subscriptions.c.user_id.in_(users[start : start + LOOKUP_SLICE])
+            )
         )
-    )
-    return int(result.scalar_one())
+        for user_id, channel in result:
+            found.setdefault(user_id, set()).add(channel)
+    return found
 
 
 async def subscribers_of(conn: AsyncConnection, channel: str) -> list[str]:
