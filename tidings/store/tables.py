@@ -22,21 +22,34 @@ metadata = sa.MetaData(
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timestamps are stored as UTC and always come back timezone-aware.
 
-    SQLite has no time zones: values are stored naive in UTC, so text order is time order.
+    SQLite has no time type: values are stored as text, `YYYY-MM-DD HH:MM:SS.ffffff` in UTC
+    (the layout SQLAlchemy uses too), so text order is time order. Formatting and parsing
+    them with `isoformat`/`fromisoformat` here is several times cheaper than SQLAlchemy's
+    generic SQLite conversion, which matters when a channel fan-out writes 10,000 rows.
     """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(26))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
