@@ -11,5 +11,9 @@ echo "== ruff"
 .venv/bin/ruff check tidings tests benchmarks
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest"
-.venv/bin/python -m pytest --cov --cov-report=term --cov-fail-under=90 -q "$@"
+echo "== pytest (default Socket.IO transport: lean)"
+.venv/bin/python -m pytest --cov --cov-report= -q "$@"
+echo "== pytest (the python-socketio transport, same contract tests)"
+TIDINGS_TEST_TRANSPORT=python-socketio .venv/bin/python -m pytest --cov --cov-append \
+  --cov-report=term --cov-fail-under=90 -q "$@" \
+  tests/test_socket_events.py tests/test_js_client.py tests/test_bench_smoke.py

@@ -107,6 +107,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "scheduler_interval_s": 0.2,
         "log_level": "warning",
     }
+    # The whole suite runs against either Socket.IO transport.
+    if os.environ.get("TIDINGS_TEST_TRANSPORT"):
+        values["realtime_transport"] = os.environ["TIDINGS_TEST_TRANSPORT"]
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -15,7 +15,9 @@ from tidings.api import errors, health, notifications, preferences
 from tidings.api.limits import BodySizeLimit
 from tidings.container import Services, build_services
 from tidings.realtime.gateway import SocketGateway
+from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
+from tidings.realtime.transport import SocketTransport
 from tidings.settings import Settings
 
 log = logging.getLogger("tidings")
@@ -23,6 +25,13 @@ log = logging.getLogger("tidings")
 DESCRIPTION = """Self-hosted real-time notifications. Authenticate with
 `Authorization: Bearer <JWT>`; in-app delivery runs over Socket.IO on the same port
 (path `/socket.io/`)."""
+
+
+def make_transport(settings: Settings) -> SocketTransport:
+    """The Socket.IO server implementation the settings ask for."""
+    if settings.realtime_transport == "lean":
+        return LeanTransport(settings)
+    return PythonSocketIOTransport(settings)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
@@ -54,7 +63,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(health.router)
 
     gateway = SocketGateway(
-        PythonSocketIOTransport(settings),
+        make_transport(settings),
         services.tokens,
         services.notifications,
         services.preferences,

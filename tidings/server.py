@@ -62,6 +62,9 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         http="httptools",
         ws="websockets-sansio",
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        # Engine.IO already pings every client; uvicorn's own WebSocket keepalive would be
+        # a second timer per connection for the same job.
+        ws_ping_interval=None,
         lifespan="on",
         access_log=False,
         # uvicorn logs every WebSocket open and close at INFO: at 10k connections that is

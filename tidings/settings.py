@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(65_536, ge=1024, validation_alias="MAX_EVENT_BYTES")
     scheduler_interval_s: float = Field(1.0, gt=0, validation_alias="SCHEDULER_INTERVAL")
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
+    # Which Socket.IO server implementation serves `/socket.io/`: the project's own lean
+    # one (`tidings/realtime/lean/`: half the memory per connection, faster connects), or
+    # the python-socketio reference. Both pass the same contract tests.
+    realtime_transport: Literal["lean", "python-socketio"] = Field(
+        "lean", validation_alias="REALTIME_TRANSPORT"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,0 +1,260 @@
+"""The lean Socket.IO transport: the ASGI entry for `/socket.io/` and the Socket.IO v5 layer
+(namespace `/` only) on top of the Engine.IO sessions.
+
+Client packets of one connection are handled in order, by the task that reads them (the
+WebSocket's, or the POST's): no task per message, and a client sees its acks in the order
+it asked. Sending never waits (see `session.py`), so a handler that emits cannot stall.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.realtime.lean import packets, polling, websocket
+from tidings.realtime.lean.cors import CorsPolicy, header
+from tidings.realtime.lean.engine import Engine, EngineOptions, new_sid
+from tidings.realtime.lean.packets import ProtocolError, SocketPacket
+from tidings.realtime.lean.rooms import Rooms
+from tidings.realtime.lean.session import Session
+from tidings.realtime.transport import (
+    ConnectedHandler,
+    ConnectHandler,
+    ConnectionRefused,
+    DisconnectHandler,
+    EventHandler,
+)
+from tidings.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PATH = "/socket.io/"
+# The reference servers' defaults, which every client expects unless told otherwise.
+PING_INTERVAL = 25.0
+PING_TIMEOUT = 20.0
+
+
+async def _unbound(*_args: Any) -> Any:
+    raise RuntimeError("LeanTransport.bind() was not called")
+
+
+class LeanTransport:
+    def __init__(self, settings: Settings, *, ping_interval: float | None = None,
+                 ping_timeout: float | None = None) -> None:
+        self.engine = Engine(
+            EngineOptions(ping_interval=ping_interval or PING_INTERVAL,
+                          ping_timeout=ping_timeout or PING_TIMEOUT,
+                          max_payload=settings.max_event_bytes),
+            on_message=self._on_message,
+            on_close=self._on_close,
+        )
+        self._cors = CorsPolicy(settings.cors_origins)
+        self._rooms = Rooms()
+        self._sockets: dict[str, Session] = {}  # Socket.IO sid -> its session
+        self._on_connect: ConnectHandler = _unbound
+        self._on_connected: ConnectedHandler = _unbound
+        self._on_disconnect: DisconnectHandler = _unbound
+        self._on_event: EventHandler = _unbound
+
+    # -- SocketTransport ------------------------------------------------------------------
+
+    def bind(
+        self,
+        on_connect: ConnectHandler,
+        on_connected: ConnectedHandler,
+        on_disconnect: DisconnectHandler,
+        on_event: EventHandler,
+    ) -> None:
+        self._on_connect = on_connect
+        self._on_connected = on_connected
+        self._on_disconnect = on_disconnect
+        self._on_event = on_event
+
+    def asgi(self, other: ASGIApp) -> ASGIApp:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in ("http", "websocket") and scope["path"].startswith(PATH):
+                await self._handle(scope, receive, send)
+            elif scope["type"] == "lifespan":
+                await other(scope, self._watch_shutdown(receive), send)
+            else:
+                await other(scope, receive, send)
+
+        return app
+
+    def _watch_shutdown(self, receive: Receive) -> Receive:
+        """Lifespan stays the other app's; the sessions still open at shutdown are closed
+        first (clients are told, the gateway hears of each), and the heartbeat stops."""
+
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.close_all()
+            return message
+
+        return watched
+
+    async def close_all(self) -> None:
+        for session in list(self.engine.sessions.values()):
+            await self.engine.close(session)
+        self.engine.stop()
+
+    async def join(self, sid: str, room: str) -> None:
+        if sid in self._sockets:  # not one that disconnected meanwhile
+            self._rooms.join(sid, room)
+
+    def members(self, room: str) -> list[str]:
+        return self._rooms.members(room)
+
+    async def send(self, sids: Iterable[str], event: str, payload: Mapping[str, Any]) -> int:
+        text: str | None = None
+        sent = 0
+        lagging: list[Session] = []
+        for sid in sids:
+            session = self._sockets.get(sid)
+            if session is None:
+                continue  # disconnected meanwhile
+            text = text or packets.event(event, payload)
+            if session.push(text):
+                sent += 1
+            else:
+                lagging.append(session)
+        for session in lagging:
+            log.debug("session %s does not read its packets, closing", session.sid)
+            await self.engine.close(session)
+        return sent
+
+    # -- HTTP and WebSocket requests ------------------------------------------------------
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Routing runs in `_route`, so this frame (alive as long as a WebSocket is) holds
+        # no parsed query or other garbage for the connection's lifetime.
+        is_ws = scope["type"] == "websocket"
+        refusal, session = self._route(scope, is_ws)
+        if refusal is not None:
+            code, message = refusal
+            body = polling.error_body(code, message)
+            if is_ws:
+                await websocket.reject(scope, send, 400, body)
+            else:
+                await polling.respond(send, 400, body, [], polling.JSON)
+            return
+        headers = self._cors.headers(scope)
+        if is_ws:
+            if session is None:
+                await websocket.open_direct(self.engine, receive, send, headers)
+            else:
+                await websocket.upgrade(self.engine, session, receive, send, headers)
+            return
+        method = scope["method"]
+        if method == "OPTIONS":
+            await polling.respond(send, 204, b"", headers)
+        elif method == "GET" and session is None:
+            await polling.handshake(self.engine, send, headers)
+        elif method == "GET" and session is not None:
+            await polling.poll(self.engine, session, send, headers)
+        elif method == "POST" and session is not None:
+            length = header(scope, b"content-length")
+            await polling.post(self.engine, session, receive, send, headers,
+                               int(length) if length and length.isdigit() else None)
+        else:
+            await polling.error(send, 400, 2, "Bad handshake method", headers)
+
+    def _route(self, scope: Scope, is_ws: bool) -> tuple[tuple[int, str] | None, Session | None]:
+        """(refusal as (code, message), or None; the session the request names, if any)."""
+        if not self._cors.allows(scope):
+            log.debug("origin %s refused", header(scope, b"origin"))
+            return (4, "Origin not allowed"), None
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if query.get("EIO") != ["4"]:
+            return (5, "Unsupported protocol version"), None
+        if query.get("transport") != (["websocket"] if is_ws else ["polling"]):
+            return (0, "Transport unknown"), None
+        sid = query.get("sid", [None])[0]
+        if sid is None:
+            return None, None
+        session = self.engine.sessions.get(sid)
+        if session is None:
+            return (1, "Session ID unknown"), None
+        if is_ws and (session.ws_send is not None or session.upgrading):
+            return (3, "Bad request"), None  # upgraded already, or being upgraded
+        return None, session
+
+    # -- Socket.IO ------------------------------------------------------------------------
+
+    async def _on_message(self, session: Session, text: str) -> None:
+        packet = packets.parse_socket_packet(text)
+        if packet.kind == packets.CONNECT:
+            await self._connect(session, packet)
+        elif packet.namespace != packets.DEFAULT_NAMESPACE or not session.connected:
+            raise ProtocolError(f"packet for a namespace not connected: {text[:20]!r}")
+        elif packet.kind == packets.EVENT:
+            await self._event(session, packet)
+        elif packet.kind == packets.DISCONNECT:
+            await self._disconnect(session)
+        elif packet.kind == packets.ACK:
+            pass  # the server never asks clients for acks
+        else:
+            raise ProtocolError(f"unexpected Socket.IO packet {text[:20]!r}")
+
+    async def _connect(self, session: Session, packet: SocketPacket) -> None:
+        if packet.namespace != packets.DEFAULT_NAMESPACE:
+            session.push(packets.connect_error("Invalid namespace", packet.namespace))
+            return
+        if session.socket_sid is not None:
+            raise ProtocolError("second CONNECT on one session")
+        sid = session.socket_sid = new_sid()
+        self._sockets[sid] = session
+        try:
+            await self._on_connect(sid, packet.data)
+        except ConnectionRefused as exc:
+            self._forget(session)
+            session.push(packets.connect_error(exc.message))
+            return
+        except Exception:
+            log.exception("connect handler failed")
+            self._forget(session)
+            session.push(packets.connect_error("Internal server error"))
+            return
+        if session.closed:
+            # The client left while the handler ran; `_on_close` skipped the socket, as it
+            # was not connected yet, so its disconnect is reported here.
+            self._forget(session)
+            await self._on_disconnect(sid)
+            return
+        session.connected = True
+        session.push(packets.connect_ok(sid))
+        await self._on_connected(sid)
+
+    async def _event(self, session: Session, packet: SocketPacket) -> None:
+        assert session.socket_sid is not None
+        name, args = packet.data[0], packet.data[1:]
+        try:
+            result = await self._on_event(session.socket_sid, name, args)
+        except Exception:
+            log.exception("event handler for %r failed", name)
+            return
+        if packet.ack_id is not None:
+            session.push(packets.ack(packet.ack_id, result))
+
+    async def _disconnect(self, session: Session) -> None:
+        """The client left namespace `/`; its Engine.IO session may stay open."""
+        sid = session.socket_sid
+        session.connected = False
+        self._forget(session)
+        if sid is not None:
+            await self._on_disconnect(sid)
+
+    async def _on_close(self, session: Session) -> None:
+        if session.connected:
+            await self._disconnect(session)
+
+    def _forget(self, session: Session) -> None:
+        sid = session.socket_sid
+        if sid is not None:
+            self._sockets.pop(sid, None)
+            self._rooms.leave_all(sid)
+        session.socket_sid = None
