@@ -3,6 +3,7 @@ preferences and bad input."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -289,11 +290,9 @@ async def test_disconnect_updates_connection_gauge(server: RunningServer) -> Non
     await client.next("connectionStatus")
     await client.close()
     gauge = server.services.metrics.connections
-    for _ in range(100):
+    for _ in range(100):  # the server hears of the close a moment after the client
         if gauge._value.get() == 0:
             break
-        import asyncio
-
         await asyncio.sleep(0.02)
     assert gauge._value.get() == 0
 
@@ -314,8 +313,6 @@ async def test_subscriptions_are_capped_per_user(server: RunningServer, connect)
 
 
 async def test_concurrent_subscriptions_are_all_recorded(server: RunningServer) -> None:
-    import asyncio
-
     service = server.services.subscriptions
     results = await asyncio.gather(
         *[service.subscribe(f"u{i}", ["news", "user:x"]) for i in range(300)],
