@@ -35,3 +35,21 @@ async def test_restart_loses_nothing_and_replay_still_works(database_url: str) -
         await alice.close()
     finally:
         await second.stop()
+
+
+async def test_sqlite_checkpoints_run_off_the_service_connection(
+    server: RunningServer,
+) -> None:
+    if server.services.db.dialect != "sqlite":
+        return  # PostgreSQL checkpoints by itself
+    async with server.http("svc", "service") as http:
+        for i in range(20):
+            response = await http.post("/api/notifications", json={
+                "user_id": "alice", "type": "t", "title": f"n{i}", "message": "m"})
+            assert response.status_code == 201
+    busy, frames, done = await server.services.db.checkpoint()
+    assert busy == 0
+    assert frames == done  # everything written so far is now in the database file
+    async with server.http("alice") as http:
+        assert len((await http.get("/api/notifications", params={"limit": 50})).json()[
+            "items"]) == 20

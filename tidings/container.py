@@ -29,6 +29,7 @@ class Services:
     scheduler: DueScheduler
 
     async def start(self) -> None:
+        await self.db.start()
         await self.fanout.start()
         self.scheduler.start()
 

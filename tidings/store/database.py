@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from tidings.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL_S = 1.0
 
 UNAVAILABLE = (
     sa.exc.OperationalError,
@@ -32,6 +37,33 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = _create_engine(url, pool_size=pool_size, echo=echo)
         self.dialect = self.engine.dialect.name
+        self._checkpointer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            self._checkpointer = asyncio.get_running_loop().create_task(
+                self._checkpoint_forever(), name="tidings-sqlite-checkpoint"
+            )
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """Copy the write-ahead log into the database file, from a connection and thread
+        of its own: (busy, WAL frames, frames checkpointed)."""
+        path = str(self.engine.url.database)
+
+        def run() -> tuple[int, int, int]:
+            with contextlib.closing(sqlite3.connect(path, timeout=5)) as conn:
+                busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                return int(busy), int(frames), int(done)
+
+        return await asyncio.to_thread(run)
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                await self.checkpoint()
+            except sqlite3.Error as exc:  # retried next time; the WAL only grows meanwhile
+                log.warning("SQLite checkpoint failed: %s", exc)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -50,6 +82,11 @@ class Database:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         await self.engine.dispose()
 
     def insert(self, table: sa.Table) -> Any:
@@ -87,4 +124,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints (which fsync) run from `Database.checkpoint`, on a connection and thread
+    # of their own; left to the default, the commit that crosses 1,000 WAL pages does it,
+    # holding the service's only connection for as long as the disk takes, often 100s of ms.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
