@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import Client, make_settings, start_server
+from tests.conftest import Client, RunningServer, make_settings, start_server
 
 
 async def test_restart_loses_nothing_and_replay_still_works(database_url: str) -> None:

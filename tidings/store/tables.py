@@ -105,7 +105,9 @@ notification_deliveries = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("notification_id", "medium"),
-    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    # The queue's lookups name the medium: "due in-app deliveries" must not wade through
+    # every email and push row waiting for its worker.
+    sa.Index("ix_deliveries_due", "medium", "status", "next_attempt_at"),
 )
 
 preferences = sa.Table(
