@@ -174,10 +174,8 @@ class NotificationService:
         all_deliveries: list[dict[str, Any]] = []
         for job, recipients in zip(jobs, audiences, strict=True):
             draft = job.draft
-            if draft.media is not None:
-                chosen = frozenset(draft.media)
-                media = {user_id: chosen for user_id in recipients}
-            else:
+            media = _given_media(draft, recipients)
+            if media is None:
                 media = decided[(draft.channel, draft.type)]
             rows, delivery_rows = _rows(job, recipients, media)
             all_rows.extend(rows)
@@ -193,11 +191,10 @@ class NotificationService:
             if found is not None:
                 return _Written(CreateResult(*found), [])
         recipients = await self._audience(conn, draft)
-        if draft.media is not None:
-            chosen = frozenset(draft.media)
-            media = {user_id: chosen for user_id in recipients}
-        else:
-            media = await self._preferences.media_for(conn, recipients, draft.channel, draft.type)
+        media = _given_media(draft, recipients)
+        if media is None:
+            media = await self._preferences.media_for(conn, recipients, draft.channel,
+                                                      draft.type)
         rows, delivery_rows = _rows(job, recipients, media)
         await store.insert_many(conn, rows, delivery_rows)
         result = _answer(draft, rows)
@@ -385,6 +382,16 @@ def _direct_audience(draft: NotificationDraft) -> list[str]:
     if draft.user_id is not None:
         return [draft.user_id]
     return list(dict.fromkeys(draft.user_ids or ()))
+
+
+def _given_media(
+    draft: NotificationDraft, recipients: Sequence[str]
+) -> dict[str, frozenset[Medium]] | None:
+    """The producer's `media`, as given, for every recipient; None: preferences decide."""
+    if draft.media is None:
+        return None
+    chosen = frozenset(draft.media)
+    return {user_id: chosen for user_id in recipients}
 
 
 def _answer(draft: NotificationDraft, rows: Sequence[dict[str, Any]]) -> CreateResult:
