@@ -49,11 +49,28 @@ class Settings(BaseSettings):
     smtp_username: str = Field("", validation_alias="SMTP_USERNAME")
     smtp_password: str = Field("", validation_alias="SMTP_PASSWORD")
     smtp_starttls: bool = Field(True, validation_alias="SMTP_STARTTLS")
+    smtp_tls: bool = Field(False, validation_alias="SMTP_TLS")  # implicit TLS (port 465)
     email_from: str = Field("tidings@localhost", validation_alias="EMAIL_FROM")
     email_service_url: str = Field("", validation_alias="EMAIL_SERVICE_URL")
     email_service_api_key: str = Field("", validation_alias="EMAIL_SERVICE_API_KEY")
     push_service_url: str = Field("", validation_alias="PUSH_SERVICE_URL")
     push_service_api_key: str = Field("", validation_alias="PUSH_SERVICE_API_KEY")
+
+    fcm_credentials_file: str = Field("", validation_alias="FCM_CREDENTIALS_FILE")
+    fcm_endpoint: str = Field("https://fcm.googleapis.com", validation_alias="FCM_ENDPOINT")
+    apns_key_file: str = Field("", validation_alias="APNS_KEY_FILE")
+    apns_key_id: str = Field("", validation_alias="APNS_KEY_ID")
+    apns_team_id: str = Field("", validation_alias="APNS_TEAM_ID")
+    apns_topic: str = Field("", validation_alias="APNS_TOPIC")
+    apns_endpoint: str = Field("https://api.push.apple.com", validation_alias="APNS_ENDPOINT")
+    vapid_private_key: str = Field("", validation_alias="VAPID_PRIVATE_KEY")
+    vapid_subject: str = Field("", validation_alias="VAPID_SUBJECT")
+    webpush_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="WEBPUSH_ALLOWED_HOSTS"
+    )
+    public_url: str = Field("http://localhost:3001", validation_alias="PUBLIC_URL")
+    workers_in_serve: bool = Field(True, validation_alias="WORKERS_IN_SERVE")
+    allow_private_targets: bool = Field(False, validation_alias="ALLOW_PRIVATE_TARGETS")
 
     max_retry_attempts: int = Field(4, ge=0, validation_alias="MAX_RETRY_ATTEMPTS")
     retry_delays_ms: Annotated[list[int], NoDecode] = Field(
@@ -62,6 +79,8 @@ class Settings(BaseSettings):
     notification_batch_size: int = Field(
         100, ge=1, le=10000, validation_alias="NOTIFICATION_BATCH_SIZE"
     )
+    throttle_per_hour: int = Field(20, ge=0, validation_alias="THROTTLE_PER_HOUR")
+    delivery_lease_seconds: float = Field(30, gt=0, validation_alias="DELIVERY_LEASE_SECONDS")
 
     # Not in the contract: operational knobs with safe defaults.
     ws_per_message_deflate: bool = Field(False, validation_alias="WS_PER_MESSAGE_DEFLATE")
@@ -76,7 +95,7 @@ class Settings(BaseSettings):
         "lean", validation_alias="REALTIME_TRANSPORT"
     )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "webpush_allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
