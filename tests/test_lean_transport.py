@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
-from tidings.app import make_transport
+from tidings.container import make_transport
 from tidings.realtime.lean import packets
 from tidings.realtime.lean import server as lean_server
 from tidings.realtime.lean import session as lean_session
@@ -197,8 +197,7 @@ async def test_unicode_is_sent_unescaped(server: RunningServer, http: httpx.Asyn
 
 
 def lean_transport(server: RunningServer) -> lean_server.LeanTransport:
-    gateway = server.services.fanout._sink  # type: ignore[attr-defined]
-    transport = gateway.transport
+    transport = server.services.gateway.transport
     assert isinstance(transport, lean_server.LeanTransport)
     return transport
 

@@ -10,6 +10,7 @@ import pytest
 import socketio
 
 from tests.conftest import Client, RunningServer
+from tidings.services import inbox
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 
@@ -126,22 +127,18 @@ async def test_offline_user_gets_missed_notifications_in_order(
     assert (await alice.next("notification"))["id"] == created[2]["id"]
 
 
-async def test_replay_covers_more_than_one_chunk(server: RunningServer, connect) -> None:
+async def test_replay_covers_more_than_one_chunk(
+    server: RunningServer, connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
     since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     async with server.http("svc", "service") as http:
         for _ in range(3):
             response = await http.post("/api/notifications",
                                        json={**NOTE, "user_ids": ["alice"]})
             assert response.status_code == 202
-    from tidings.services import notifications as module
-
-    original = module.REPLAY_CHUNK
-    module.REPLAY_CHUNK = 2
-    try:
-        alice = await connect("alice")
-        answer = await alice.call("requestMissedNotifications", {"since": since})
-    finally:
-        module.REPLAY_CHUNK = original
+    monkeypatch.setattr(inbox, "REPLAY_CHUNK", 2)
+    alice = await connect("alice")
+    answer = await alice.call("requestMissedNotifications", {"since": since})
     assert answer == {"ok": True, "count": 3}
     ids = [(await alice.next("notification"))["id"] for _ in range(3)]
     assert ids == sorted(ids) and len(set(ids)) == 3

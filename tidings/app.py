@@ -14,10 +14,6 @@ from tidings import __version__
 from tidings.api import errors, health, notifications, preferences
 from tidings.api.limits import BodySizeLimit
 from tidings.container import Services, build_services
-from tidings.realtime.gateway import SocketGateway
-from tidings.realtime.lean import LeanTransport
-from tidings.realtime.sio_transport import PythonSocketIOTransport
-from tidings.realtime.transport import SocketTransport
 from tidings.settings import Settings
 
 log = logging.getLogger("tidings")
@@ -25,13 +21,6 @@ log = logging.getLogger("tidings")
 DESCRIPTION = """Self-hosted real-time notifications. Authenticate with
 `Authorization: Bearer <JWT>`; in-app delivery runs over Socket.IO on the same port
 (path `/socket.io/`)."""
-
-
-def make_transport(settings: Settings) -> SocketTransport:
-    """The Socket.IO server implementation the settings ask for."""
-    if settings.realtime_transport == "lean":
-        return LeanTransport(settings)
-    return PythonSocketIOTransport(settings)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
@@ -62,13 +51,4 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(notifications.router)
     api.include_router(health.router)
 
-    gateway = SocketGateway(
-        make_transport(settings),
-        services.tokens,
-        services.notifications,
-        services.preferences,
-        services.subscriptions,
-        services.metrics,
-    )
-    services.fanout.attach(gateway)
-    return BodySizeLimit(gateway.transport.asgi(api), settings.max_body_bytes)
+    return BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)

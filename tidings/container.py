@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from tidings.delivery.scheduler import DueScheduler
 from tidings.metrics import Metrics
 from tidings.realtime.fanout import Fanout, InProcessFanout
-from tidings.services.notifications import NotificationService
+from tidings.realtime.gateway import SocketGateway
+from tidings.realtime.lean import LeanTransport
+from tidings.realtime.sio_transport import PythonSocketIOTransport
+from tidings.realtime.transport import SocketTransport
+from tidings.services.creation import CreationService
+from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
@@ -23,10 +28,12 @@ class Services:
     fanout: Fanout
     metrics: Metrics
     tokens: TokenService
-    notifications: NotificationService
+    creation: CreationService
+    inbox: InboxService
     preferences: PreferenceService
     subscriptions: SubscriptionService
     scheduler: DueScheduler
+    gateway: SocketGateway
 
     async def start(self) -> None:
         await self.db.start()
@@ -39,26 +46,32 @@ class Services:
         await self.db.dispose()
 
 
+def make_transport(settings: Settings) -> SocketTransport:
+    """The Socket.IO server implementation the settings ask for."""
+    if settings.realtime_transport == "lean":
+        return LeanTransport(settings)
+    return PythonSocketIOTransport(settings)
+
+
 def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     fanout = InProcessFanout()
     metrics = Metrics()
+    tokens = TokenService(settings)
     preferences = PreferenceService(db)
-    notifications = NotificationService(db, fanout, preferences, metrics)
+    subscriptions = SubscriptionService(db)
+    inbox = InboxService(db, fanout)
     scheduler = DueScheduler(
-        notifications,
+        db, fanout,
         interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size,
     )
-    notifications.on_scheduled = scheduler.wake
+    creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake)
+    gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
+                            subscriptions, metrics)
+    fanout.attach(gateway)
     return Services(
-        settings=settings,
-        db=db,
-        fanout=fanout,
-        metrics=metrics,
-        tokens=TokenService(settings),
-        notifications=notifications,
-        preferences=preferences,
-        subscriptions=SubscriptionService(db),
-        scheduler=scheduler,
+        settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
+        creation=creation, inbox=inbox, preferences=preferences,
+        subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
     )

@@ -29,6 +29,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.disconnects = Counter(
+            "tidings_socket_disconnects", "Socket.IO connections closed (either side)",
+            registry=self.registry,
+        )
         self.client_errors = Counter(
             "tidings_socket_errors", "Client events answered with an error",
             ["code"], registry=self.registry,

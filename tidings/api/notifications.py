@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
-from tidings.api.schemas import AudienceOut, ErrorOut, NotificationOut, NotificationPage
+from tidings.api.schemas import AudienceOut, NotificationOut, NotificationPage, error_responses
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Status
-from tidings.store.notifications import ListFilter
+from tidings.domain.notification import Created, InboxFilter
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
-}
+ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 
 
 @router.post(
@@ -32,8 +30,10 @@ async def create_notification(
     app: App,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    result = await app.notifications.create(caller, draft, idempotency_key)
-    return JSONResponse(result.body, status_code=result.status_code)
+    outcome = await app.creation.create(caller, draft, idempotency_key)
+    if isinstance(outcome, Created):
+        return JSONResponse(outcome.notification.to_json(), status_code=201)
+    return JSONResponse({"count": outcome.count, "channel": outcome.channel}, status_code=202)
 
 
 @router.get("", response_model=NotificationPage, responses=ERRORS,
@@ -48,25 +48,25 @@ async def list_notifications(
     channel: Annotated[str | None, Query(max_length=100)] = None,
     type: Annotated[str | None, Query(max_length=100)] = None,
 ) -> JSONResponse:
-    flt = ListFilter(status=status.value if status else None, unread=unread, channel=channel,
-                     type=type)
-    page = await app.notifications.inbox(caller, flt, limit, cursor)
-    return JSONResponse({"items": page.items, "next_cursor": page.next_cursor,
-                         "unread_count": page.unread_count})
+    filters = InboxFilter(status=status.value if status else None, unread=unread,
+                          channel=channel, type=type)
+    page = await app.inbox.page(caller, filters, limit, cursor)
+    return JSONResponse({"items": [item.to_json() for item in page.items],
+                         "next_cursor": page.next_cursor, "unread_count": page.unread_count})
 
 
 @router.get("/{notification_id}", response_model=NotificationOut, responses=ERRORS)
 async def get_notification(notification_id: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.notifications.get(caller, notification_id))
+    return JSONResponse((await app.inbox.get(caller, notification_id)).to_json())
 
 
 @router.put("/{notification_id}/read", response_model=NotificationOut, responses=ERRORS,
             summary="Mark as read (idempotent)")
 async def mark_read(notification_id: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.notifications.mark_read(caller, notification_id))
+    return JSONResponse((await app.inbox.mark_read(caller, notification_id)).to_json())
 
 
 @router.delete("/{notification_id}", status_code=204, responses=ERRORS)
 async def delete_notification(notification_id: str, caller: Caller, app: App) -> Response:
-    await app.notifications.delete(caller, notification_id)
+    await app.inbox.delete(caller, notification_id)
     return Response(status_code=204)

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
-from tidings.api.schemas import ErrorOut, PreferenceList, PreferenceOut
+from tidings.api.schemas import PreferenceList, PreferenceOut, error_responses
 from tidings.domain.inputs import PreferenceBatch, PreferenceInput
 
 router = APIRouter(prefix="/api/notifications/preferences", tags=["preferences"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 413, 422, 503)
-}
+ERRORS = error_responses(400, 401, 413, 422, 503)
 
 
 @router.get("", response_model=PreferenceList, responses=ERRORS)
-async def list_preferences(caller: Caller, app: App) -> dict[str, object]:
-    return {"items": await app.preferences.of_user(caller.user_id)}
+async def list_preferences(caller: Caller, app: App) -> JSONResponse:
+    stored = await app.preferences.of_user(caller.user_id)
+    return JSONResponse({"items": [item.to_json() for item in stored]})
 
 
 @router.put("", response_model=PreferenceOut, responses=ERRORS,
             summary="Store one preference; flags left out keep their value")
-async def put_preference(item: PreferenceInput, caller: Caller, app: App) -> dict[str, object]:
+async def put_preference(item: PreferenceInput, caller: Caller, app: App) -> JSONResponse:
     (stored,) = await app.preferences.save(caller.user_id, [item])
-    return dict(stored)
+    return JSONResponse(stored.to_json())
 
 
 @router.post("/bulk", response_model=PreferenceList, responses=ERRORS,
              summary="Store several preferences, all or nothing")
-async def put_preferences(batch: PreferenceBatch, caller: Caller, app: App) -> dict[str, object]:
-    return {"items": await app.preferences.save(caller.user_id, batch.items)}
+async def put_preferences(batch: PreferenceBatch, caller: Caller, app: App) -> JSONResponse:
+    stored = await app.preferences.save(caller.user_id, batch.items)
+    return JSONResponse({"items": [item.to_json() for item in stored]})

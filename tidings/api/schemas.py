@@ -1,4 +1,8 @@
-"""HTTP response shapes, for the OpenAPI document (requests reuse `domain/inputs.py`)."""
+"""HTTP response shapes, for the OpenAPI document (requests reuse `domain/inputs.py`).
+
+Routes answer with the domain records' own `to_json()`; these models document that shape,
+and `tests/test_openapi_answers.py` checks every route's real answers against the published
+document, so the two cannot drift apart."""
 
 from __future__ import annotations
 
@@ -54,3 +58,8 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry for a route's error answers."""
+    return {code: {"model": ErrorOut} for code in codes}

@@ -8,19 +8,26 @@ loses nothing, the next pass picks up whatever is due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
 from tidings.domain.model import utcnow
-from tidings.services.notifications import NotificationService
+from tidings.realtime.fanout import Fanout
+from tidings.store import notifications as store
+from tidings.store.database import Database
 
 log = logging.getLogger(__name__)
 
 
 class DueScheduler:
-    def __init__(self, notifications: NotificationService, *, interval_s: float,
+    """Owns the in-app deliveries that wait for their time: claims the due ones, marks
+    them sent and hands them to the fan-out, in due order."""
+
+    def __init__(self, db: Database, fanout: Fanout, *, interval_s: float,
                  batch_size: int) -> None:
-        self._notifications = notifications
+        self._db = db
+        self._fanout = fanout
         self._interval = interval_s
         self._batch = batch_size
         self._wake = asyncio.Event()
@@ -35,33 +42,37 @@ class DueScheduler:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
+
+    async def release_due(self) -> int:
+        """Emit the in-app notifications whose time has come; returns how many."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            ids = await store.claim_due_in_app(conn, now, self._batch)
+            due = await store.get_many(conn, ids)
+        due.sort(key=lambda notification: notification.position)
+        await self._fanout.notify(due)
+        return len(due)
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()  # before the pass: a wake during it is not lost
             try:
-                released = await self._notifications.release_due(self._batch)
-                if released >= self._batch:
+                if await self.release_due() >= self._batch:
                     continue  # more are due: no sleep
                 delay = await self._delay()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # A database hiccup must not end the loop; the due rows wait for the next pass.
                 log.exception("releasing scheduled notifications failed")
                 delay = self._interval
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def _delay(self) -> float:
-        due = await self._notifications.next_due()
+        async with self._db.begin() as conn:
+            due = await store.next_due_in_app(conn)
         if due is None:
             return self._interval
         return min(self._interval, max(0.0, (due - utcnow()).total_seconds()))

@@ -1,54 +1,70 @@
 """One exception hierarchy for the whole domain.
 
-Services raise these; the HTTP layer (`api/errors.py`) and the Socket.IO layer
-(`realtime/gateway.py`) each translate them in one place, to a status code or an `error`
-payload. The `code` is stable and machine-readable; the message is for people.
+Services and the store raise these; the HTTP edge (`api/errors.py`) maps each class to a
+status code and the Socket.IO edge (`realtime/gateway.py`) to an `error` event, each in one
+place. The `code` is stable and machine-readable; the message is for people.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """The error object of the contract, `{"code", "message", "field"?}`: the one place
+    its shape is written (HTTP answers wrap it in `{"error": ...}`)."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return body
+
 
 class TidingsError(Exception):
     code = "error"
-    http_status = 400
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
 
-    def to_dict(self) -> dict[str, str]:
-        body = {"code": self.code, "message": self.message}
-        if self.field:
-            body["field"] = self.field
-        return body
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.field)
 
 
 class ValidationFailed(TidingsError):
     code = "validation_error"
-    http_status = 422
 
 
 class AuthenticationFailed(TidingsError):
     code = "authentication_failed"
-    http_status = 401
 
 
 class Forbidden(TidingsError):
     code = "forbidden"
-    http_status = 403
 
 
 class NotFound(TidingsError):
     code = "not_found"
-    http_status = 404
+
+
+class Conflict(TidingsError):
+    """The request is valid but clashes with the current state (a replay of a delivery
+    that is not dead, a key taken by another request)."""
+
+    code = "conflict"
 
 
 class PayloadTooLarge(TidingsError):
     code = "payload_too_large"
-    http_status = 413
 
 
 class Unavailable(TidingsError):
     code = "unavailable"
-    http_status = 503
+
+
+class DuplicateKey(TidingsError):
+    """Raised by the store where a unique key (an idempotency key) was taken by a
+    concurrent transaction, which has been rolled back; the caller reads the winner's
+    result instead. Never reaches an edge."""
+
+    code = "duplicate_key"

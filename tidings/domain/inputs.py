@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -12,47 +13,47 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    ValidationError,
     model_validator,
 )
 
+from tidings.domain.errors import ValidationFailed
 from tidings.domain.model import DEFAULT_CHANNEL, WILDCARD, Medium, Priority, parse_instant
 
 # A topic name: letters, digits and `_ . -`. No `:` (room names such as `user:bob` are the
 # server's own), no spaces, at most 100 characters.
-CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 MAX_RECIPIENTS = 10_000
 
 
-def _channel(value: str) -> str:
-    if not CHANNEL_PATTERN.match(value):
-        raise ValueError(
-            "must be 1-100 characters of letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
+def is_name(value: object) -> bool:
+    """A valid channel or type name (the whole string: a trailing newline is not)."""
+    return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
 
 
-def _channel_or_wildcard(value: str) -> str:
-    return value if value == WILDCARD else _channel(value)
+def _name_rule(*, wildcard: bool) -> AfterValidator:
+    """A channel or type name (`CHANNEL_PATTERN`), optionally `*` as well."""
 
+    def check(value: str) -> str:
+        if wildcard and value == WILDCARD:
+            return value
+        if not is_name(value):
+            raise ValueError(
+                ("must be '*' or " if wildcard else "must be ")
+                + "1-100 characters of letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
 
-def _type_or_wildcard(value: str) -> str:
-    if value != WILDCARD and not CHANNEL_PATTERN.match(value):
-        raise ValueError("must be '*' or 1-100 characters of letters, digits, '_', '.' or '-'")
-    return value
-
-
-def _type_name(value: str) -> str:
-    if not CHANNEL_PATTERN.match(value):
-        raise ValueError("must be 1-100 characters of letters, digits, '_', '.' or '-'")
-    return value
+    return AfterValidator(check)
 
 
 def _utc(value: datetime) -> datetime:
     return parse_instant(value.isoformat())
 
 
-ChannelName = Annotated[str, AfterValidator(_channel)]
+Name = Annotated[str, _name_rule(wildcard=False)]
+NameOrWildcard = Annotated[str, _name_rule(wildcard=True)]
 UserId = Annotated[str, Field(min_length=1, max_length=255)]
 
 
@@ -65,10 +66,10 @@ class NotificationDraft(_Input):
 
     user_id: UserId | None = None
     user_ids: list[UserId] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
-    type: Annotated[str, AfterValidator(_type_name)]
+    type: Name
     title: str = Field(..., min_length=1, max_length=1000)
     message: str = Field(..., max_length=20_000)
-    channel: ChannelName = DEFAULT_CHANNEL
+    channel: Name = DEFAULT_CHANNEL
     priority: Priority = Priority.MEDIUM
     scheduled_at: Annotated[datetime, AfterValidator(_utc)] | None = None
     data: dict[str, Any] = Field(default_factory=dict)
@@ -88,8 +89,8 @@ class NotificationDraft(_Input):
 class PreferenceInput(_Input):
     """One preference row; a flag left out keeps its stored value (enabled if none)."""
 
-    channel: Annotated[str, AfterValidator(_channel_or_wildcard)] = WILDCARD
-    notification_type: Annotated[str, AfterValidator(_type_or_wildcard)] = WILDCARD
+    channel: NameOrWildcard = WILDCARD
+    notification_type: NameOrWildcard = WILDCARD
     email_enabled: StrictBool | None = None
     push_enabled: StrictBool | None = None
     in_app_enabled: StrictBool | None = None
@@ -109,3 +110,32 @@ class NotificationRef(_Input):
 
 class MissedRequest(_Input):
     since: Annotated[datetime, AfterValidator(_utc)]
+
+
+M = TypeVar("M", bound=BaseModel)
+# Where a request part is named in a validation error's location; not part of the field.
+LOCATIONS = frozenset({"body", "query", "path", "header"})
+
+
+def field_of(loc: Sequence[Any]) -> str:
+    """A validation error's location as the field a client knows: ("body", "user_ids", 3)
+    -> "user_ids.3"; ("query", "limit") -> "limit"."""
+    parts = [str(part) for part in loc if part not in LOCATIONS]
+    return ".".join(parts) or (str(loc[0]) if loc else "payload")
+
+
+def first_problem(errors: Sequence[Any], default_field: str) -> ValidationFailed:
+    """The first of pydantic's (or FastAPI's) validation errors, as a domain error."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid"}
+    field = field_of(tuple(first.get("loc", ()))) if first.get("loc") else default_field
+    return ValidationFailed(f"{field}: {first.get('msg', 'invalid')}", field=field)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate a JSON object (a Socket.IO event payload) into `model`."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("the event payload must be a JSON object", field="payload")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise first_problem(exc.errors(), "payload") from exc

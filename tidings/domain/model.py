@@ -1,13 +1,12 @@
-"""Domain values: statuses, media, the authenticated principal, and the notification as
-clients see it. Database rows live in `store/tables.py`; HTTP schemas in `api/schemas.py`."""
+"""Domain values: statuses, media, priorities, the authenticated principal, and instants.
+Records (a notification, a preference) live beside this module; database rows in
+`store/tables.py`; HTTP schemas in `api/schemas.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 
 class Status(StrEnum):
@@ -68,37 +67,12 @@ def isoformat(value: datetime | None) -> str | None:
 
 
 def parse_instant(value: str) -> datetime:
-    """ISO 8601 to an aware UTC datetime; a value without offset is taken as UTC."""
+    """ISO 8601 to an aware UTC datetime; a value without offset is taken as UTC. A value
+    whose UTC instant falls outside the representable range raises ValueError."""
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def notification_payload(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """The notification object of the contract, from a `notifications` row mapping."""
-    return {
-        "id": row["id"],
-        "user_id": row["user_id"],
-        "type": row["type"],
-        "title": row["title"],
-        "message": row["message"],
-        "channel": row["channel"],
-        "priority": row["priority"],
-        "status": row["status"],
-        "scheduled_at": isoformat(row["scheduled_at"]),
-        "created_at": isoformat(row["created_at"]),
-        "delivered_at": isoformat(row["delivered_at"]),
-        "read_at": isoformat(row["read_at"]),
-        "data": row["data"] if row["data"] is not None else {},
-    }
-
-
-def status_payload(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """The `notificationStatus` event body."""
-    return {
-        "id": row["id"],
-        "status": row["status"],
-        "delivered_at": isoformat(row["delivered_at"]),
-        "read_at": isoformat(row["read_at"]),
-    }
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("the instant is out of range") from exc

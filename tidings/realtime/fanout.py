@@ -1,78 +1,78 @@
-"""Real-time fan-out, behind an interface of the project's own.
+"""Real-time fan-out: carries "this notification reached its user" and "this notification's
+status changed" to every node that may hold a socket of that user.
 
-Services publish "this user" or "this channel" messages to a `Fanout`; the fan-out carries
-them to every node that may hold a matching socket, where a `LocalSink` (the Socket.IO
-gateway of that node) emits them. In-process now; a Redis implementation drops in later
-without touching services, and so could another transport behind `LocalSink`.
+Services speak to a `Fanout`; on each node a `FanoutHandler` (the Socket.IO gateway)
+receives what the fan-out carries and emits it to the node's own sockets. Everything that
+crosses is a plain record of the domain (`Notification`, `StatusChange`), so a fan-out
+between processes (Redis) serialises it as it is.
+
+Guarantees a caller may rely on: best effort and at most once per call. A socket that is not
+connected at that moment, or a node that is unreachable, misses the message; durability
+is the database's job (clients replay with `requestMissedNotifications`). Messages of one
+call reach a node in the order given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
+
+from tidings.domain.notification import Notification, StatusChange
 
 
-class LocalSink(Protocol):
-    """Delivers to the sockets of this node."""
+class FanoutHandler(Protocol):
+    """The receiving end on one node."""
 
-    async def emit_to_user(self, user_id: str, event: str, payload: Mapping[str, Any]) -> int:
-        """Emit to every local socket of `user_id`; returns how many sockets got it."""
+    async def deliver(self, notifications: Sequence[Notification]) -> None:
+        """Emit each notification to the local sockets of its own user (a channel's
+        copies are one record per subscriber)."""
 
-    async def emit_to_channel(
-        self,
-        channel: str,
-        event: str,
-        payload: Mapping[str, Any],
-        copies: Mapping[str, Mapping[str, Any]],
-    ) -> int:
-        """Emit to every local socket in `channel:<channel>`. Each recipient has its own
-        stored copy: `copies[user_id]` holds the fields that differ per user (id, user_id);
-        sockets of users without a copy (subscribed after the fact) are skipped."""
+    async def status_changed(self, change: StatusChange) -> None:
+        """Tell the local sockets of `change.user_id`."""
 
 
 class Fanout(Protocol):
-    def attach(self, sink: LocalSink) -> None: ...
+    def attach(self, handler: FanoutHandler) -> None:
+        """Registered once, where the application is built; sending before is an error."""
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def to_user(self, user_id: str, event: str, payload: Mapping[str, Any]) -> None: ...
+    async def notify(self, notifications: Sequence[Notification]) -> None:
+        """Each notification to its user's sockets, on whichever node they are."""
 
-    async def to_channel(
-        self,
-        channel: str,
-        event: str,
-        payload: Mapping[str, Any],
-        copies: Mapping[str, Mapping[str, Any]],
-    ) -> None: ...
+    async def status_changed(self, change: StatusChange) -> None:
+        """To every socket of the user, on whichever node (other tabs and devices)."""
+
+
+class NoHandlerAttached(RuntimeError):
+    """A fan-out was used before the application attached its handler: a wiring bug."""
 
 
 class InProcessFanout:
     """Single node: the publisher and the sockets share one process."""
 
     def __init__(self) -> None:
-        self._sink: LocalSink | None = None
+        self._handler: FanoutHandler | None = None
 
-    def attach(self, sink: LocalSink) -> None:
-        self._sink = sink
+    def attach(self, handler: FanoutHandler) -> None:
+        self._handler = handler
+
+    def _local(self) -> FanoutHandler:
+        if self._handler is None:
+            raise NoHandlerAttached("the fan-out has no handler attached")
+        return self._handler
 
     async def start(self) -> None:
-        return None
+        self._local()  # fail at start-up, not at the first notification
 
     async def close(self) -> None:
-        self._sink = None
+        return None
 
-    async def to_user(self, user_id: str, event: str, payload: Mapping[str, Any]) -> None:
-        if self._sink is not None:
-            await self._sink.emit_to_user(user_id, event, payload)
+    async def notify(self, notifications: Sequence[Notification]) -> None:
+        if notifications:
+            await self._local().deliver(notifications)
 
-    async def to_channel(
-        self,
-        channel: str,
-        event: str,
-        payload: Mapping[str, Any],
-        copies: Mapping[str, Mapping[str, Any]],
-    ) -> None:
-        if self._sink is not None:
-            await self._sink.emit_to_channel(channel, event, payload, copies)
+    async def status_changed(self, change: StatusChange) -> None:
+        await self._local().status_changed(change)

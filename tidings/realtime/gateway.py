@@ -1,5 +1,5 @@
 """The Socket.IO edge: authenticates sockets, maps client events to service calls, and is
-this node's `LocalSink` for the fan-out.
+this node's `FanoutHandler`: it turns what the fan-out carries into Socket.IO events.
 
 Handlers stay thin: parse the payload into a domain input, call one service method, shape
 the acknowledgement. Every failure becomes an `error` event plus a failing ack; the
@@ -9,62 +9,60 @@ connection stays up. The protocol itself is the transport's business (`transport
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from tidings.domain.errors import AuthenticationFailed, TidingsError, ValidationFailed
+from tidings.domain.errors import AuthenticationFailed, TidingsError, ValidationFailed, error_body
 from tidings.domain.inputs import (
     ChannelList,
     MissedRequest,
     NotificationRef,
     PreferenceBatch,
     PreferenceInput,
+    parse,
 )
 from tidings.domain.model import Principal
+from tidings.domain.notification import Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime.transport import ConnectionRefused, SocketTransport
-from tidings.services.notifications import NOTIFICATION_EVENT, NotificationService
+from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
 
 log = logging.getLogger(__name__)
 
+# Server-to-client event names of the contract (section 6).
+NOTIFICATION = "notification"
+NOTIFICATION_STATUS = "notificationStatus"
+CONNECTION_STATUS = "connectionStatus"
+ERROR = "error"
+
 Ack = dict[str, Any]
 Handler = Callable[[str, Principal, Any], Awaitable[Ack]]
-M = TypeVar("M", bound=BaseModel)
 
 
 def user_room(user_id: str) -> str:
     return f"user:{user_id}"
 
 
-def _parse(model: type[M], data: Any) -> M:
-    if not isinstance(data, dict):
-        raise ValidationFailed("the event payload must be a JSON object", field="payload")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise ValidationFailed(f"{field}: {first['msg']}", field=field) from exc
-
-
 class SocketGateway:
+    """Owns this node's sockets: who each one is (its principal), the client events of the
+    contract, and the emits of what the fan-out delivers here."""
+
     def __init__(
         self,
         transport: SocketTransport,
         tokens: TokenService,
-        notifications: NotificationService,
+        inbox: InboxService,
         preferences: PreferenceService,
         subscriptions: SubscriptionService,
         metrics: Metrics,
     ) -> None:
         self.transport = transport
         self._tokens = tokens
-        self._notifications = notifications
+        self._inbox = inbox
         self._preferences = preferences
         self._subscriptions = subscriptions
         self._metrics = metrics
@@ -80,37 +78,31 @@ class SocketGateway:
         transport.bind(self._on_connect, self._on_connected, self._on_disconnect,
                        self._on_event)
 
-    # -- LocalSink ------------------------------------------------------------------------
+    # -- FanoutHandler --------------------------------------------------------------------
 
-    async def emit_to_user(self, user_id: str, event: str, payload: Mapping[str, Any]) -> int:
-        sent = await self.transport.send(self.transport.members(user_room(user_id)), event,
-                                         payload)
-        if event == NOTIFICATION_EVENT:
-            self._metrics.in_app_deliveries.inc(sent)
-        return sent
-
-    async def emit_to_channel(
-        self,
-        channel: str,
-        event: str,
-        payload: Mapping[str, Any],
-        copies: Mapping[str, Mapping[str, Any]],
-    ) -> int:
-        """Each subscriber's sockets get that subscriber's own copy.
+    async def deliver(self, notifications: Sequence[Notification]) -> None:
+        """Each notification to its own user's sockets on this node.
 
         The contract's room `channel:<name>` is the set of sockets of the channel's
         subscribers: a subscription belongs to the user (it persists, and every socket of
-        the user follows it). That set is reached through the user rooms, with the ids of
-        the copies at hand, instead of a second per-socket membership that every connect
-        would have to rebuild from the database."""
+        the user follows it). A channel notification arrives as one stored copy per
+        subscriber, so it reaches that set through the user rooms, without a second
+        per-socket membership that every connect would have to rebuild from the database.
+        """
         sent = 0
-        for user_id, copy in copies.items():
-            sids = self.transport.members(user_room(user_id))
+        for notification in notifications:
+            sids = self.transport.members(user_room(notification.user_id))
             if sids:
-                sent += await self.transport.send(sids, event, {**payload, **copy})
-        if event == NOTIFICATION_EVENT:
-            self._metrics.in_app_deliveries.inc(sent)
-        return sent
+                sent += await self.transport.send(sids, NOTIFICATION, notification.to_json())
+        self._metrics.in_app_deliveries.inc(sent)
+        if notifications:
+            since = notifications[0].visible_at.timestamp()
+            self._metrics.create_to_emit.observe(max(0.0, time.time() - since))
+
+    async def status_changed(self, change: StatusChange) -> None:
+        sids = self.transport.members(user_room(change.user_id))
+        if sids:
+            await self.transport.send(sids, NOTIFICATION_STATUS, change.to_json())
 
     # -- connection life cycle ------------------------------------------------------------
 
@@ -128,12 +120,13 @@ class SocketGateway:
         principal = self._principals.get(sid)
         if principal is not None:
             await self.transport.send(
-                [sid], "connectionStatus", {"status": "connected", "user_id": principal.user_id}
+                [sid], CONNECTION_STATUS, {"status": "connected", "user_id": principal.user_id}
             )
 
     async def _on_disconnect(self, sid: str) -> None:
         if self._principals.pop(sid, None) is not None:
             self._metrics.connections.dec()
+            self._metrics.disconnects.inc()
 
     async def _on_event(self, sid: str, event: str, args: list[Any]) -> Ack:
         principal = self._principals.get(sid)
@@ -142,56 +135,58 @@ class SocketGateway:
             if principal is None:  # pragma: no cover - transports only pass connected sids
                 raise ValidationFailed("connect first")
             if handler is None:
-                return await self._fail(sid, {"code": "unknown_event",
-                                              "message": f"unknown event '{event}'"})
+                return await self._fail(sid, error_body("unknown_event",
+                                                        f"unknown event '{event}'"))
             return await handler(sid, principal, args[0] if args else None)
         except TidingsError as exc:
-            return await self._fail(sid, exc.to_dict())
+            return await self._fail(sid, exc.body())
         except Exception:
             log.exception("event %s failed", event)
-            return await self._fail(sid, {"code": "internal_error",
-                                          "message": "the server could not do that"})
+            return await self._fail(sid, error_body("internal_error",
+                                                    "the server could not do that"))
 
-    async def _fail(self, sid: str, error: dict[str, str]) -> Ack:
+    async def _fail(self, sid: str, error: dict[str, Any]) -> Ack:
         self._metrics.client_errors.labels(code=error["code"]).inc()
-        await self.transport.send([sid], "error", error)
+        await self.transport.send([sid], ERROR, error)
         return {"ok": False, "error": error}
 
     # -- client events --------------------------------------------------------------------
 
     async def _subscribe(self, sid: str, principal: Principal, data: Any) -> Ack:
-        request = _parse(ChannelList, data)
+        request = parse(ChannelList, data)
         result = await self._subscriptions.subscribe(principal.user_id, request.channels)
         return {"ok": True, "subscribed": result.subscribed, "denied": result.denied}
 
     async def _unsubscribe(self, sid: str, principal: Principal, data: Any) -> Ack:
-        request = _parse(ChannelList, data)
+        request = parse(ChannelList, data)
         removed = await self._subscriptions.unsubscribe(principal.user_id, request.channels)
         return {"ok": True, "unsubscribed": removed}
 
     async def _ack(self, sid: str, principal: Principal, data: Any) -> Ack:
-        ref = _parse(NotificationRef, data)
-        notification = await self._notifications.acknowledge(principal, ref.id)
-        return {"ok": True, "notification": notification}
+        ref = parse(NotificationRef, data)
+        notification = await self._inbox.acknowledge(principal, ref.id)
+        return {"ok": True, "notification": notification.to_json()}
 
     async def _mark_as_read(self, sid: str, principal: Principal, data: Any) -> Ack:
-        ref = _parse(NotificationRef, data)
-        notification = await self._notifications.mark_read(principal, ref.id)
-        return {"ok": True, "notification": notification}
+        ref = parse(NotificationRef, data)
+        notification = await self._inbox.mark_read(principal, ref.id)
+        return {"ok": True, "notification": notification.to_json()}
 
     async def _update_preferences(self, sid: str, principal: Principal, data: Any) -> Ack:
         if isinstance(data, dict) and "items" in data:
-            items = _parse(PreferenceBatch, data).items
+            items = parse(PreferenceBatch, data).items
         else:
-            items = [_parse(PreferenceInput, data)]
+            items = [parse(PreferenceInput, data)]
         stored = await self._preferences.save(principal.user_id, items)
-        return {"ok": True, "items": stored}
+        return {"ok": True, "items": [item.to_json() for item in stored]}
 
     async def _request_missed(self, sid: str, principal: Principal, data: Any) -> Ack:
-        request = _parse(MissedRequest, data)
+        request = parse(MissedRequest, data)
         count = 0
-        async for chunk in self._notifications.missed(principal, request.since):
+        async for chunk in self._inbox.missed(principal, request.since):
+            if sid not in self._principals:
+                break  # the socket is gone: read no more of the history
             for notification in chunk:
-                await self.transport.send([sid], NOTIFICATION_EVENT, notification)
+                await self.transport.send([sid], NOTIFICATION, notification.to_json())
             count += len(chunk)
         return {"ok": True, "count": count}

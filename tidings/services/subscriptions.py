@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tidings.domain.inputs import CHANNEL_PATTERN
+from tidings.domain.inputs import is_name
 from tidings.domain.model import utcnow
 from tidings.services.batching import Batcher
 from tidings.store import subscriptions as store
@@ -29,30 +29,35 @@ class SubscriptionResult:
 
 
 def may_join(name: object) -> bool:
-    return isinstance(name, str) and CHANNEL_PATTERN.match(name) is not None
+    return is_name(name)
 
 
 @dataclass(frozen=True)
-class _Request:
+class _SubscribeRequest:
     user_id: str
     valid: list[str]
     denied: list[object]
 
 
 class SubscriptionService:
+    """Owns users' topic subscriptions: who may join which channel, the per-user cap, and
+    the writes (grouped across concurrent requests)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
         # A reconnect storm subscribes thousands of sockets at once: group commit them.
-        self._batcher: Batcher[_Request, SubscriptionResult] = Batcher(self._write_batch, 500)
+        self._batcher: Batcher[_SubscribeRequest, SubscriptionResult] = Batcher(
+            self._write_batch, 500
+        )
 
     async def subscribe(self, user_id: str, channels: Sequence[object]) -> SubscriptionResult:
         valid: list[str] = list(dict.fromkeys(n for n in channels if isinstance(n, str)
                                               and may_join(n)))
         denied: list[object] = [n for n in channels if not may_join(n)]
-        return await self._batcher.submit(_Request(user_id, valid, denied))
+        return await self._batcher.submit(_SubscribeRequest(user_id, valid, denied))
 
     async def _write_batch(
-        self, requests: list[_Request]
+        self, requests: list[_SubscribeRequest]
     ) -> list[SubscriptionResult | BaseException]:
         """One read of the users' current channels and one insert for the whole batch;
         requests of the same user apply in order, as if one after the other."""
@@ -71,7 +76,7 @@ class SubscriptionService:
                     subscribed=[name for name in request.valid if name in current],
                     denied=request.denied + over_limit,
                 ))
-            await store.add(self._db, conn, added_rows, utcnow())
+            await store.add(conn, added_rows, utcnow())
         return results
 
     async def unsubscribe(self, user_id: str, channels: Sequence[object]) -> list[str]:

@@ -89,13 +89,6 @@ class Database:
             self._checkpointer = None
         await self.engine.dispose()
 
-    def insert(self, table: sa.Table) -> Any:
-        """An INSERT with ON CONFLICT support for this dialect (both spell it the same)."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
-
-
 def _create_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One connection: SQLite has a single writer anyway, and queueing in the pool is far
@@ -129,3 +122,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # holding the service's only connection for as long as the disk takes, often 100s of ms.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+def upsert_into(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT that can take ON CONFLICT clauses, for the connection's dialect (both
+    dialects spell them the same)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,35 +1,51 @@
-"""SQL for idempotency keys: the first answer to a producer's key, kept to be replayed."""
+"""SQL for idempotency keys: the first outcome of a producer's key, kept to be replayed."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.domain.errors import DuplicateKey
+from tidings.domain.notification import Accepted, Created, CreateOutcome, Notification
 from tidings.store.tables import idempotency_keys
 
+# How an outcome's kind is kept in the `status_code` column (the numbers are those the
+# column held from the start, so keys written by earlier versions still read back).
+_CREATED, _ACCEPTED = 201, 202
 
-async def find(conn: AsyncConnection, producer: str, key: str) -> tuple[int, Any] | None:
+
+async def find(conn: AsyncConnection, producer: str, key: str) -> CreateOutcome | None:
     result = await conn.execute(
         sa.select(idempotency_keys.c.status_code, idempotency_keys.c.response).where(
             idempotency_keys.c.producer == producer, idempotency_keys.c.key == key
         )
     )
     row = result.first()
-    return (row.status_code, row.response) if row else None
+    if row is None:
+        return None
+    if row.status_code == _CREATED:
+        return Created(Notification.from_json(row.response, producer=producer))
+    return Accepted(int(row.response["count"]), str(row.response["channel"]))
 
 
 async def record(
-    conn: AsyncConnection, producer: str, key: str, status_code: int, response: Any,
-    now: datetime,
+    conn: AsyncConnection, producer: str, key: str, outcome: CreateOutcome, now: datetime
 ) -> None:
     """Inserted in the creating transaction: a concurrent duplicate fails on the primary
-    key and rolls its whole creation back, so a key never creates twice."""
-    await conn.execute(
-        idempotency_keys.insert().values(
-            producer=producer, key=key, status_code=status_code, response=response,
-            created_at=now,
+    key, raising `DuplicateKey`, and its whole creation rolls back, so a key never creates
+    twice."""
+    if isinstance(outcome, Created):
+        kind, body = _CREATED, outcome.notification.to_json()
+    else:
+        kind, body = _ACCEPTED, {"count": outcome.count, "channel": outcome.channel}
+    try:
+        await conn.execute(
+            idempotency_keys.insert().values(
+                producer=producer, key=key, status_code=kind, response=body, created_at=now
+            )
         )
-    )
+    except sqlalchemy.exc.IntegrityError as exc:
+        raise DuplicateKey("this idempotency key was taken concurrently") from exc

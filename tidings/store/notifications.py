@@ -1,9 +1,10 @@
-"""SQL for notifications and their per-medium deliveries."""
+"""SQL for notifications and their per-medium deliveries. Takes and returns domain records;
+the columns are known here alone."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.model import DeliveryStatus, Medium, Status
+from tidings.domain.notification import InboxFilter, NewDelivery, Notification
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
 
@@ -19,24 +21,40 @@ from tidings.store.tables import notifications
 # under every driver's limit while still being a handful of round trips for 10,000 rows.
 INSERT_SLICE = 1000
 
+_FIELDS = tuple(field.name for field in fields(Notification))
+# Selected in the record's field order, so a row becomes a record positionally.
+_COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
 
-@dataclass(frozen=True)
-class ListFilter:
-    status: str | None = None
-    unread: bool = False
-    channel: str | None = None
-    type: str | None = None
+
+def _record(row: Row[Any]) -> Notification:
+    return Notification(*tuple(row))
+
+
+def _select() -> sa.Select[Any]:
+    return sa.select(*_COLUMNS)
 
 
 async def insert_many(
-    conn: AsyncConnection, rows: Sequence[dict[str, Any]], delivery_rows: Sequence[dict[str, Any]]
+    conn: AsyncConnection, items: Sequence[Notification], new_deliveries: Sequence[NewDelivery]
 ) -> None:
+    rows = [{name: getattr(item, name) for name in _FIELDS} for item in items]
+    delivery_rows = [
+        {
+            "notification_id": d.notification_id,
+            "user_id": d.user_id,
+            "medium": d.medium.value,
+            "status": d.status,
+            "attempts": d.attempts,
+            "next_attempt_at": d.due_at,
+            "created_at": d.created_at,
+            "updated_at": d.created_at,
+        }
+        for d in new_deliveries
+    ]
     for start in range(0, len(rows), INSERT_SLICE):
-        await conn.execute(notifications.insert(), list(rows[start : start + INSERT_SLICE]))
+        await conn.execute(notifications.insert(), rows[start : start + INSERT_SLICE])
     for start in range(0, len(delivery_rows), INSERT_SLICE):
-        await conn.execute(
-            deliveries.insert(), list(delivery_rows[start : start + INSERT_SLICE])
-        )
+        await conn.execute(deliveries.insert(), delivery_rows[start : start + INSERT_SLICE])
 
 
 def _owned(user_id: str, notification_id: str) -> sa.ColumnElement[bool]:
@@ -49,30 +67,29 @@ def _visible(now: datetime) -> sa.ColumnElement[bool]:
 
 async def get_owned(
     conn: AsyncConnection, user_id: str, notification_id: str, now: datetime
-) -> Row[Any] | None:
-    result = await conn.execute(
-        sa.select(notifications).where(_owned(user_id, notification_id), _visible(now))
-    )
-    return result.first()
+) -> Notification | None:
+    result = await conn.execute(_select().where(_owned(user_id, notification_id), _visible(now)))
+    row = result.first()
+    return _record(row) if row is not None else None
 
 
-async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Row[Any]]:
+async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Notification]:
     if not ids:
         return []
-    result = await conn.execute(sa.select(notifications).where(notifications.c.id.in_(ids)))
-    return list(result)
+    result = await conn.execute(_select().where(notifications.c.id.in_(ids)))
+    return [_record(row) for row in result]
 
 
-def _filtered(user_id: str, now: datetime, flt: ListFilter) -> list[sa.ColumnElement[bool]]:
+def _filtered(user_id: str, now: datetime, filters: InboxFilter) -> list[sa.ColumnElement[bool]]:
     clauses = [notifications.c.user_id == user_id, _visible(now)]
-    if flt.status:
-        clauses.append(notifications.c.status == flt.status)
-    if flt.unread:
+    if filters.status:
+        clauses.append(notifications.c.status == filters.status)
+    if filters.unread:
         clauses.append(notifications.c.status != Status.READ.value)
-    if flt.channel:
-        clauses.append(notifications.c.channel == flt.channel)
-    if flt.type:
-        clauses.append(notifications.c.type == flt.type)
+    if filters.channel:
+        clauses.append(notifications.c.channel == filters.channel)
+    if filters.type:
+        clauses.append(notifications.c.type == filters.type)
     return clauses
 
 
@@ -80,32 +97,33 @@ async def list_page(
     conn: AsyncConnection,
     user_id: str,
     now: datetime,
-    flt: ListFilter,
+    filters: InboxFilter,
     limit: int,
     before: tuple[datetime, str] | None,
-) -> list[Row[Any]]:
-    """Newest first, keyset-paginated on (visible_at, id); `limit + 1` rows tell whether
+) -> list[Notification]:
+    """Newest first, keyset-paginated on (visible_at, id); `limit + 1` records tell whether
     another page exists."""
-    clauses = _filtered(user_id, now, flt)
+    clauses = _filtered(user_id, now, filters)
     if before is not None:
         clauses.append(
             sa.tuple_(notifications.c.visible_at, notifications.c.id) < sa.tuple_(*before)
         )
     query = (
-        sa.select(notifications)
+        _select()
         .where(*clauses)
         .order_by(notifications.c.visible_at.desc(), notifications.c.id.desc())
         .limit(limit + 1)
     )
-    return list(await conn.execute(query))
+    return [_record(row) for row in await conn.execute(query)]
 
 
 async def count_unread(
-    conn: AsyncConnection, user_id: str, now: datetime, channel: str | None, type_: str | None
+    conn: AsyncConnection, user_id: str, now: datetime, filters: InboxFilter
 ) -> int:
-    flt = ListFilter(unread=True, channel=channel, type=type_)
+    """Unread among the user's visible notifications of the filter's channel and type."""
+    unread = InboxFilter(unread=True, channel=filters.channel, type=filters.type)
     query = sa.select(sa.func.count()).select_from(notifications).where(
-        *_filtered(user_id, now, flt)
+        *_filtered(user_id, now, unread)
     )
     return int((await conn.execute(query)).scalar_one())
 
@@ -116,10 +134,10 @@ async def in_app_after(
     after: tuple[datetime, str],
     now: datetime,
     limit: int,
-) -> list[Row[Any]]:
+) -> list[Notification]:
     """In-app notifications that became visible after `after`, oldest first."""
     query = (
-        sa.select(notifications)
+        _select()
         .where(
             notifications.c.user_id == user_id,
             notifications.c.in_app.is_(True),
@@ -129,7 +147,7 @@ async def in_app_after(
         .order_by(notifications.c.visible_at, notifications.c.id)
         .limit(limit)
     )
-    return list(await conn.execute(query))
+    return [_record(row) for row in await conn.execute(query)]
 
 
 async def set_status(
@@ -138,8 +156,8 @@ async def set_status(
     notification_id: str,
     now: datetime,
     status: Status,
-) -> tuple[Row[Any] | None, bool]:
-    """Move a notification to `delivered` or `read`; returns (row, changed).
+) -> tuple[Notification | None, bool]:
+    """Move a notification to `delivered` or `read`; returns (record, changed).
 
     `delivered` never overrides `read`; both set their timestamp once. The conditional
     UPDATE makes concurrent acks from several tabs race-free.
@@ -158,20 +176,20 @@ async def set_status(
         notifications.update()
         .where(_owned(user_id, notification_id), _visible(now), notifications.c.status.in_(allowed))
         .values(**values)
-        .returning(*notifications.c)
+        .returning(*_COLUMNS)
     )
     row = result.first()
-    if row is not None:
-        await conn.execute(
-            deliveries.update()
-            .where(
-                deliveries.c.notification_id == notification_id,
-                deliveries.c.medium == Medium.IN_APP.value,
-            )
-            .values(status=DeliveryStatus.DELIVERED.value, updated_at=now)
+    if row is None:
+        return await get_owned(conn, user_id, notification_id, now), False
+    await conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.notification_id == notification_id,
+            deliveries.c.medium == Medium.IN_APP.value,
         )
-        return row, True
-    return await get_owned(conn, user_id, notification_id, now), False
+        .values(status=DeliveryStatus.DELIVERED.value, updated_at=now)
+    )
+    return _record(row), True
 
 
 async def delete_owned(
@@ -219,5 +237,5 @@ async def next_due_in_app(conn: AsyncConnection) -> datetime | None:
             deliveries.c.status == DeliveryStatus.PENDING.value,
         )
     )
-    value = result.scalar_one_or_none()
-    return value  # type: ignore[no-any-return]
+    value: datetime | None = result.scalar_one_or_none()
+    return value

@@ -11,52 +11,63 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.model import WILDCARD
-from tidings.store.database import Database
+from tidings.domain.preference import Preference, PreferenceChange
+from tidings.store.database import upsert_into
 from tidings.store.tables import preferences
 
 LOOKUP_SLICE = 500
+_FLAGS = ("email_enabled", "push_enabled", "in_app_enabled")
+_COLUMNS = (preferences.c.channel, preferences.c.notification_type,
+            *(preferences.c[flag] for flag in _FLAGS))
 
 
-async def list_for_user(conn: AsyncConnection, user_id: str) -> list[Row[Any]]:
+def _record(row: Row[Any]) -> Preference:
+    return Preference(*tuple(row))
+
+
+async def list_for_user(conn: AsyncConnection, user_id: str) -> list[Preference]:
     query = (
-        sa.select(preferences)
+        sa.select(*_COLUMNS)
         .where(preferences.c.user_id == user_id)
         .order_by(preferences.c.channel, preferences.c.notification_type)
     )
-    return list(await conn.execute(query))
+    return [_record(row) for row in await conn.execute(query)]
 
 
 async def upsert_many(
-    db: Database, conn: AsyncConnection, user_id: str, items: Sequence[dict[str, Any]],
-    now: datetime,
-) -> list[Row[Any]]:
+    conn: AsyncConnection, user_id: str, changes: Sequence[PreferenceChange], now: datetime
+) -> list[Preference]:
+    """Write each change in one statement: only the flags it gives are updated, so
+    concurrent changes of different flags of one row all take effect."""
     stored = []
-    for item in items:
-        values = {**item, "user_id": user_id, "created_at": now, "updated_at": now}
-        stmt = db.insert(preferences).values(**values)
+    for change in changes:
+        given = change.given()
+        stmt = upsert_into(conn, preferences).values(
+            user_id=user_id, channel=change.channel,
+            notification_type=change.notification_type,
+            **{flag: given.get(flag, True) for flag in _FLAGS},
+            created_at=now, updated_at=now,
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=["user_id", "channel", "notification_type"],
-            set_={
-                "email_enabled": stmt.excluded.email_enabled,
-                "push_enabled": stmt.excluded.push_enabled,
-                "in_app_enabled": stmt.excluded.in_app_enabled,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        ).returning(*preferences.c)
-        stored.append((await conn.execute(stmt)).one())
+            set_={name: stmt.excluded[name] for name in (*given, "updated_at")},
+        ).returning(*_COLUMNS)
+        stored.append(_record((await conn.execute(stmt)).one()))
     return stored
 
 
 async def candidates_for(
     conn: AsyncConnection, user_ids: Sequence[str], channel: str, type_: str
-) -> list[Row[Any]]:
-    """Every row that could apply to (channel, type) for these users: exact or wildcard."""
-    rows: list[Row[Any]] = []
+) -> dict[str, list[Preference]]:
+    """Every row that could apply to (channel, type) for these users (exact or wildcard),
+    by user."""
+    found: dict[str, list[Preference]] = {}
     for start in range(0, len(user_ids), LOOKUP_SLICE):
-        query = sa.select(preferences).where(
+        query = sa.select(preferences.c.user_id, *_COLUMNS).where(
             preferences.c.user_id.in_(user_ids[start : start + LOOKUP_SLICE]),
             preferences.c.channel.in_([channel, WILDCARD]),
             preferences.c.notification_type.in_([type_, WILDCARD]),
         )
-        rows.extend(await conn.execute(query))
-    return rows
+        for user_id, *values in await conn.execute(query):
+            found.setdefault(user_id, []).append(Preference(*values))
+    return found

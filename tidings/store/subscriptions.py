@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.store.database import Database
+from tidings.store.database import upsert_into
 from tidings.store.tables import subscriptions
 
 # Rows per INSERT and ids per IN (...): under every driver's parameter limit.
@@ -16,12 +16,10 @@ INSERT_SLICE = 500
 LOOKUP_SLICE = 500
 
 
-async def add(
-    db: Database, conn: AsyncConnection, pairs: Sequence[tuple[str, str]], now: datetime
-) -> None:
+async def add(conn: AsyncConnection, pairs: Sequence[tuple[str, str]], now: datetime) -> None:
     """Subscribe (user_id, channel) pairs; ones that already exist stay as they are."""
     for start in range(0, len(pairs), INSERT_SLICE):
-        stmt = db.insert(subscriptions).values([
+        stmt = upsert_into(conn, subscriptions).values([
             {"user_id": user_id, "channel": channel, "created_at": now}
             for user_id, channel in pairs[start : start + INSERT_SLICE]
         ])

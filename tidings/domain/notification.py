@@ -1,0 +1,144 @@
+"""The notification record, and the shapes clients see of it.
+
+`Notification` is what the store hands back and what crosses the fan-out (between nodes
+too, later): plain values only, so it serialises as it is. `to_json` is the one place the
+contract's notification object is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tidings.domain.model import Medium, isoformat, parse_instant
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    user_id: str
+    type: str
+    title: str
+    message: str
+    channel: str
+    priority: str
+    status: str
+    scheduled_at: datetime | None
+    created_at: datetime
+    # When the user may see it: created_at, or scheduled_at for a future schedule. Lists,
+    # counts and replay go by this instant.
+    visible_at: datetime
+    delivered_at: datetime | None
+    read_at: datetime | None
+    data: dict[str, Any]
+    in_app: bool  # emitted to sockets and replayed; off: stored and listed only
+    producer: str  # the `sub` of the service that created it
+
+    def to_json(self) -> dict[str, Any]:
+        """The notification object of the contract (section 5)."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "type": self.type,
+            "title": self.title,
+            "message": self.message,
+            "channel": self.channel,
+            "priority": self.priority,
+            "status": self.status,
+            "scheduled_at": isoformat(self.scheduled_at),
+            "created_at": isoformat(self.created_at),
+            "delivered_at": isoformat(self.delivered_at),
+            "read_at": isoformat(self.read_at),
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, producer: str = "") -> Notification:
+        """The inverse of `to_json`, for answers kept as JSON (idempotency keys)."""
+        created = parse_instant(body["created_at"])
+        scheduled = _instant(body.get("scheduled_at"))
+        return cls(
+            id=body["id"], user_id=body["user_id"], type=body["type"], title=body["title"],
+            message=body["message"], channel=body["channel"], priority=body["priority"],
+            status=body["status"], scheduled_at=scheduled, created_at=created,
+            visible_at=max(created, scheduled) if scheduled else created,
+            delivered_at=_instant(body.get("delivered_at")),
+            read_at=_instant(body.get("read_at")), data=body.get("data") or {},
+            in_app=True, producer=producer,
+        )
+
+    @property
+    def position(self) -> tuple[datetime, str]:
+        """Where it sorts in the user's timeline (lists and replay go by this)."""
+        return (self.visible_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A notification's status moved: every socket of its user hears of it."""
+
+    id: str
+    user_id: str
+    status: str
+    delivered_at: datetime | None
+    read_at: datetime | None
+
+    @classmethod
+    def of(cls, notification: Notification) -> StatusChange:
+        return cls(notification.id, notification.user_id, notification.status,
+                   notification.delivered_at, notification.read_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `notificationStatus` event body."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "delivered_at": isoformat(self.delivered_at),
+            "read_at": isoformat(self.read_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One medium's delivery row, written with its notification."""
+
+    notification_id: str
+    user_id: str
+    medium: Medium
+    status: str
+    attempts: int
+    due_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """What `GET /api/notifications` narrows the list by."""
+
+    status: str | None = None
+    unread: bool = False
+    channel: str | None = None
+    type: str | None = None
+
+
+def _instant(value: str | None) -> datetime | None:
+    return parse_instant(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create addressed to one user: their stored notification."""
+
+    notification: Notification
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A create addressed to several users or a channel's subscribers: how many copies."""
+
+    count: int
+    channel: str
+
+
+CreateOutcome = Created | Accepted

@@ -1,0 +1,68 @@
+"""A user's media preference for a (channel, type), and the rule that picks the media.
+
+`*` stands for any channel or any type. For a (channel, type), the most specific row wins:
+exact channel and type, then exact channel with any type, then any channel with the exact
+type, then `(*, *)`. Without any row every medium is enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tidings.domain.model import WILDCARD, Medium
+
+
+@dataclass(frozen=True, slots=True)
+class Preference:
+    channel: str
+    notification_type: str
+    email_enabled: bool
+    push_enabled: bool
+    in_app_enabled: bool
+
+    def allows(self, medium: Medium) -> bool:
+        if medium is Medium.EMAIL:
+            return self.email_enabled
+        if medium is Medium.PUSH:
+            return self.push_enabled
+        return self.in_app_enabled
+
+    @property
+    def specificity(self) -> tuple[bool, bool]:
+        return (self.channel != WILDCARD, self.notification_type != WILDCARD)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "notification_type": self.notification_type,
+            "email_enabled": self.email_enabled,
+            "push_enabled": self.push_enabled,
+            "in_app_enabled": self.in_app_enabled,
+        }
+
+
+def choose_media(candidates: Iterable[Preference]) -> frozenset[Medium]:
+    """The media one user's candidate rows (all matching the same channel and type) allow."""
+    best = max(candidates, key=lambda row: row.specificity, default=None)
+    if best is None:
+        return frozenset(Medium)
+    return frozenset(medium for medium in Medium if best.allows(medium))
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceChange:
+    """A write to one (channel, type) row: a flag left as None keeps its stored value
+    (enabled when there is no row yet)."""
+
+    channel: str
+    notification_type: str
+    email_enabled: bool | None = None
+    push_enabled: bool | None = None
+    in_app_enabled: bool | None = None
+
+    def given(self) -> dict[str, bool]:
+        flags = {"email_enabled": self.email_enabled, "push_enabled": self.push_enabled,
+                 "in_app_enabled": self.in_app_enabled}
+        return {name: value for name, value in flags.items() if value is not None}

@@ -1,0 +1,79 @@
+"""The stored copies one creation makes: one notification per recipient, and one delivery
+per medium chosen for that recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tidings.domain.ids import uuid7
+from tidings.domain.inputs import NotificationDraft
+from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
+from tidings.domain.notification import NewDelivery, Notification
+
+MediaByUser = dict[str, frozenset[Medium]]
+
+
+@dataclass(frozen=True, slots=True)
+class CreationRequest:
+    """One `POST /api/notifications`, as the group commit carries it."""
+
+    principal: Principal
+    draft: NotificationDraft
+    key: str | None
+    now: datetime
+    visible_at: datetime  # now, or the scheduled time when that is later
+
+    @property
+    def scheduled(self) -> bool:
+        return self.visible_at > self.now
+
+    @property
+    def addressed(self) -> bool:
+        """Addressed to users by id (rather than to a channel's subscribers)."""
+        return self.draft.user_id is not None or self.draft.user_ids is not None
+
+    def direct_audience(self) -> list[str]:
+        if self.draft.user_id is not None:
+            return [self.draft.user_id]
+        return list(dict.fromkeys(self.draft.user_ids or ()))
+
+
+def build_copies(
+    request: CreationRequest, recipients: Sequence[str], media: MediaByUser
+) -> tuple[list[Notification], list[NewDelivery]]:
+    """One stored copy per recipient, with one delivery per chosen medium."""
+    draft, now, visible_at = request.draft, request.now, request.visible_at
+    stored: list[Notification] = []
+    deliveries: list[NewDelivery] = []
+    for user_id in recipients:
+        chosen = media[user_id]
+        notification = Notification(
+            id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
+            message=draft.message, channel=draft.channel, priority=draft.priority.value,
+            status=Status.PENDING.value, scheduled_at=draft.scheduled_at, created_at=now,
+            visible_at=visible_at, delivered_at=None, read_at=None, data=draft.data,
+            in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
+        )
+        stored.append(notification)
+        for medium in sorted(chosen):
+            # In-app goes out right after the commit; it is `sent` from the start unless
+            # it waits for its schedule. Email and push wait for the delivery workers.
+            immediate = medium is Medium.IN_APP and not request.scheduled
+            deliveries.append(NewDelivery(
+                notification_id=notification.id, user_id=user_id, medium=medium,
+                status=(DeliveryStatus.SENT if immediate else DeliveryStatus.PENDING).value,
+                attempts=1 if immediate else 0, due_at=visible_at, created_at=now,
+            ))
+    return stored, deliveries
+
+
+def given_media(draft: NotificationDraft, recipients: Sequence[str]) -> MediaByUser | None:
+    """The producer's `media`, as given, for every recipient; None: preferences decide."""
+    if draft.media is None:
+        return None
+    chosen = frozenset(draft.media)
+    return {user_id: chosen for user_id in recipients}
+
+

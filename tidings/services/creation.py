@@ -1,0 +1,209 @@
+"""Creating notifications: who receives one (audience), by which media (the producer's
+`media`, else each recipient's preferences), idempotency, and the group commit that writes
+many concurrent creations in one transaction.
+
+Durability first: a notification and its per-medium delivery rows are committed in one
+transaction before anyone hears of it; the fan-out after the commit is only the fast path
+(a client that missed it replays from the database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
+from tidings.domain.inputs import NotificationDraft
+from tidings.domain.model import Principal, utcnow
+from tidings.domain.notification import (
+    Accepted,
+    Created,
+    CreateOutcome,
+    NewDelivery,
+    Notification,
+)
+from tidings.metrics import Metrics
+from tidings.realtime.fanout import Fanout
+from tidings.services.batching import Batcher
+from tidings.services.copies import CreationRequest, build_copies, given_media
+from tidings.services.preferences import PreferenceService
+from tidings.store import idempotency, subscriptions
+from tidings.store import notifications as store
+from tidings.store.database import Database
+
+# Creations written per transaction at most, when requests arrive faster than commits.
+WRITE_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What writing one request produced: the answer, and the notifications it stored
+    (none when the answer came from an idempotency key)."""
+
+    outcome: CreateOutcome
+    stored: list[Notification]
+
+
+class CreationService:
+    """Owns the rules of creating: who may create, audience, media, idempotency, and the
+    durable write before the fan-out."""
+
+    def __init__(
+        self,
+        db: Database,
+        fanout: Fanout,
+        preferences: PreferenceService,
+        metrics: Metrics,
+        on_scheduled: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._fanout = fanout
+        self._preferences = preferences
+        self._metrics = metrics
+        # Told when a notification is scheduled, so the scheduler can wake early for it.
+        self.on_scheduled = on_scheduled
+        self._batcher: Batcher[CreationRequest, Written] = Batcher(self._write_batch,
+                                                                   WRITE_BATCH)
+
+    async def create(
+        self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None = None
+    ) -> CreateOutcome:
+        if not principal.may_create:
+            raise Forbidden("creating notifications needs the role 'service' or 'admin'")
+        if draft.template is not None:
+            # Templates arrive with their own store; until then no key can resolve.
+            raise ValidationFailed(f"template '{draft.template}' not found", field="template")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+            raise ValidationFailed(
+                "Idempotency-Key must be 1-255 characters", field="Idempotency-Key"
+            )
+        now = utcnow()
+        due = draft.scheduled_at
+        request = CreationRequest(principal, draft, idempotency_key, now,
+                                  due if due is not None and due > now else now)
+        written = await self._batcher.submit(request)
+        if written.stored:
+            await self._announce(request, written.stored)
+        return written.outcome
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def _write_batch(
+        self, requests: list[CreationRequest]
+    ) -> list[Written | BaseException]:
+        """Write many creations in one transaction (see `batching.py`). If the batch fails
+        for any reason but an outage, each request is written again alone, so that one bad
+        request (or a key another node took first) fails only itself."""
+        try:
+            async with self._db.begin() as conn:
+                plain = [r for r in requests if r.key is None and r.addressed]
+                bulk = iter(await self._write_bulk(conn, plain))
+                results: list[Written | BaseException] = []
+                for request in requests:
+                    if request.key is None and request.addressed:
+                        results.append(next(bulk))
+                    else:
+                        results.append(await self._write(conn, request))
+                return results
+        except Unavailable:
+            raise
+        except Exception as exc:
+            if len(requests) == 1:
+                return [await self._write_alone(requests[0], exc)]
+        return [await self._settle_alone(request) for request in requests]
+
+    async def _settle_alone(self, request: CreationRequest) -> Written | BaseException:
+        try:
+            async with self._db.begin() as conn:
+                return await self._write(conn, request)
+        except DuplicateKey as exc:
+            return await self._write_alone(request, exc)
+        except Exception as exc:
+            return exc
+
+    async def _write_alone(self, request: CreationRequest, failure: Exception) -> Written:
+        """After a failed write of this request alone: answer from its idempotency key if
+        a concurrent request took it, else fail with the original error."""
+        if not isinstance(failure, DuplicateKey) or request.key is None:
+            raise failure
+        async with self._db.begin() as conn:
+            found = await idempotency.find(conn, request.principal.user_id, request.key)
+        if found is None:
+            raise failure
+        return Written(found, [])
+
+    async def _write_bulk(
+        self, conn: AsyncConnection, requests: list[CreationRequest]
+    ) -> list[Written]:
+        """Creations addressed to users and without idempotency key, written together: one
+        preference query per (channel, type) and one INSERT per table for the batch."""
+        audiences = [request.direct_audience() for request in requests]
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for request, recipients in zip(requests, audiences, strict=True):
+            if request.draft.media is None:
+                key = (request.draft.channel, request.draft.type)
+                wanted.setdefault(key, set()).update(recipients)
+        decided = {
+            (channel, type_): await self._preferences.media_for(conn, sorted(users), channel,
+                                                                type_)
+            for (channel, type_), users in wanted.items()
+        }
+        written: list[Written] = []
+        all_stored: list[Notification] = []
+        all_deliveries: list[NewDelivery] = []
+        for request, recipients in zip(requests, audiences, strict=True):
+            draft = request.draft
+            media = given_media(draft, recipients)
+            if media is None:
+                media = decided[(draft.channel, draft.type)]
+            stored, deliveries = build_copies(request, recipients, media)
+            all_stored.extend(stored)
+            all_deliveries.extend(deliveries)
+            written.append(Written(_outcome(draft, stored), stored))
+        if all_stored:
+            await store.insert_many(conn, all_stored, all_deliveries)
+        return written
+
+    async def _write(self, conn: AsyncConnection, request: CreationRequest) -> Written:
+        draft, key = request.draft, request.key
+        if key is not None:
+            found = await idempotency.find(conn, request.principal.user_id, key)
+            if found is not None:
+                return Written(found, [])
+        if request.addressed:
+            recipients = request.direct_audience()
+        else:
+            recipients = await subscriptions.subscribers_of(conn, draft.channel)
+        media = given_media(draft, recipients)
+        if media is None:
+            media = await self._preferences.media_for(conn, recipients, draft.channel,
+                                                      draft.type)
+        stored, deliveries = build_copies(request, recipients, media)
+        await store.insert_many(conn, stored, deliveries)
+        outcome = _outcome(draft, stored)
+        if key is not None:
+            await idempotency.record(conn, request.principal.user_id, key, outcome,
+                                     request.now)
+        return Written(outcome, stored)
+
+    # -- after the commit -----------------------------------------------------------------
+
+    async def _announce(self, request: CreationRequest, stored: list[Notification]) -> None:
+        """Count, then emit now or wake the scheduler for later."""
+        self._metrics.notifications_created.inc(len(stored))
+        live = [notification for notification in stored if notification.in_app]
+        if not live:
+            return
+        if not request.scheduled:
+            await self._fanout.notify(live)
+        elif self.on_scheduled is not None:
+            self.on_scheduled(request.visible_at)
+
+
+def _outcome(draft: NotificationDraft, stored: Sequence[Notification]) -> CreateOutcome:
+    if draft.user_id is not None:
+        return Created(stored[0])
+    return Accepted(len(stored), draft.channel)

@@ -1,0 +1,116 @@
+"""A user's own notifications: the paged list with its unread count, one notification,
+status changes (ack, read), deletion, and the replay of what a socket missed.
+
+Every operation is scoped to the caller: another user's notification id answers exactly
+like a missing one (404), so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from tidings.domain.cursor import decode_cursor, encode_cursor
+from tidings.domain.errors import NotFound
+from tidings.domain.ids import is_uuid
+from tidings.domain.model import Principal, Status, utcnow
+from tidings.domain.notification import InboxFilter, Notification, StatusChange
+from tidings.realtime.fanout import Fanout
+from tidings.store import notifications as store
+from tidings.store.database import Database
+
+REPLAY_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Notification]
+    next_cursor: str | None
+    unread_count: int
+
+
+class InboxService:
+    """Owns what a user may see and do with their own notifications, and tells every
+    socket of the user when a status changes."""
+
+    def __init__(self, db: Database, fanout: Fanout) -> None:
+        self._db = db
+        self._fanout = fanout
+
+    async def page(
+        self, principal: Principal, filters: InboxFilter, limit: int, cursor: str | None
+    ) -> Page:
+        before = decode_cursor(cursor) if cursor else None
+        now = utcnow()
+        async with self._db.begin() as conn:
+            items = await store.list_page(conn, principal.user_id, now, filters, limit, before)
+            unread = await store.count_unread(conn, principal.user_id, now, filters)
+        has_more = len(items) > limit
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1].position) if has_more else None
+        return Page(items, next_cursor, unread)
+
+    async def get(self, principal: Principal, notification_id: str) -> Notification:
+        _require_id(notification_id)
+        async with self._db.begin() as conn:
+            found = await store.get_owned(conn, principal.user_id, notification_id, utcnow())
+        if found is None:
+            raise NotFound("notification not found")
+        return found
+
+    async def acknowledge(self, principal: Principal, notification_id: str) -> Notification:
+        """The client confirms the in-app delivery: `delivered`, unless already `read`."""
+        return await self._change_status(principal, notification_id, Status.DELIVERED)
+
+    async def mark_read(self, principal: Principal, notification_id: str) -> Notification:
+        return await self._change_status(principal, notification_id, Status.READ)
+
+    async def _change_status(
+        self, principal: Principal, notification_id: str, status: Status
+    ) -> Notification:
+        _require_id(notification_id)
+        async with self._db.begin() as conn:
+            found, changed = await store.set_status(
+                conn, principal.user_id, notification_id, utcnow(), status
+            )
+        if found is None:
+            raise NotFound("notification not found")
+        if changed:
+            # Every socket of the user (other tabs, other devices) stays in step.
+            await self._fanout.status_changed(StatusChange.of(found))
+        return found
+
+    async def delete(self, principal: Principal, notification_id: str) -> None:
+        _require_id(notification_id)
+        async with self._db.begin() as conn:
+            deleted = await store.delete_owned(conn, principal.user_id, notification_id,
+                                               utcnow())
+        if not deleted:
+            raise NotFound("notification not found")
+
+    async def missed(
+        self, principal: Principal, since: datetime
+    ) -> AsyncIterator[list[Notification]]:
+        """The user's in-app notifications that became visible after `since`, oldest
+        first, in chunks (each read in its own short transaction, so a long replay holds
+        no connection while the socket drains). The caller stops iterating when its socket
+        goes away."""
+        after: tuple[datetime, str] = (since, "~")  # "~" sorts after every id at `since`
+        now = utcnow()
+        while True:
+            async with self._db.begin() as conn:
+                chunk = await store.in_app_after(conn, principal.user_id, after, now,
+                                                 REPLAY_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+            if len(chunk) < REPLAY_CHUNK:
+                return
+            after = chunk[-1].position
+
+
+def _require_id(notification_id: str) -> None:
+    # Not a UUID cannot be anyone's notification: same answer as someone else's.
+    if not is_uuid(notification_id):
+        raise NotFound("notification not found")
