@@ -131,6 +131,10 @@ class RunningServer:
     def token(self, sub: str, *roles: str, ttl: int = 600) -> str:
         return self.tokens.mint(sub, roles, ttl)
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample of this server's metrics, through the registry's public API."""
+        return self.services.metrics.registry.get_sample_value(name, labels)
+
     def http(self, sub: str | None = None, *roles: str) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token(sub, *roles)}"} if sub else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
@@ -182,15 +186,6 @@ class Client:
 
     async def next(self, event: str, timeout: float = EVENT_TIMEOUT) -> Any:
         return await asyncio.wait_for(self.queue(event).get(), timeout)
-
-    async def nothing(self, event: str, wait: float = 0.3) -> bool:
-        """True if no `event` arrives within `wait` seconds (for "not delivered" checks,
-        after a positive event has already shown the server has processed earlier work)."""
-        try:
-            await asyncio.wait_for(self.queue(event).get(), wait)
-        except TimeoutError:
-            return True
-        return False
 
     async def call(self, event: str, data: Any = None) -> Any:
         return await self.sio.call(event, data, timeout=EVENT_TIMEOUT)

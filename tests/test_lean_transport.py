@@ -131,9 +131,8 @@ async def create(server: RunningServer, user: str) -> dict[str, Any]:
 
 
 async def gauge_settles(server: RunningServer, value: float) -> bool:
-    gauge = server.services.metrics.connections
     for _ in range(250):
-        if gauge._value.get() == value:
+        if server.metric("tidings_connections") == value:
             return True
         await asyncio.sleep(0.02)
     return False
@@ -760,4 +759,4 @@ async def test_shutdown_closes_the_sessions_still_open(database_url: str) -> Non
     assert sid in transport.engine.sessions
     await running.stop()
     assert transport.engine.sessions == {}
-    assert running.services.metrics.connections._value.get() == 0
+    assert running.metric("tidings_connections") == 0

@@ -85,7 +85,10 @@ async def test_mark_as_read_then_ack_stays_read(server: RunningServer, connect) 
     assert status["status"] == "read" and status["read_at"] is not None
     late_ack = await tab1.call("ack", {"id": note["id"]})
     assert late_ack["notification"]["status"] == "read"
-    assert await tab2.nothing("notificationStatus")
+    # The late ack changed nothing, so the next status tab2 hears is the marker's.
+    marker = await create(server, user_id="alice")
+    await tab1.call("markAsRead", {"id": marker["id"]})
+    assert (await tab2.next("notificationStatus"))["id"] == marker["id"]
 
 
 async def test_http_read_is_pushed_to_sockets(server: RunningServer, connect) -> None:
@@ -163,7 +166,9 @@ async def test_subscribe_denies_invalid_names_and_fans_out_copies(
     async with server.http("bob") as http:
         assert [n["id"] for n in (await http.get("/api/notifications")).json()["items"]] == [
             got_b["id"]]
-    assert await carol.nothing("notification")
+    # carol never subscribed: the next notification she gets is one addressed to her.
+    marker = await create(server, user_id="carol")
+    assert (await carol.next("notification"))["id"] == marker["id"]
 
 
 async def test_subscriptions_persist_across_reconnects_until_unsubscribe(
@@ -286,12 +291,12 @@ async def test_disconnect_updates_connection_gauge(server: RunningServer) -> Non
                              transports=["websocket"])
     await client.next("connectionStatus")
     await client.close()
-    gauge = server.services.metrics.connections
     for _ in range(100):  # the server hears of the close a moment after the client
-        if gauge._value.get() == 0:
+        if server.metric("tidings_connections") == 0:
             break
         await asyncio.sleep(0.02)
-    assert gauge._value.get() == 0
+    assert server.metric("tidings_connections") == 0
+    assert server.metric("tidings_socket_disconnects_total") == 1
 
 
 async def test_subscriptions_are_capped_per_user(server: RunningServer, connect) -> None:
