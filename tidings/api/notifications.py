@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
 from tidings.api.schemas import AudienceOut, NotificationOut, NotificationPage, error_responses
-from tidings.domain.inputs import NotificationDraft
+from tidings.domain.inputs import Name, NotificationDraft
 from tidings.domain.model import Status
 from tidings.domain.notification import Created, InboxFilter
 
@@ -45,8 +45,8 @@ async def list_notifications(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     status: Status | None = None,
     unread: bool = False,
-    channel: Annotated[str | None, Query(max_length=100)] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
+    channel: Annotated[Name | None, Query()] = None,
+    type: Annotated[Name | None, Query()] = None,
 ) -> JSONResponse:
     filters = InboxFilter(status=status.value if status else None, unread=unread,
                           channel=channel, type=type)

@@ -39,6 +39,13 @@ class AuthenticationFailed(TidingsError):
     code = "authentication_failed"
 
 
+class KeyReused(ValidationFailed):
+    """An idempotency key sent again with a different request (a client bug: answering the
+    first result would hide it)."""
+
+    code = "idempotency_key_reused"
+
+
 class Forbidden(TidingsError):
     code = "forbidden"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -48,13 +49,53 @@ def _name_rule(*, wildcard: bool) -> AfterValidator:
     return AfterValidator(check)
 
 
+# How deep `data` (and template `variables`) may nest: far beyond any real payload, far
+# below what would exhaust the JSON encoder's recursion when the value is read back.
+MAX_DATA_DEPTH = 32
+
+
+def _storable(text: str) -> str:
+    """Text every store can keep and every reader can encode: PostgreSQL refuses NUL, and a
+    lone UTF-16 surrogate (a JSON escape such as "\\ud800") has no UTF-8 form."""
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode (a lone surrogate such as \\ud800 is not)") from exc
+    return text
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """`_storable` for every key and string of a JSON value, which nests at most
+    `MAX_DATA_DEPTH` levels."""
+    if depth > MAX_DATA_DEPTH:
+        raise ValueError(f"must not nest more than {MAX_DATA_DEPTH} levels deep")
+    if isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_json(item, depth + 1)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+
+
 def _utc(value: datetime) -> datetime:
     return parse_instant(value.isoformat())
 
 
 Name = Annotated[str, _name_rule(wildcard=False)]
 NameOrWildcard = Annotated[str, _name_rule(wildcard=True)]
-UserId = Annotated[str, Field(min_length=1, max_length=255)]
+UserId = Annotated[Text, Field(min_length=1, max_length=255)]
 
 
 class _Input(BaseModel):
@@ -67,15 +108,15 @@ class NotificationDraft(_Input):
     user_id: UserId | None = None
     user_ids: list[UserId] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
     type: Name
-    title: str = Field(..., min_length=1, max_length=1000)
-    message: str = Field(..., max_length=20_000)
+    title: Text = Field(..., min_length=1, max_length=1000)
+    message: Text = Field(..., max_length=20_000)
     channel: Name = DEFAULT_CHANNEL
     priority: Priority = Priority.MEDIUM
     scheduled_at: Annotated[datetime, AfterValidator(_utc)] | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JSONObject = Field(default_factory=dict)
     media: list[Medium] | None = Field(None, min_length=1)
-    template: str | None = Field(None, max_length=200)
-    variables: dict[str, Any] | None = None
+    template: Text | None = Field(None, max_length=200)
+    variables: JSONObject | None = None
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationDraft:

@@ -46,10 +46,12 @@ WILDCARD = "*"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's `sub` and `roles`."""
+    """Who is calling: the token's `sub` and `roles`, and when the token expires (unix
+    seconds, leeway included; None: never)."""
 
     user_id: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    expires_at: float | None = None
 
     @property
     def may_create(self) -> bool:

@@ -8,6 +8,7 @@ connection stays up. The protocol itself is the transport's business (`transport
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -67,6 +68,9 @@ class SocketGateway:
         self._subscriptions = subscriptions
         self._metrics = metrics
         self._principals: dict[str, Principal] = {}
+        # A socket lives no longer than its token: one timer per socket closes it at `exp`.
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, Handler] = {
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
@@ -115,6 +119,23 @@ class SocketGateway:
         self._principals[sid] = principal
         await self.transport.join(sid, user_room(principal.user_id))
         self._metrics.connections.inc()
+        if principal.expires_at is not None:
+            loop = asyncio.get_running_loop()
+            when = loop.time() + (principal.expires_at - time.time())
+            self._expiry[sid] = loop.call_at(when, self._expire, sid)
+
+    def _expire(self, sid: str) -> None:
+        task = asyncio.ensure_future(self._close_expired(sid))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_expired(self, sid: str) -> None:
+        """The token of this socket has expired: it hears why, then is disconnected. The
+        client reconnects with a fresh token and replays what it missed meanwhile."""
+        if sid in self._principals:
+            await self.transport.send([sid], ERROR, error_body(
+                "token_expired", "the token has expired: reconnect with a new one"))
+            await self.transport.disconnect(sid)
 
     async def _on_connected(self, sid: str) -> None:
         principal = self._principals.get(sid)
@@ -124,6 +145,9 @@ class SocketGateway:
             )
 
     async def _on_disconnect(self, sid: str) -> None:
+        timer = self._expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
         if self._principals.pop(sid, None) is not None:
             self._metrics.connections.dec()
             self._metrics.disconnects.inc()

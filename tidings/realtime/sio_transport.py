@@ -91,6 +91,9 @@ class PythonSocketIOTransport:
     async def join(self, sid: str, room: str) -> None:
         await self.server.enter_room(sid, room)
 
+    async def disconnect(self, sid: str) -> None:
+        await self.server.disconnect(sid)
+
     def members(self, room: str) -> list[str]:
         return [sid for sid, _ in self.server.manager.get_participants(NAMESPACE, room)]
 

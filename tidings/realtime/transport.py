@@ -48,3 +48,7 @@ class SocketTransport(Protocol):
 
     async def send(self, sids: Iterable[str], event: str, payload: Mapping[str, Any]) -> int:
         """Send one event to these sockets (framed once); returns how many were sent."""
+
+    async def disconnect(self, sid: str) -> None:
+        """Close this socket (the client sees a server-side disconnect); the disconnect
+        handler runs as for any close. Unknown or closed sids are ignored."""

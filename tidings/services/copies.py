@@ -3,6 +3,7 @@ per medium chosen for that recipient."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,10 @@ class CreationRequest:
     def addressed(self) -> bool:
         """Addressed to users by id (rather than to a channel's subscribers)."""
         return self.draft.user_id is not None or self.draft.user_ids is not None
+
+    def fingerprint(self) -> str:
+        """A digest of what was asked, to tell a repeat from a reuse of its key."""
+        return hashlib.sha256(self.draft.model_dump_json().encode()).hexdigest()
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:

@@ -76,9 +76,11 @@ class CreationService:
         if draft.template is not None:
             # Templates arrive with their own store; until then no key can resolve.
             raise ValidationFailed(f"template '{draft.template}' not found", field="template")
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
+        ):
             raise ValidationFailed(
-                "Idempotency-Key must be 1-255 characters", field="Idempotency-Key"
+                "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
             )
         now = utcnow()
         due = draft.scheduled_at
@@ -130,7 +132,8 @@ class CreationService:
         if not isinstance(failure, DuplicateKey) or request.key is None:
             raise failure
         async with self._db.begin() as conn:
-            found = await idempotency.find(conn, request.principal.user_id, request.key)
+            found = await idempotency.find(conn, request.principal.user_id, request.key,
+                                           request.fingerprint())
         if found is None:
             raise failure
         return Written(found, [])
@@ -170,7 +173,8 @@ class CreationService:
     async def _write(self, conn: AsyncConnection, request: CreationRequest) -> Written:
         draft, key = request.draft, request.key
         if key is not None:
-            found = await idempotency.find(conn, request.principal.user_id, key)
+            found = await idempotency.find(conn, request.principal.user_id, key,
+                                           request.fingerprint())
             if found is not None:
                 return Written(found, [])
         if request.addressed:
@@ -185,8 +189,8 @@ class CreationService:
         await store.insert_many(conn, stored, deliveries)
         outcome = _outcome(draft, stored)
         if key is not None:
-            await idempotency.record(conn, request.principal.user_id, key, outcome,
-                                     request.now)
+            await idempotency.record(conn, request.principal.user_id, key,
+                                     request.fingerprint(), outcome, request.now)
         return Written(outcome, stored)
 
     # -- after the commit -----------------------------------------------------------------

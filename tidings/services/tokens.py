@@ -62,7 +62,8 @@ class TokenService:
             roles = [roles]
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise AuthenticationFailed("Authentication failed")
-        principal = Principal(user_id=sub, roles=frozenset(roles))
+        principal = Principal(user_id=sub, roles=frozenset(roles),
+                              expires_at=float(claims["exp"]) + LEEWAY_S)
         self._verified[token] = (principal, float(claims["exp"]))
         if len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)

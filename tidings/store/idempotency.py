@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.errors import DuplicateKey
+from tidings.domain.errors import DuplicateKey, KeyReused
 from tidings.domain.notification import Accepted, Created, CreateOutcome, Notification
 from tidings.store.tables import idempotency_keys
 
@@ -17,22 +17,31 @@ from tidings.store.tables import idempotency_keys
 _CREATED, _ACCEPTED = 201, 202
 
 
-async def find(conn: AsyncConnection, producer: str, key: str) -> CreateOutcome | None:
+async def find(
+    conn: AsyncConnection, producer: str, key: str, fingerprint: str
+) -> CreateOutcome | None:
+    """The outcome first answered to this key; `KeyReused` when the key was first used for
+    a request with another fingerprint."""
     result = await conn.execute(
-        sa.select(idempotency_keys.c.status_code, idempotency_keys.c.response).where(
+        sa.select(idempotency_keys.c.status_code, idempotency_keys.c.response,
+                  idempotency_keys.c.fingerprint).where(
             idempotency_keys.c.producer == producer, idempotency_keys.c.key == key
         )
     )
     row = result.first()
     if row is None:
         return None
+    if row.fingerprint is not None and row.fingerprint != fingerprint:
+        raise KeyReused("this Idempotency-Key was first used with a different request",
+                        field="Idempotency-Key")
     if row.status_code == _CREATED:
         return Created(Notification.from_json(row.response, producer=producer))
     return Accepted(int(row.response["count"]), str(row.response["channel"]))
 
 
 async def record(
-    conn: AsyncConnection, producer: str, key: str, outcome: CreateOutcome, now: datetime
+    conn: AsyncConnection, producer: str, key: str, fingerprint: str, outcome: CreateOutcome,
+    now: datetime,
 ) -> None:
     """Inserted in the creating transaction: a concurrent duplicate fails on the primary
     key, raising `DuplicateKey`, and its whole creation rolls back, so a key never creates
@@ -44,7 +53,8 @@ async def record(
     try:
         await conn.execute(
             idempotency_keys.insert().values(
-                producer=producer, key=key, status_code=kind, response=body, created_at=now
+                producer=producer, key=key, status_code=kind, response=body,
+                fingerprint=fingerprint, created_at=now,
             )
         )
     except sqlalchemy.exc.IntegrityError as exc:

@@ -139,5 +139,9 @@ idempotency_keys = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("response", JSONData, nullable=False),
+    # A digest of the request the key first answered: the same key with another body is
+    # refused rather than answered with a result that does not belong to it. Null on keys
+    # written before it existed.
+    sa.Column("fingerprint", sa.String(64), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )

@@ -109,6 +109,14 @@ class LeanTransport:
     def members(self, room: str) -> list[str]:
         return self._rooms.members(room)
 
+    async def disconnect(self, sid: str) -> None:
+        session = self._sockets.get(sid)
+        if session is not None:
+            # Socket.IO's own DISCONNECT first: clients take it as "the server ended this
+            # socket" (not a network failure) and do not retry with the same credentials.
+            session.push(packets.MESSAGE + packets.DISCONNECT)
+            await self.engine.close(session)
+
     async def send(self, sids: Iterable[str], event: str, payload: Mapping[str, Any]) -> int:
         text: str | None = None
         sent = 0
