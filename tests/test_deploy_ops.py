@@ -160,7 +160,7 @@ def test_promtool_unit_tests_would_catch_a_wrong_expectation(
         promtool: str, tmp_path: Path) -> None:
     """Guards the guard: the same unit tests fail once an expected label is wrong."""
     shutil.copy(RULES, tmp_path / RULES.name)
-    broken = RULES_TEST.read_text().replace("medium: email", "medium: sms", 1)
+    broken = RULES_TEST.read_text().replace("medium: email", "medium: push", 1)
     (tmp_path / RULES_TEST.name).write_text(broken)
     result = run_promtool(promtool, "test", "rules", str(tmp_path / RULES_TEST.name))
     assert result.returncode != 0
