@@ -6,6 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --dev
 bash scripts/services.sh
+# promtool checks deploy/'s alert rules and dashboard (tests/test_deploy_ops.py); Debian
+# ships it in the prometheus package. Output only when the install fails.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing promtool (Debian package prometheus)"
+  apt_log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends prometheus; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
+fi
 
 echo "== ruff"
 .venv/bin/ruff check tidings tests benchmarks
