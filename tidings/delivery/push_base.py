@@ -99,17 +99,16 @@ def finish(attempt: Attempt, device: Device, started: float) -> Attempt:
 
 
 def fit_push(push: Push, encode: Callable[[Push, bool], bytes], limit: int) -> bytes:
-    """`encode(push, truncated)` made to fit in `limit` bytes: the body is cut first (ending
-    in an ellipsis), then the data dropped, then the title cut; `truncated` is True as soon
-    as anything was cut, so the app can tell. A push that fits is encoded untouched."""
+    """`encode(push, truncated)` made to fit in `limit` bytes: the body is cut (ending in
+    an ellipsis), the data dropped first when cutting the whole body would not be enough,
+    and the title cut last; `truncated` is True as soon as anything was cut, so the app
+    can tell. A push that fits is encoded untouched."""
     payload = encode(push, False)
     if len(payload) <= limit:
         return payload
-    push = replace(push, body=_cut(push.body, len(payload) - limit))
-    payload = encode(push, True)
-    if len(payload) > limit and push.data:
+    if push.data and len(payload) - limit >= len(push.body.encode()):
         push = replace(push, data={})
-        payload = encode(push, True)
+    payload = encode(push, True)
     # Each pass shortens a field by at least the excess, so this ends once both are empty.
     while len(payload) > limit and (push.body or push.title):
         excess = len(payload) - limit
