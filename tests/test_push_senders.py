@@ -30,7 +30,7 @@ from tidings.delivery.apns import TOKEN_MAX_AGE_S, ApnsSender
 from tidings.delivery.fcm import FcmSender
 from tidings.delivery.messages import Device, Platform, Push
 from tidings.delivery.outcome import Outcome
-from tidings.delivery.push import PushRouter, build_push_senders, public_vapid_key
+from tidings.delivery.push import ConfigError, PushRouter, build_push_senders, public_vapid_key
 from tidings.delivery.push_base import ELLIPSIS, fit_push, stable_uuid
 from tidings.delivery.push_http import HttpPushSender
 from tidings.delivery.webpush import (
@@ -943,11 +943,27 @@ async def test_router_closes_each_sender_once() -> None:
     assert sorted(closed) == ["fallback", "shared"]
 
 
-def test_factory_refuses_half_configured_apns(tmp_path: Path) -> None:
-    settings = settings_for(apns_key_file=str(tmp_path / "k.p8"), apns_key_id=KEY_ID)
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"apns_key_file": "k.p8", "apns_key_id": KEY_ID}, "APNS_TEAM_ID, APNS_TOPIC"),
+        (
+            {"apns_key_file": "missing.p8", "apns_key_id": KEY_ID, "apns_team_id": TEAM_ID,
+             "apns_topic": TOPIC},
+            "APNS_KEY_FILE",
+        ),
+        ({"fcm_credentials_file": "missing.json"}, "FCM_CREDENTIALS_FILE"),
+        ({"vapid_private_key": "not a key", "vapid_subject": SUBJECT}, "VAPID_PRIVATE_KEY"),
+        ({"vapid_private_key": b64url(b"k" * 32), "vapid_subject": "me"}, "VAPID_SUBJECT"),
+    ],
+)
+def test_factory_refuses_broken_provider_settings_naming_the_variable(
+    values: dict[str, str], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
 
-    with pytest.raises(ValueError, match="APNS_TEAM_ID, APNS_TOPIC"):
-        build_push_senders(settings, httpx.AsyncClient())
+    with pytest.raises(ConfigError, match=named):
+        build_push_senders(settings_for(**values), httpx.AsyncClient())
 
 
 def test_public_vapid_key_is_the_uncompressed_point_in_base64url(

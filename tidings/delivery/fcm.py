@@ -91,7 +91,8 @@ class FcmSender:
             return network_failure(exc)
         if response.is_success:
             name = json_object(response).get("name")
-            return Attempt(Outcome.SENT, code=str(response.status_code), provider_id=name)
+            provider_id = name if isinstance(name, str) else None
+            return Attempt(Outcome.SENT, code=str(response.status_code), provider_id=provider_id)
         if response.status_code == 401:
             self._credentials.token = None  # expired or revoked: fetch another next time
             return http_failure(response, "UNAUTHENTICATED", Outcome.TRANSIENT)

@@ -24,7 +24,11 @@ from tidings.delivery.push_http import HttpPushSender
 from tidings.delivery.webpush import WebPushSender, load_vapid_key, vapid_public_key
 from tidings.settings import Settings
 
-__all__ = ["PushRouter", "PushSender", "build_push_senders", "public_vapid_key"]
+__all__ = ["ConfigError", "PushRouter", "PushSender", "build_push_senders", "public_vapid_key"]
+
+
+class ConfigError(ValueError):
+    """A push provider's settings cannot work; the message names the variable."""
 
 
 class PushRouter:
@@ -62,48 +66,70 @@ def build_push_senders(
     apns_verify: ssl.SSLContext | str | bool = True,
 ) -> PushRouter:
     """The router for the providers the settings configure. A half-configured provider
-    (a key file but no topic, an unreadable key) is a start-up error (ValueError or
-    OSError naming the setting), not a stream of failed deliveries."""
+    (a key file but no topic, an unreadable or malformed key) raises `ConfigError` naming
+    the setting at start-up, rather than failing every delivery later."""
     senders: dict[Platform, PushSender] = {}
     if settings.fcm_credentials_file:
-        senders[Platform.FCM] = FcmSender.from_file(
-            settings.fcm_credentials_file, http_client, settings.fcm_endpoint
-        )
-    # APNs last: it opens a client of its own, which a later start-up error would leak.
+        senders[Platform.FCM] = _fcm(settings, http_client)
     if settings.vapid_private_key:
-        senders[Platform.WEBPUSH] = WebPushSender(
-            load_vapid_key(settings.vapid_private_key),
-            settings.vapid_subject,
-            http_client,
-            allowed_hosts=settings.webpush_allowed_hosts,
-            allow_private_targets=settings.allow_private_targets,
-        )
+        senders[Platform.WEBPUSH] = _webpush(settings, http_client)
+    # APNs last: it opens a client of its own, which a later start-up error would leak.
     if settings.apns_key_file:
-        missing = [
-            name
-            for name, value in (
-                ("APNS_KEY_ID", settings.apns_key_id),
-                ("APNS_TEAM_ID", settings.apns_team_id),
-                ("APNS_TOPIC", settings.apns_topic),
-            )
-            if not value
-        ]
-        if missing:
-            raise ValueError(f"APNS_KEY_FILE is set but {', '.join(missing)} is not")
-        senders[Platform.APNS] = ApnsSender(
-            Path(settings.apns_key_file).read_text(),
-            settings.apns_key_id,
-            settings.apns_team_id,
-            settings.apns_topic,
-            settings.apns_endpoint,
-            verify=apns_verify,
-        )
+        senders[Platform.APNS] = _apns(settings, apns_verify)
     fallback = None
     if settings.push_service_url:
         fallback = HttpPushSender(
             settings.push_service_url, settings.push_service_api_key, http_client
         )
     return PushRouter(senders, fallback)
+
+
+def _fcm(settings: Settings, http_client: httpx.AsyncClient) -> FcmSender:
+    try:
+        return FcmSender.from_file(
+            settings.fcm_credentials_file, http_client, settings.fcm_endpoint
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"FCM_CREDENTIALS_FILE: {exc}") from exc
+
+
+def _webpush(settings: Settings, http_client: httpx.AsyncClient) -> WebPushSender:
+    try:
+        key = load_vapid_key(settings.vapid_private_key)
+    except ValueError as exc:
+        raise ConfigError(f"VAPID_PRIVATE_KEY: {exc}") from exc
+    try:
+        return WebPushSender(
+            key,
+            settings.vapid_subject,
+            http_client,
+            allowed_hosts=settings.webpush_allowed_hosts,
+            allow_private_targets=settings.allow_private_targets,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _apns(settings: Settings, verify: ssl.SSLContext | str | bool) -> ApnsSender:
+    ids = {
+        "APNS_KEY_ID": settings.apns_key_id,
+        "APNS_TEAM_ID": settings.apns_team_id,
+        "APNS_TOPIC": settings.apns_topic,
+    }
+    missing = [name for name, value in ids.items() if not value]
+    if missing:
+        raise ConfigError(f"APNS_KEY_FILE is set but {', '.join(missing)} is not")
+    try:
+        return ApnsSender(
+            Path(settings.apns_key_file).read_text(),
+            settings.apns_key_id,
+            settings.apns_team_id,
+            settings.apns_topic,
+            settings.apns_endpoint,
+            verify=verify,
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"APNS_KEY_FILE: {exc}") from exc
 
 
 def public_vapid_key(settings: Settings) -> str | None:

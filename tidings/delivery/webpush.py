@@ -42,6 +42,7 @@ PLAINTEXT_LIMIT = 3990
 RECORD_SIZE = 4096
 VAPID_LIFETIME_S = 12 * 3600  # RFC 8292 allows at most 24 hours
 _VAPID_RENEW_BEFORE_S = 3600
+_RESOLVE_TIMEOUT_S = 5.0
 _URGENCY = {"critical": "high", "high": "high", "low": "low"}
 
 
@@ -216,7 +217,9 @@ async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipadd
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM
-    )
+    # A resolver that never answers must not hold the delivery: TimeoutError is an OSError.
+    async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
