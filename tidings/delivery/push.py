@@ -42,6 +42,7 @@ class PushRouter:
         self._fallback = fallback
 
     def configured(self, platform: Platform) -> bool:
+        """Whether devices of `platform` have anywhere to go (for skipping, not sending)."""
         return platform in self._senders or self._fallback is not None
 
     async def send(self, device: Device, push: Push) -> Attempt:
