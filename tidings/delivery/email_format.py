@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 
 from tidings.delivery.messages import Email
@@ -27,7 +27,9 @@ def valid_address(address: str) -> bool:
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in address):
         return False
     try:
-        parsed = Address(addr_spec=address)
+        # The stdlib parser refuses non-ASCII local parts (RFC 6531 allows them, over
+        # SMTPUTF8): judge the shape with them masked.
+        parsed = Address(addr_spec="".join(ch if ch.isascii() else "x" for ch in address))
     except (HeaderParseError, ValueError, IndexError, TypeError):
         return False
     domain = parsed.domain
@@ -61,7 +63,7 @@ def build_message(email: Email, sender: str, now: datetime | None = None) -> Ema
 
     Raises ValueError for a record that cannot be expressed as a message at all.
     """
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=SMTP if email.to.isascii() else SMTPUTF8)
     message["From"] = sender
     message["To"] = email.to
     message["Subject"] = one_line(email.subject)
