@@ -273,7 +273,7 @@ async def test_smtp_unicode_mailbox_needs_smtputf8_or_is_permanent() -> None:
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_smtp_authenticates_when_a_username_is_set_and_535_is_permanent() -> None:
     handler = ScriptedHandler()
-    auth = {"auth_required": True, "auth_require_tls": False,
+    auth: dict[str, Any] = {"auth_required": True, "auth_require_tls": False,
             "authenticator": Authenticator("mailer", "s3cret-pass")}
     async with smtp_server(handler, **auth) as port:
         good = plain_sender(port, username="mailer", password="s3cret-pass")
@@ -571,4 +571,5 @@ async def test_build_email_sender_picks_the_configured_transport_smtp_first(
         assert sender is None
     else:
         assert isinstance(sender, expected)
+        assert sender is not None
         await sender.close()
