@@ -133,6 +133,25 @@ async def test_smtp_text_only_email_is_a_single_part_without_unsubscribe_headers
     assert message["Subject"] == "line one Bcc: evil@example.com"
 
 
+async def test_smtp_long_subject_and_unicode_sender_name_survive_encoding(
+    smtp: tuple[ScriptedHandler, int],
+) -> None:
+    handler, port = smtp
+    sender = SmtpSender(host="127.0.0.1", port=port, sender="Tidings Bénévole <bot@tidings.test>",
+                        starttls=False)
+    subject = "Ünïcödé " * 30 + "and a very long plain tail " * 10
+    attempt = await sender.send(make_email(subject=subject.strip()))
+    await sender.close()
+
+    assert attempt.outcome is Outcome.SENT
+    message = handler.received[0].message
+    assert message["Subject"] == subject.strip()
+    assert message["From"].addresses[0].display_name == "Tidings Bénévole"
+    assert message["From"].addresses[0].addr_spec == "bot@tidings.test"
+    assert handler.received[0].mail_from == "bot@tidings.test"
+    assert all(len(line) <= 998 for line in handler.received[0].raw.splitlines())
+
+
 async def test_smtp_message_id_is_the_same_on_every_attempt(
     smtp: tuple[ScriptedHandler, int],
 ) -> None:
@@ -229,6 +248,18 @@ async def test_smtp_server_that_never_answers_is_a_transient_timeout() -> None:
 
     assert attempt.outcome is Outcome.TRANSIENT
     assert attempt.error == "timed out"
+
+
+async def test_smtp_cancelled_send_raises_and_leaves_nothing_pooled() -> None:
+    accepted = asyncio.Event()
+    async with raw_server(None, accepted) as port:
+        sender = plain_sender(port)
+        task = asyncio.create_task(sender.send(make_email()))
+        await asyncio.wait_for(accepted.wait(), EVENT_TIMEOUT)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await sender.close()
 
 
 @pytest.mark.parametrize(
@@ -403,6 +434,23 @@ async def test_smtp_pooled_connection_dropped_by_the_server_is_replaced_transpar
     assert len(handler.received) == 2
 
 
+async def test_smtp_close_lets_a_send_in_flight_finish_then_quits_its_connection(
+    smtp: tuple[ScriptedHandler, int],
+) -> None:
+    handler, port = smtp
+    handler.gate = asyncio.Event()
+    sender = plain_sender(port)
+    task = asyncio.create_task(sender.send(make_email()))
+    await asyncio.wait_for(handler.in_data.wait(), EVENT_TIMEOUT)
+    await sender.close()
+    handler.gate.set()
+    attempt = await task
+    await asyncio.wait_for(handler.quit_seen.wait(), EVENT_TIMEOUT)
+
+    assert attempt.outcome is Outcome.SENT
+    assert len(handler.received) == 1
+
+
 async def test_smtp_idle_connection_is_closed_with_quit_after_idle_time(
     smtp: tuple[ScriptedHandler, int],
 ) -> None:
@@ -508,6 +556,19 @@ async def test_http_email_answers_are_classified_and_retry_after_honoured(
     if isinstance(reply.json, dict):
         assert attempt.error == f"HTTP {reply.status}: {reply.json['error']}"
     assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize("body", ["queued", "x" * 100_000, ["not", "an", "object"]])
+async def test_http_email_answer_without_an_id_keeps_the_message_id(
+    service: tuple[ScriptedHTTP, str], client: httpx.AsyncClient, body: object
+) -> None:
+    script, url = service
+    script.replies.append(Reply(202, json=body))
+    sender = HttpEmailSender(client, url=url, sender=FROM)
+    attempt = await sender.send(make_email())
+
+    assert attempt.outcome is Outcome.SENT
+    assert attempt.provider_id == "<d1.n1@tidings.test>"
 
 
 async def test_http_email_service_that_hangs_is_a_transient_timeout(

@@ -25,6 +25,7 @@ class Received:
     message: EmailMessage
     tls: bool
     authenticated: bool
+    raw: bytes
 
 
 @dataclass
@@ -39,6 +40,9 @@ class ScriptedHandler:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     expected: int = 1
     quits: int = 0
+    # When set, DATA waits for `gate` after setting `in_data` (a transaction held open).
+    gate: asyncio.Event | None = None
+    in_data: asyncio.Event = field(default_factory=asyncio.Event)
     quit_seen: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -61,6 +65,9 @@ class ScriptedHandler:
         return answer
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.in_data.set()
+        if self.gate is not None:
+            await self.gate.wait()
         answer = self.data.popleft() if self.data else OK
         if answer.startswith("2"):
             content = envelope.original_content or b""
@@ -70,7 +77,7 @@ class ScriptedHandler:
                 envelope.mail_from or "", list(envelope.rcpt_tos), message,
                 tls=server.transport is not None
                 and server.transport.get_extra_info("ssl_object") is not None,
-                authenticated=bool(session.authenticated),
+                authenticated=bool(session.authenticated), raw=content,
             ))
             if len(self.received) >= self.expected:
                 self.arrived.set()
@@ -120,12 +127,16 @@ async def smtp_server(handler: ScriptedHandler, *, port: int = 0,
 
 
 @asynccontextmanager
-async def raw_server(greeting: bytes | None) -> AsyncIterator[int]:
-    """A TCP server that sends `greeting` (or nothing at all) and never reads."""
+async def raw_server(greeting: bytes | None,
+                     accepted: asyncio.Event | None = None) -> AsyncIterator[int]:
+    """A TCP server that sends `greeting` (or nothing at all) and never reads; `accepted`
+    is set on the first connection."""
     writers: list[asyncio.StreamWriter] = []
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        if accepted is not None:
+            accepted.set()
         if greeting is not None:
             writer.write(greeting)
             await writer.drain()

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
-from email.utils import format_datetime, parseaddr
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import SMTPUTF8, compat32
+from email.utils import format_datetime, formataddr, parseaddr
 
 from tidings.delivery.messages import Email
 
@@ -57,23 +59,53 @@ def list_headers(email: Email) -> dict[str, str]:
     return headers
 
 
-def build_message(email: Email, sender: str, now: datetime | None = None) -> EmailMessage:
-    """A text/plain message, or multipart/alternative (text first, then HTML: clients show
-    the last part they can render) when the record has HTML.
+def render_message(email: Email, sender: str, now: datetime | None = None) -> bytes:
+    """The message as sent (CRLF line ends): text/plain, or multipart/alternative (text
+    first, then HTML: clients show the last part they can render) when the record has
+    HTML. Non-ASCII subjects and display names are RFC 2047 encoded; a non-ASCII mailbox
+    gives an RFC 6532 message, which needs a server offering SMTPUTF8.
 
     Raises ValueError for a record that cannot be expressed as a message at all.
     """
-    message = EmailMessage(policy=SMTP if email.to.isascii() else SMTPUTF8)
+    date = format_datetime(now or datetime.now(UTC))
+    if email.to.isascii() and envelope_address(sender).isascii():
+        return _render_ascii(email, sender, date)
+    return _render_utf8(email, sender, date)
+
+
+def _render_ascii(email: Email, sender: str, date: str) -> bytes:
+    # The legacy (compat32) API, because the modern one spends about a millisecond per
+    # message parsing and refolding headers: a third of a sender's CPU at 500 emails/s.
+    text = MIMEText(email.text, "plain", "utf-8")
+    message: Message = text
+    if email.html is not None:
+        message = MIMEMultipart("alternative")
+        message.attach(text)
+        message.attach(MIMEText(email.html, "html", "utf-8"))
+    message["From"] = formataddr(parseaddr(sender), "utf-8")
+    message["To"] = email.to
+    message["Subject"] = one_line(email.subject)  # non-ASCII: RFC 2047 on output
+    message["Date"] = date
+    for name, value in list_headers(email).items():
+        message[name] = value
+    return message.as_bytes(policy=_CRLF_COMPAT32)
+
+
+def _render_utf8(email: Email, sender: str, date: str) -> bytes:
+    message = EmailMessage(policy=SMTPUTF8)
     message["From"] = sender
     message["To"] = email.to
     message["Subject"] = one_line(email.subject)
-    message["Date"] = format_datetime(now or datetime.now(UTC))
+    message["Date"] = date
     for name, value in list_headers(email).items():
         message[name] = value
     message.set_content(email.text)
     if email.html is not None:
         message.add_alternative(email.html, subtype="html")
-    return message
+    return message.as_bytes()
+
+
+_CRLF_COMPAT32 = compat32.clone(linesep="\r\n")
 
 
 def angle(message_id: str) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 import aiosmtplib
 
 from tidings.delivery.email_format import (
-    build_message,
     envelope_address,
     needs_smtputf8,
+    render_message,
     valid_address,
 )
 from tidings.delivery.messages import Email
@@ -84,7 +84,7 @@ class SmtpSender:
         if not valid_address(email.to):
             return Attempt(Outcome.PERMANENT, error="invalid recipient address")
         try:
-            data = build_message(email, self._sender).as_bytes()
+            data = render_message(email, self._sender)
         except (ValueError, TypeError) as exc:
             return Attempt(Outcome.PERMANENT, error=f"cannot build the message: {exc}")
         options = ["SMTPUTF8"] if needs_smtputf8(email.to) else []
