@@ -343,6 +343,20 @@ async def test_smtp_starttls_upgrade_with_a_trusted_certificate(
     assert handler.received[0].authenticated
 
 
+async def test_smtp_starttls_required_but_not_offered_sends_nothing_in_plain_text(
+    smtp: tuple[ScriptedHandler, int], client_tls: ssl.SSLContext
+) -> None:
+    handler, port = smtp
+    sender = SmtpSender(host="127.0.0.1", port=port, sender=FROM, starttls=True,
+                        tls_context=client_tls, timeout_s=EVENT_TIMEOUT)
+    attempt = await sender.send(make_email())
+    await sender.close()
+
+    assert attempt.outcome is Outcome.TRANSIENT
+    assert attempt.error is not None and "STARTTLS" in attempt.error
+    assert handler.received == []
+
+
 async def test_smtp_implicit_tls_wins_over_starttls(
     server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
