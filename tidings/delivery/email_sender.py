@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import ssl
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -54,6 +55,8 @@ def build_email_sender(
             implicit_tls=settings.smtp_tls,
             tls_context=tls_context,
             timeout_s=timeout_s,
+            # Relays judge the EHLO name; the service's public name is the honest one.
+            local_hostname=urlsplit(settings.public_url).hostname or None,
         )
     if settings.email_service_url:
         return HttpEmailSender(

@@ -30,7 +30,7 @@ from tidings.delivery.outcome import Attempt, Outcome, classify_smtp
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: a pool holds each connection once
 class _Connection:
     client: aiosmtplib.SMTP
     reused: bool = False
@@ -43,7 +43,8 @@ class SmtpSender:
     `implicit_tls` (SMTP_TLS) wins over `starttls`; with `starttls` the upgrade is required,
     never silently skipped. `tls_context` replaces the system trust store (tests pass a
     private CA). `timeout_s` bounds one attempt, connecting included, but not the wait for
-    a free connection when all `pool_size` are busy.
+    a free connection when all `pool_size` are busy. `local_hostname` is the name given
+    in EHLO (default: this machine's FQDN, looked up off the event loop).
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class SmtpSender:
         self._tls_context = tls_context
         self._timeout = timeout_s
         self._idle_s = idle_s
-        self._local_hostname = local_hostname or "localhost"
+        self._local_hostname = local_hostname
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
         self._closing: set[asyncio.Task[None]] = set()
@@ -139,6 +140,7 @@ class SmtpSender:
             if connection.client.is_connected:
                 connection.reused = True
                 return connection
+            connection.client.close()
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
