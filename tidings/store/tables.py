@@ -98,16 +98,96 @@ notification_deliveries = sa.Table(
     sa.Column("medium", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # When the row is next due: its first try, its next retry, or, while `sending`, the
+    # end of its lease (so an expired lease is simply due again: one condition to claim).
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("locked_until", UTCDateTime, nullable=True),
+    # Fresh on every claim; settling checks it, so a worker whose lease expired cannot
+    # overwrite what the next holder did.
+    sa.Column("lease_token", sa.String(36), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("provider_message_id", sa.String(255), nullable=True),
+    # Webhook deliveries: which registration, which event, and the event body.
+    sa.Column("webhook_id", sa.String(36), nullable=True),
+    sa.Column("event", sa.String(64), nullable=True),
+    sa.Column("payload", JSONData, nullable=True),
+    # Pacing (templates and pacing): held for a digest, or deferred by quiet hours.
+    sa.Column("digest_id", sa.String(36), nullable=True),
+    sa.Column("deferred_until", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("notification_id", "medium"),
-    # The queue's lookups name the medium: "due in-app deliveries" must not wade through
-    # every email and push row waiting for its worker.
+    sa.Index("ix_deliveries_notification", "notification_id"),
+    # The in-app scheduler's lookup names the medium: "due in-app deliveries" must not
+    # wade through every email and push row waiting for its worker.
     sa.Index("ix_deliveries_due", "medium", "status", "next_attempt_at"),
+    # The workers' claim reads only rows that can be due: a partial index stays small
+    # however many finished rows the table holds.
+    sa.Index(
+        "ix_deliveries_queue", "next_attempt_at",
+        postgresql_where=sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'"),
+        sqlite_where=sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'"),
+    ),
+    sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              sa.ForeignKey("notification_deliveries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("code", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("provider_id", sa.String(255), nullable=True),
+    sa.Column("device_id", sa.String(36), nullable=True),
+    sa.Column("elapsed_ms", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_delivery_attempts_delivery", "delivery_id", "id"),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("locale", sa.String(35), nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=True),
+    sa.Column("quiet_start", sa.String(5), nullable=True),  # "HH:MM" in `timezone`
+    sa.Column("quiet_end", sa.String(5), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+push_devices = sa.Table(
+    "push_devices",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("platform", sa.String(16), nullable=False),
+    # The FCM or APNs token, or the Web Push endpoint: what identifies the device to its
+    # provider (registering it again moves it to the new user).
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("p256dh", sa.String(255), nullable=True),
+    sa.Column("auth", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("disabled_at", UTCDateTime, nullable=True),
+    sa.Column("disabled_reason", sa.String(255), nullable=True),
+    sa.UniqueConstraint("platform", "address"),
+    sa.Index("ix_push_devices_user", "user_id"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", JSONData, nullable=False),
+    sa.Column("secret", sa.String(255), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 preferences = sa.Table(

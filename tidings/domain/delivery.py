@@ -1,0 +1,126 @@
+"""Deliveries: one medium's way of bringing a notification to its user (or one event to a
+webhook), its states, and the rule that derives a notification's status from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tidings.domain.model import DeliveryStatus, Medium, Status, isoformat
+
+WEBHOOK = "webhook"  # the medium of webhook event deliveries
+ENDED = frozenset({DeliveryStatus.DEAD.value, DeliveryStatus.SKIPPED.value})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """What every notification's JSON shows of each of its deliveries."""
+
+    medium: str
+    status: str
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+    digest_id: str | None = None
+    deferred_until: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "medium": self.medium,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "updated_at": isoformat(self.updated_at),
+            "digest_id": self.digest_id,
+            "deferred_until": isoformat(self.deferred_until),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery as operators see it (`/api/admin/deliveries`)."""
+
+    id: int
+    notification_id: str
+    user_id: str
+    medium: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    updated_at: datetime
+    provider_message_id: str | None = None
+    webhook_id: str | None = None
+    event: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "notification_id": self.notification_id,
+            "user_id": self.user_id,
+            "medium": self.medium,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "next_attempt_at": isoformat(self.next_attempt_at),
+            "updated_at": isoformat(self.updated_at),
+            "provider_message_id": self.provider_message_id,
+        }
+        if self.webhook_id is not None:
+            body["webhook_id"] = self.webhook_id
+            body["event"] = self.event
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One recorded try of a delivery (per device, for push)."""
+
+    at: datetime
+    outcome: str
+    code: str | None
+    error: str | None
+    provider_id: str | None
+    device_id: str | None
+    elapsed_ms: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": isoformat(self.at),
+            "outcome": self.outcome,
+            "code": self.code,
+            "error": self.error,
+            "provider_id": self.provider_id,
+            "device_id": self.device_id,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+def aggregate_status(current: str, deliveries: Iterable[tuple[str, str]]) -> str:
+    """A notification's status from its deliveries' (medium, status) pairs (contract
+    section 8): `read` once read; else `delivered` once any delivery is sent or delivered;
+    else `failed` once every delivery has ended (dead or skipped) and one is dead; else
+    `pending`.
+
+    In-app is the exception the contract's section 6 makes: its `sent` means "emitted to
+    the sockets there were", and only the client's ack (`delivered`) confirms it, so an
+    in-app delivery counts as delivered when acked and has not ended while `sent`.
+    Webhook deliveries concern the producer, not the user: they do not count.
+    """
+    if current == Status.READ.value:
+        return current
+    seen = [(medium, status) for medium, status in deliveries if medium != WEBHOOK]
+    for medium, status in seen:
+        if status == DeliveryStatus.DELIVERED.value or (
+            status == DeliveryStatus.SENT.value and medium != Medium.IN_APP.value
+        ):
+            return Status.DELIVERED.value
+    if current == Status.DELIVERED.value:
+        return current  # acked before the deliveries' rows said so
+    if seen and all(status in ENDED for _, status in seen) and any(
+        status == DeliveryStatus.DEAD.value for _, status in seen
+    ):
+        return Status.FAILED.value
+    return Status.PENDING.value
