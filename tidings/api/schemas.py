@@ -11,6 +11,16 @@ from typing import Any
 from pydantic import BaseModel
 
 
+class DeliveryStateOut(BaseModel):
+    medium: str
+    status: str
+    attempts: int
+    last_error: str | None
+    updated_at: str
+    digest_id: str | None
+    deferred_until: str | None
+
+
 class NotificationOut(BaseModel):
     id: str
     user_id: str
@@ -25,6 +35,7 @@ class NotificationOut(BaseModel):
     delivered_at: str | None
     read_at: str | None
     data: dict[str, Any]
+    deliveries: list[DeliveryStateOut]
 
 
 class AudienceOut(BaseModel):

@@ -45,9 +45,9 @@ class InboxService:
         now = utcnow()
         async with self._db.begin() as conn:
             items = await store.list_page(conn, principal.user_id, now, filters, limit, before)
+            has_more = len(items) > limit
+            items = await store.with_deliveries(conn, items[:limit])
             unread = await store.count_unread(conn, principal.user_id, now, filters)
-        has_more = len(items) > limit
-        items = items[:limit]
         next_cursor = encode_cursor(items[-1].position) if has_more else None
         return Page(items, next_cursor, unread)
 
@@ -55,9 +55,9 @@ class InboxService:
         _require_id(notification_id)
         async with self._db.begin() as conn:
             found = await store.get_owned(conn, principal.user_id, notification_id, utcnow())
-        if found is None:
-            raise NotFound("notification not found")
-        return found
+            if found is None:
+                raise NotFound("notification not found")
+            return (await store.with_deliveries(conn, [found]))[0]
 
     async def acknowledge(self, principal: Principal, notification_id: str) -> Notification:
         """The client confirms the in-app delivery: `delivered`, unless already `read`."""
@@ -74,8 +74,9 @@ class InboxService:
             found, changed = await store.set_status(
                 conn, principal.user_id, notification_id, utcnow(), status
             )
-        if found is None:
-            raise NotFound("notification not found")
+            if found is None:
+                raise NotFound("notification not found")
+            found = (await store.with_deliveries(conn, [found]))[0]
         if changed:
             # Every socket of the user (other tabs, other devices) stays in step.
             await self._fanout.status_changed(StatusChange.of(found))
@@ -100,8 +101,8 @@ class InboxService:
         now = utcnow()
         while True:
             async with self._db.begin() as conn:
-                chunk = await store.in_app_after(conn, principal.user_id, after, now,
-                                                 REPLAY_CHUNK)
+                chunk = await store.with_deliveries(conn, await store.in_app_after(
+                    conn, principal.user_id, after, now, REPLAY_CHUNK))
             if not chunk:
                 return
             yield chunk
