@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from tidings import __version__
 from tidings.api import errors, health, notifications, preferences
 from tidings.api.limits import BodySizeLimit
+from tidings.api.requests import RequestContext
 from tidings.container import Services, build_services
 from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
@@ -71,4 +72,5 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         services.metrics,
     )
     services.fanout.attach(gateway)
-    return BodySizeLimit(gateway.transport.asgi(api), settings.max_body_bytes)
+    app = BodySizeLimit(gateway.transport.asgi(api), settings.max_body_bytes)
+    return RequestContext(app, services.metrics)

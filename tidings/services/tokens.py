@@ -21,6 +21,8 @@ CACHE_SIZE = 20_000
 
 class TokenService:
     def __init__(self, settings: Settings) -> None:
+        """Raises `ValueError` naming JWT_PUBLIC_KEY if the key cannot be used, so a bad
+        key stops the start-up instead of failing every request."""
         self._key, self._algorithms = settings.verification_key()
         self._signing_secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer or None
@@ -52,7 +54,9 @@ class TokenService:
                 leeway=LEEWAY_S,
                 options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
             )
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        # PyJWTError, not only InvalidTokenError: a key the token's algorithm cannot use
+        # raises InvalidKeyError, and that too is the token's problem, never a 500.
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise AuthenticationFailed("Authentication failed") from exc
         sub = claims.get("sub")
         roles = claims.get("roles", [])
