@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sqlite3
 import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import RunningServer, free_port, make_settings, start_server
 from tidings import logs
@@ -91,6 +90,7 @@ def test_configure_replaces_the_root_handlers() -> None:
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+        logging.captureWarnings(False)
 
 
 @pytest.mark.parametrize(("given", "kept"), [
@@ -129,27 +129,20 @@ async def test_lines_logged_during_a_request_carry_its_id(captured: io.StringIO)
     assert logged and all(line["request_id"] == "ready-probe-1" for line in logged)
 
 
-async def break_title_column(database_url: str) -> None:
-    """The notifications table loses its `title` column behind the server's back, so the
-    next create fails inside the database with the title among its parameters."""
-    statement = "ALTER TABLE notifications RENAME COLUMN title TO title_gone"
-    if database_url.startswith("sqlite"):
-        with sqlite3.connect(database_url.split("///", 1)[1]) as conn:
-            conn.execute(statement)
-        return
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+async def break_title_column(server: RunningServer) -> None:
+    """The notifications table loses its `title` column behind the service's back, so the
+    next create fails inside the database with the title among its parameters. (Through
+    the server's own engine: on SQLite, its one connection is the only writer.)"""
+    async with server.services.db.engine.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE notifications RENAME COLUMN title TO gone"))
 
 
 async def test_a_failing_create_logs_the_error_but_not_the_notification(
-    server: RunningServer, database_url: str, captured: io.StringIO
+    server: RunningServer, captured: io.StringIO
 ) -> None:
     title = f"confidential-title-{uuid.uuid4().hex}"
     message = f"confidential-message-{uuid.uuid4().hex}"
-    await break_title_column(database_url)
+    await break_title_column(server)
     async with server.http("svc", "service") as http:
         failed = await http.post("/api/notifications", headers={"X-Request-ID": "create-1"},
                                  json={"user_id": "a", "type": "t", "title": title,

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
+from tidings.app import create_app
 from tidings.domain.errors import AuthenticationFailed
 from tidings.services.tokens import TokenService
 from tidings.settings import DEFAULT_SQLITE_URL, Settings, describe, load_settings
@@ -180,6 +181,8 @@ def test_an_unusable_public_key_stops_the_token_service_too() -> None:
     loaded.jwt_public_key = "garbage"
     with pytest.raises(ValueError, match="JWT_PUBLIC_KEY"):
         TokenService(loaded)
+    with pytest.raises(ValueError, match="JWT_PUBLIC_KEY"):
+        create_app(loaded)
 
 
 def test_a_secret_under_32_bytes_is_refused_unless_allowed() -> None:

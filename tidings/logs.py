@@ -66,9 +66,9 @@ def make_handler(log_format: str, stream: TextIO | None = None) -> logging.Handl
 
 
 def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
-    """Route every log record of the process (Tidings', uvicorn's, SQLAlchemy's) through
-    one handler in the configured format; returns that handler. Replaces the root
-    logger's handlers, so calling it twice does not print lines twice."""
+    """Route every log record of the process (Tidings', uvicorn's, SQLAlchemy's, Python
+    warnings) through one handler in the configured format, and return that handler.
+    Replaces the root logger's handlers, so calling it twice does not print lines twice."""
     handler = make_handler(settings.log_format, stream)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -76,4 +76,7 @@ def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handl
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Library warnings (e.g. PyJWT's about a short key) become log lines in the same
+    # format, instead of bare text in a JSON stream.
+    logging.captureWarnings(True)
     return handler
