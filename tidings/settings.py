@@ -218,7 +218,8 @@ def describe(error: ValidationError) -> str:
         loc = [_variable(part) for part in item["loc"]]
         where = ".".join(loc)
         message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{where}: {message}" if where else message)
+        # Messages that already name their variable (model-wide checks) stand alone.
+        lines.append(f"{where}: {message}" if not message.startswith(where) else message)
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
