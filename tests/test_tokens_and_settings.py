@@ -223,3 +223,10 @@ def test_log_settings_are_checked() -> None:
     assert "LOG_LEVEL" in rejection(log_level="loud")
     assert "LOG_FORMAT" in rejection(log_format="xml")
     assert settings(log_format="json").log_format == "json"
+
+
+def test_an_expiry_too_large_for_a_float_does_not_break_verification() -> None:
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    token = jwt.encode({"sub": "alice", "exp": 10**400}, "s" * 32, algorithm="HS256")
+    assert tokens.verify(token).user_id == "alice"
+    assert tokens.verify(token).user_id == "alice"  # the remembered copy too

@@ -29,7 +29,7 @@ class TokenService:
         self._audience = settings.jwt_audience or None
         # token -> (principal, exp). Only `exp` can turn a once-valid token invalid (nbf
         # and iat only ever become more valid), so a hit re-checks exactly that.
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
 
     def verify(self, token: object) -> Principal:
         """The principal of a valid token; `AuthenticationFailed` for anything else.
@@ -67,7 +67,8 @@ class TokenService:
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise AuthenticationFailed("Authentication failed")
         principal = Principal(user_id=sub, roles=frozenset(roles))
-        self._verified[token] = (principal, float(claims["exp"]))
+        # int, not float: PyJWT accepts any integer `exp`, and 10**400 has no float.
+        self._verified[token] = (principal, int(claims["exp"]))
         if len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)
         return principal

@@ -1,5 +1,5 @@
-"""Tokens verified with JWT_PUBLIC_KEY, against a real server: whatever is wrong with a
-token (including a signature made for the other kind of key) is a 401 over HTTP and a
+"""Tokens against a real server: whatever is wrong with a token (a signature made for the
+other kind of public key, claims no float can hold, garbage) is a 401 over HTTP and a
 refused Socket.IO connection, never a 500."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socketio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.conftest import RunningServer, make_settings, start_server
+from tests.conftest import SECRET, RunningServer, make_settings, start_server
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -82,3 +82,18 @@ async def test_a_socket_with_a_token_for_the_other_kind_of_key_is_refused(
         await refused.connect(server.url, auth={"token": wrong}, transports=["websocket"],
                               wait_timeout=5)
     assert errors and errors[0]["message"] == "Authentication failed"
+
+
+async def test_odd_but_well_signed_or_malformed_tokens_never_answer_500(
+    server: RunningServer,
+) -> None:
+    far_future = jwt.encode({"sub": "alice", "exp": 10**400}, SECRET, algorithm="HS256")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        answers = {
+            value: (await http.get("/api/notifications",
+                                   headers={"Authorization": f"Bearer {value}".encode()})
+                    ).status_code
+            for value in (far_future, "a.b", "a.b.c", "\u00e9t\u00e9", token("x" * 32, "HS256"))
+        }
+    assert answers.pop(far_future) == 200  # validly signed: PyJWT accepts any integer exp
+    assert set(answers.values()) == {401}
