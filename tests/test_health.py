@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Client, RunningServer, free_port, make_settings, start_server
+from tidings.api.requests import RequestContext
+from tidings.metrics import Metrics
 
 
 async def test_health_and_ready(server: RunningServer) -> None:
@@ -123,3 +127,18 @@ async def test_database_outage_shows_as_503_responses_in_the_metrics() -> None:
     finally:
         await running.stop()
     assert response_count(metrics, "503") == 2
+
+
+async def test_an_app_that_raises_before_answering_counts_as_a_500() -> None:
+    metrics = Metrics()
+
+    async def broken(scope, receive, send) -> None:
+        raise RuntimeError("no answer")
+
+    async def never_called(message) -> None:
+        raise AssertionError("nothing should be sent")
+
+    app = RequestContext(broken, metrics)
+    with pytest.raises(RuntimeError):
+        await app({"type": "http", "headers": []}, None, never_called)
+    assert response_count(metrics.render().decode(), "500") == 1

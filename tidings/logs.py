@@ -50,8 +50,6 @@ class JsonFormatter(logging.Formatter):
             line["request_id"] = request_id
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
