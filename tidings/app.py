@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from tidings import __version__
 from tidings.api import errors, health, notifications, preferences
 from tidings.api.limits import BodySizeLimit
+from tidings.api.requests import RequestContext
 from tidings.container import Services, build_services
 from tidings.settings import Settings
 
@@ -51,4 +52,5 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(notifications.router)
     api.include_router(health.router)
 
-    return BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
+    app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
+    return RequestContext(app, services.metrics)

@@ -8,8 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tidings import __version__
-from tidings.settings import Settings, load_settings
+from pydantic import ValidationError
+
+from tidings import __version__, logs
+from tidings.settings import MIN_SECRET_BYTES, Settings, describe, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,11 +20,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        # A bad setting stops every command before it does anything, naming the variable.
+        print(f"tidings: {describe(exc)}", file=sys.stderr)
+        return 2
+    logs.configure(settings)
+    if settings.allow_short_jwt_secret and len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:
+        logging.getLogger("tidings").warning(
+            "JWT_SECRET is shorter than %d bytes (allowed by ALLOW_SHORT_JWT_SECRET): "
+            "tokens can be forged by brute force; never run like this in production",
+            MIN_SECRET_BYTES,
+        )
     return int(args.handler(args, settings))
 
 

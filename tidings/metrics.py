@@ -37,6 +37,22 @@ class Metrics:
             "tidings_socket_errors", "Client events answered with an error",
             ["code"], registry=self.registry,
         )
+        # Alert rules read the error rate and "database unavailable" (503) from this.
+        self.http_responses = Counter(
+            "tidings_http_responses", "HTTP responses sent, by status code",
+            ["code"], registry=self.registry,
+        )
+        self._responses_by_status: dict[int, Counter] = {}
+
+    def count_response(self, status: int) -> None:
+        """Count one HTTP response (on the path of every request: one dict lookup once
+        the status code has been seen)."""
+        child = self._responses_by_status.get(status)
+        if child is None:
+            child = self._responses_by_status[status] = self.http_responses.labels(
+                code=str(status)
+            )
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
