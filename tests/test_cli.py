@@ -50,12 +50,6 @@ def test_help_and_no_command(capsys) -> None:
     assert "tidings serve" in capsys.readouterr().out
 
 
-def test_worker_says_what_is_missing(capsys, monkeypatch) -> None:
-    monkeypatch.setenv("JWT_SECRET", SECRET)
-    assert main(["worker"]) == 2
-    assert "email and push" in capsys.readouterr().err
-
-
 def test_migrate_then_serve_refuses_an_unmigrated_postgres(
     tmp_path: Path, database_url: str, monkeypatch, capsys
 ) -> None:

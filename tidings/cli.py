@@ -91,13 +91,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _worker(_args: argparse.Namespace, _settings: Settings) -> int:
-    # Email and push senders, and the Redis fan-out that lets a separate worker process
-    # reach the sockets of `serve` nodes, are the next steps; until they exist the delivery
-    # loops run inside `tidings serve`, and a lone worker would have nothing to send.
-    print("`tidings worker` has no media to deliver yet: email and push workers are not "
-          "built. `tidings serve` runs the in-app scheduler in-process.", file=sys.stderr)
-    return 2
+def _worker(_args: argparse.Namespace, settings: Settings) -> int:
+    from tidings import migrate, worker_process
+
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    elif not asyncio.run(migrate.is_current(settings.database_url)):
+        print("The database schema is not up to date: run `tidings migrate` first.",
+              file=sys.stderr)
+        return 1
+    asyncio.run(worker_process.run(settings))
+    return 0
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
