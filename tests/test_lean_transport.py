@@ -488,10 +488,6 @@ async def test_default_cors_allows_only_the_same_origin(
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == own
     assert response.headers["access-control-allow-credentials"] == "true"
-    forwarded = await http.get("/socket.io/", params=query(), headers={
-        "Origin": "https://tidings.example", "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "tidings.example"})
-    assert forwarded.status_code == 200
     evil = await http.get("/socket.io/", params=query(), headers={"Origin": "http://evil.example"})
     assert evil.status_code == 400
     with pytest.raises(InvalidStatus) as refused:
@@ -499,6 +495,42 @@ async def test_default_cors_allows_only_the_same_origin(
     assert refused.value.response.status_code == 400
     async with ws_connect(ws_url(server), origin=own) as ws:  # type: ignore[arg-type]
         assert (await recv(ws)).startswith("0{")
+
+
+FORWARDED = {"Origin": "https://tidings.example", "X-Forwarded-Proto": "https",
+             "X-Forwarded-Host": "tidings.example"}
+
+
+async def test_forwarded_host_is_ignored_from_a_client_that_is_no_proxy(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    forwarded = await http.get("/socket.io/", params=query(), headers=FORWARDED)
+    assert forwarded.status_code == 400
+    with pytest.raises(InvalidStatus):
+        await ws_connect(ws_url(server), origin="https://tidings.example",  # type: ignore[arg-type]
+                         additional_headers={"X-Forwarded-Host": "tidings.example",
+                                             "X-Forwarded-Proto": "https"})
+
+
+async def test_forwarded_host_counts_from_a_trusted_proxy(database_url: str) -> None:
+    running = await start_server(make_settings(
+        database_url, realtime_transport="lean", trusted_proxies=["127.0.0.0/8"]))
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            forwarded = await http.get("/socket.io/", params=query(), headers=FORWARDED)
+            assert forwarded.status_code == 200
+            assert forwarded.headers["access-control-allow-origin"] == "https://tidings.example"
+            other = await http.get("/socket.io/", params=query(), headers={
+                **FORWARDED, "Origin": "https://evil.example"})
+            assert other.status_code == 400
+    finally:
+        await running.stop()
+
+
+def test_a_trusted_proxy_must_be_an_address_or_network(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="proxy.example"):
+        lean_server.LeanTransport(settings.model_copy(
+            update={"trusted_proxies": ["proxy.example"]}))
 
 
 async def test_listed_origins_and_preflight(database_url: str) -> None:
@@ -531,7 +563,9 @@ async def test_star_allows_any_origin(database_url: str) -> None:
             response = await http.get("/socket.io/", params=query(),
                                       headers={"Origin": "http://anywhere.example"})
             assert response.status_code == 200
-            assert response.headers["access-control-allow-origin"] == "http://anywhere.example"
+            # The wildcard itself, never an echoed origin with credentials allowed.
+            assert response.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in response.headers
     finally:
         await running.stop()
 
