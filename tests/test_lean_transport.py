@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
+from tidings import http_body
 from tidings.app import make_transport
 from tidings.realtime.lean import packets
 from tidings.realtime.lean import server as lean_server
@@ -825,18 +826,12 @@ async def test_a_session_that_never_connects_is_closed(quick_connect: Settings) 
         await running.stop()
 
 
-async def test_a_session_that_leaves_the_namespace_must_join_again_in_time(
-    quick_connect: Settings,
-) -> None:
-    running = await start_server(quick_connect)
-    try:
-        async with httpx.AsyncClient(base_url=running.url, timeout=EVENT_TIMEOUT) as http:
-            sid = await connected_polling(running, http)
-            assert (await post(http, sid, "41")).text == "ok"
-            assert await get(http, sid) == ["1"]
-            assert await gauge_settles(running, 0)
-    finally:
-        await running.stop()
+async def test_leaving_the_namespace_closes_the_connection(server: RunningServer) -> None:
+    # As the reference server does: with `/` left, no namespace remains.
+    async with await connected_ws(server) as ws:
+        await ws.send("41")
+        assert await closed(ws)
+    assert await gauge_settles(server, 0)
 
 
 async def test_a_refused_connect_is_closed_at_the_connect_deadline(
@@ -956,3 +951,25 @@ async def test_closing_a_client_that_does_not_read_drops_its_connection(
         await asyncio.sleep(0.02)
     assert websocket_connections(server) == []
     ws.transport.abort()  # not `close()`: the closing handshake with a dropped peer times out
+
+
+async def test_the_bounded_body_reader_stops_at_the_bound_and_when_the_client_leaves() -> None:
+    def receiving(*messages: Message) -> Any:
+        queue = list(messages)
+
+        async def receive() -> Message:
+            return queue.pop(0)
+
+        return receive
+
+    chunk = {"type": "http.request", "body": b"12345", "more_body": True}
+    last = {"type": "http.request", "body": b"6", "more_body": False}
+    scope: dict[str, Any] = {"headers": []}
+    assert await http_body.read_body(scope, receiving(chunk, last), 6) == b"123456"
+    with pytest.raises(http_body.BodyTooLarge):
+        await http_body.read_body(scope, receiving(chunk, chunk), 6)  # never a third read
+    with pytest.raises(http_body.BodyTooLarge):  # a declared length is believed up front
+        await http_body.read_body({"headers": [(b"content-length", b"7")]}, receiving(), 6)
+    with pytest.raises(http_body.ClientGone):
+        await http_body.read_body(scope, receiving(chunk, {"type": "http.disconnect"}), 6)
+    assert http_body.declared_length({"headers": [(b"content-length", b"-1")]}) is None

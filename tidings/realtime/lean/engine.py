@@ -93,10 +93,6 @@ class Engine:
         """The Socket.IO layer connected namespace `/`: no connect deadline any more."""
         self._heartbeat.joined(session)
 
-    def left(self, session: Session) -> None:
-        """Namespace `/` was left but the session stays: it must join again in time."""
-        self._heartbeat.left(session)
-
     def stop(self) -> None:
         self._heartbeat.stop()
 

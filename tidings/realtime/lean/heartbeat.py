@@ -3,7 +3,7 @@ deadline of sessions that have not joined namespace `/`.
 
 The server pings every `interval`; a session whose pong has not come within `timeout` of
 its ping is closed; a session without a connected namespace `/` is closed `connect_timeout`
-after it opened (or left `/`), so a client that answers pings but never authenticates does
+after it opened, so a client that answers pings but never authenticates does
 not hold a session forever. Each delay is the same for every session, so sessions become
 due in the order they were scheduled: three FIFO queues of (due time, session) replace a
 timer per connection. Entries are never removed from the middle: a stale one (closed
@@ -107,13 +107,6 @@ class Heartbeat:
     def joined(self, session: Session) -> None:
         """Namespace `/` is connected: the connect deadline no longer applies."""
         session.connect_due = math.inf
-
-    def left(self, session: Session) -> None:
-        """Namespace `/` was left; the session must join again within the connect timeout."""
-        if not session.closed:
-            now = self._now()
-            self._expect_connect(session, now)
-            self._wake_by(session.connect_due)
 
     def pong(self, session: Session) -> None:
         # As the reference servers do, the next ping is one interval after the pong.

@@ -193,7 +193,10 @@ class LeanTransport:
         elif packet.kind == packets.EVENT:
             await self._event(session, packet)
         elif packet.kind == packets.DISCONNECT:
+            # With `/` left no namespace remains, and the reference server then closes
+            # the connection: so does this one (a session without a namespace is idle).
             await self._disconnect(session)
+            await self.engine.close(session)
         elif packet.kind == packets.ACK:
             pass  # the server never asks clients for acks
         else:
@@ -241,11 +244,10 @@ class LeanTransport:
             session.push(packets.ack(packet.ack_id, result))
 
     async def _disconnect(self, session: Session) -> None:
-        """The client left namespace `/`; its Engine.IO session may stay open."""
+        """The socket left namespace `/` (the gateway hears of it once)."""
         sid = session.socket_sid
         session.connected = False
         self._forget(session)
-        self.engine.left(session)
         if sid is not None:
             await self._on_disconnect(sid)
 
