@@ -569,6 +569,10 @@ async def test_star_allows_any_origin(database_url: str) -> None:
             # The wildcard itself, never an echoed origin with credentials allowed.
             assert response.headers["access-control-allow-origin"] == "*"
             assert "access-control-allow-credentials" not in response.headers
+            # The HTTP API (Starlette's CORS, credentials off: bearer tokens need none).
+            api = await http.get("/health", headers={"Origin": "http://anywhere.example"})
+            assert api.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in api.headers
     finally:
         await running.stop()
 

@@ -112,7 +112,9 @@ class Heartbeat:
         # As the reference servers do, the next ping is one interval after the pong.
         if session.awaiting_pong:
             session.awaiting_pong = False
-            self._pings.append((self._now() + self._interval, session))
+            due = self._now() + self._interval
+            self._pings.append((due, session))
+            self._wake_by(due)  # earlier than the pong deadline the loop sleeps until
 
     def stop(self) -> None:
         if self._task is not None:
