@@ -62,6 +62,13 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         http="httptools",
         ws="websockets-sansio",
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        # A frame over the event limit is refused from its header, before authentication,
+        # instead of being buffered (uvicorn's default is 16 MB).
+        ws_max_size=settings.max_event_bytes,
+        # uvicorn rewrites the client address and scheme from forwarded headers only for
+        # these peers; by default none (its own default trusts 127.0.0.1).
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or "",
+        proxy_headers=bool(settings.trusted_proxies),
         # Engine.IO already pings every client; uvicorn's own WebSocket keepalive would be
         # a second timer per connection for the same job.
         ws_ping_interval=None,

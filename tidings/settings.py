@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     ws_per_message_deflate: bool = Field(False, validation_alias="WS_PER_MESSAGE_DEFLATE")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
     max_event_bytes: int = Field(65_536, ge=1024, validation_alias="MAX_EVENT_BYTES")
+    # Seconds a Socket.IO session may stay open without connecting namespace `/` (with its
+    # token): a client that opens sessions and never authenticates does not keep them.
+    connect_timeout_s: float = Field(5.0, gt=0, validation_alias="CONNECT_TIMEOUT")
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-Host/-Proto the
+    # Socket.IO same-origin check believes; from anyone else those headers are ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="TRUSTED_PROXIES"
+    )
     scheduler_interval_s: float = Field(1.0, gt=0, validation_alias="SCHEDULER_INTERVAL")
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
@@ -112,7 +120,7 @@ class Settings(BaseSettings):
         "lean", validation_alias="REALTIME_TRANSPORT"
     )
 
-    @field_validator("cors_origins", "webpush_allowed_hosts", mode="before")
+    @field_validator("cors_origins", "webpush_allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
