@@ -13,10 +13,12 @@ from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.creation import CreationService
+from tidings.services.dead_letters import DeadLetterService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
+from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
 
@@ -34,6 +36,8 @@ class Services:
     subscriptions: SubscriptionService
     scheduler: DueScheduler
     gateway: SocketGateway
+    dead_letters: DeadLetterService
+    webhooks: WebhookService
 
     async def start(self) -> None:
         await self.db.start()
@@ -74,4 +78,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
         creation=creation, inbox=inbox, preferences=preferences,
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
+        # on_due: the delivery queue's wake-up, once the queue exists.
+        dead_letters=DeadLetterService(db, fanout, on_due=None),
+        webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
     )
