@@ -158,7 +158,9 @@ async def test_bad_list_queries_answer_422_naming_the_field(server: RunningServe
     cases = [({"since": "yesterday"}, "since"), ({"status": "lost"}, "status"),
              ({"medium": "fax"}, "medium"), ({"limit": 0}, "limit"), ({"limit": 101}, "limit"),
              ({"cursor": "garbage!"}, "cursor"), ({"cursor": foreign}, "cursor"),
-             ({"user_id": ""}, "user_id")]
+             ({"user_id": ""}, "user_id"), ({"user_id": "a\x00b"}, "user_id"),
+             ({"user_id": "x" * 256}, "user_id"), ({"since": "2026-13-01"}, "since"),
+             ({"since": "0001-01-01T00:00:00+01:00"}, "since")]
     async with server.http(*ADMIN) as http:
         for params, field in cases:
             response = await http.get("/api/admin/deliveries", params=params)

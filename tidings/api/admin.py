@@ -24,6 +24,7 @@ from tidings.domain.dead_letters import (
     parse_instant_field,
 )
 from tidings.domain.errors import Forbidden
+from tidings.domain.inputs import UserId
 from tidings.domain.model import DeliveryStatus, Principal
 from tidings.domain.webhook import WebhookDraft
 
@@ -52,7 +53,7 @@ async def list_deliveries(
     app: App,
     status: DeliveryStatus | None = None,
     medium: DeliveryMedium | None = None,
-    user_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    user_id: Annotated[UserId | None, Query()] = None,
     since: Annotated[str | None, Query(max_length=64,
                                        description="ISO 8601; on `updated_at`")] = None,
     limit: Limit = 20,
