@@ -173,7 +173,7 @@ async def test_one_delivery_shows_its_attempt_count_and_history(server: RunningS
     delivery_id = await kill(server, note, tries=3)
     async with server.http(*ADMIN) as http:
         body = (await http.get(f"/api/admin/deliveries/{delivery_id}")).json()
-        for missing in ("999999", "abc", "-1", "1e3", "99999999999999999999", "٣"):
+        for missing in ("999999", "abc", "-1", "1e3", "99999999999999999999", "\u0663"):
             response = await http.get(f"/api/admin/deliveries/{missing}")
             assert response.status_code == 404, missing
     assert body["attempts"] == 3 and body["status"] == "dead"
