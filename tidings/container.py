@@ -23,10 +23,12 @@ from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.creation import CreationService
+from tidings.services.dead_letters import DeadLetterService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
+from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
 
@@ -45,6 +47,8 @@ class Services:
     scheduler: DueScheduler
     gateway: SocketGateway
     delivery: Delivery
+    dead_letters: DeadLetterService
+    webhooks: WebhookService
 
     async def start(self) -> None:
         await self.db.start()
@@ -138,4 +142,6 @@ def build_services(settings: Settings) -> Services:
         creation=creation, inbox=inbox, preferences=preferences,
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
         delivery=delivery,
+        dead_letters=DeadLetterService(db, fanout, on_due=delivery.worker.wake),
+        webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
     )
