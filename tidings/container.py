@@ -125,13 +125,13 @@ def build_services(settings: Settings) -> Services:
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
     subscriptions = SubscriptionService(db)
-    inbox = InboxService(db, fanout)
+    delivery = build_delivery(settings, db, fanout, metrics)
+    inbox = InboxService(db, fanout, on_queued=delivery.worker.wake)
     scheduler = DueScheduler(
         db, fanout,
         interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size,
     )
-    delivery = build_delivery(settings, db, fanout, metrics)
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=delivery.worker.wake)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,

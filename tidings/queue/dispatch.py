@@ -24,6 +24,7 @@ from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.delivery import WEBHOOK, AttemptRecord
 from tidings.domain.model import DeliveryStatus, Medium
 from tidings.domain.notification import Notification
+from tidings.domain.webhook import event_id
 from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
 
@@ -131,7 +132,7 @@ class Dispatcher:
             return Settlement(claimed, SKIPPED, last_error="the webhook was removed")
         url, secret = target
         event = WebhookEvent(
-            id=f"evt_{claimed.id}", type=claimed.event or str(claimed.payload.get("type")),
+            id=event_id(claimed.id), type=claimed.event or str(claimed.payload.get("type")),
             timestamp=int(claimed.created_at.timestamp()),
             data=claimed.payload.get("data", {}), url=url, secret=secret,
         )

@@ -24,9 +24,9 @@ from tidings.queue.dispatch import BatchContext, Dispatcher
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher
 from tidings.store import deliveries as delivery_store
+from tidings.store import events, recipients
 from tidings.store import notifications as notification_store
 from tidings.store import queue as store
-from tidings.store import recipients
 from tidings.store.database import Database
 from tidings.store.queue import Claimed, Settlement
 
@@ -126,6 +126,10 @@ class DeliveryWorker:
             concerned = [i.delivery.notification_id for i in landed
                          if i.delivery.medium != WEBHOOK]
             changes = await delivery_store.refresh_statuses(conn, concerned, now)
+            raised = await events.deliveries_settled(conn, landed, now)
+            raised += await events.statuses_changed(conn, changes, now)
+        if raised:
+            self.wake()
         for item in landed:
             self._observe(item, now)
         if self._fanout is not None:
