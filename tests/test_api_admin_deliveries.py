@@ -9,16 +9,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, make_settings
 from tidings.delivery.outcome import Outcome
 from tidings.domain.cursor import encode_cursor
 from tidings.domain.dead_letters import ReplayFilter
 from tidings.services.dead_letters import DeadLetterService
+from tidings.settings import Settings
 from tidings.store.tables import delivery_attempts as attempts
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """No delivery workers in these servers: the deliveries stay in the states the tests
+    put them in."""
+    return make_settings(database_url, workers_in_serve=False)
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 BASE = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -6,12 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import RunningServer, make_settings, start_server
 from tidings.domain.webhook import event_id
+from tidings.settings import Settings
 from tidings.store import webhooks as webhook_store
 from tidings.store.tables import notification_deliveries as deliveries
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """No delivery workers in these servers: the deliveries stay in the states the tests
+    put them in."""
+    return make_settings(database_url, workers_in_serve=False)
 
 ADMIN = ("ops", "admin")
 # A literal public address: checked without a DNS lookup, never contacted.
