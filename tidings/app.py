@@ -11,7 +11,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from tidings import __version__
-from tidings.api import errors, health, notifications, preferences
+from tidings.api import (
+    contacts,
+    devices,
+    errors,
+    health,
+    notifications,
+    preferences,
+    unsubscribe,
+)
 from tidings.api.limits import BodySizeLimit
 from tidings.container import Services, build_services
 from tidings.settings import Settings
@@ -50,5 +58,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(preferences.router)
     api.include_router(notifications.router)
     api.include_router(health.router)
+    api.include_router(contacts.router)
+    api.include_router(devices.router)
+    api.include_router(unsubscribe.router)
 
     return BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)

@@ -12,11 +12,14 @@ from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
+from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
+from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
+from tidings.services.unsubscribe import UnsubscribeService
 from tidings.settings import Settings
 from tidings.store.database import Database
 
@@ -34,6 +37,9 @@ class Services:
     subscriptions: SubscriptionService
     scheduler: DueScheduler
     gateway: SocketGateway
+    contacts: ContactService
+    devices: DeviceService
+    unsubscribe: UnsubscribeService
 
     async def start(self) -> None:
         await self.db.start()
@@ -74,4 +80,6 @@ def build_services(settings: Settings) -> Services:
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
         creation=creation, inbox=inbox, preferences=preferences,
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
+        contacts=ContactService(db), devices=DeviceService(db, settings),
+        unsubscribe=UnsubscribeService(db, settings),
     )

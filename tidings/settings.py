@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
 DEV_SECRET_FILE = ".tidings-secret"
+DEV_SIGNING_SECRET_FILE = ".tidings-signing-secret"
 
 
 class Settings(BaseSettings):
@@ -94,6 +95,10 @@ class Settings(BaseSettings):
     realtime_transport: Literal["lean", "python-socketio"] = Field(
         "lean", validation_alias="REALTIME_TRANSPORT"
     )
+    # Signs one-click unsubscribe links (HMAC-SHA256). Empty: JWT_SECRET; with neither (a
+    # JWT_PUBLIC_KEY deployment), `load_settings` keeps a random one in
+    # `.tidings-signing-secret`. Changing it invalidates the links in emails already sent.
+    signing_secret: str = Field("", validation_alias="SIGNING_SECRET")
 
     @field_validator("cors_origins", "webpush_allowed_hosts", mode="before")
     @classmethod
@@ -151,6 +156,9 @@ def load_settings(**overrides: object) -> Settings:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if not settings.jwt_secret and not settings.jwt_public_key:
         settings.jwt_secret = _dev_secret(Path(DEV_SECRET_FILE))
+    if not settings.signing_secret:
+        settings.signing_secret = settings.jwt_secret or _dev_secret(
+            Path(DEV_SIGNING_SECRET_FILE))
     return settings
 
 

@@ -63,3 +63,32 @@ class ErrorOut(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` entry for a route's error answers."""
     return {code: {"model": ErrorOut} for code in codes}
+
+
+class QuietHoursOut(BaseModel):
+    start: str
+    end: str
+
+
+class ContactOut(BaseModel):
+    user_id: str
+    email: str | None
+    locale: str | None
+    timezone: str | None
+    quiet_hours: QuietHoursOut | None
+    updated_at: str
+
+
+class DeviceOut(BaseModel):
+    id: str
+    platform: str
+    created_at: str
+    disabled_at: str | None
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+
+
+class VapidKeyOut(BaseModel):
+    public_key: str
