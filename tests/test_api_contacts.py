@@ -3,6 +3,7 @@ updates, and the batch read the delivery workers use."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -92,17 +93,30 @@ async def test_start_equal_to_end_means_no_quiet_hours(server: RunningServer) ->
     ({"quiet_hours": {"start": "22:60", "end": "07:00"}}, "quiet_hours.start"),
     ({"quiet_hours": {"start": "22:00"}}, "quiet_hours.end"),
     ({"quiet_hours": "22:00-07:00"}, "quiet_hours"),
+    ({"email": "\ud800@example.com"}, "email"),
+    ({"email": "al\u0000ice@example.com"}, "email"),
     ({"phone": "+43 1 234"}, "phone"),
 ])
 async def test_bad_contact_fields_answer_422_naming_the_field(
     server: RunningServer, body: dict[str, Any], field: str
 ) -> None:
     async with server.http("alice") as http:
-        response = await http.put("/api/users/me/contact", json=body)
+        # Encoded here: httpx would refuse the lone surrogates some cases carry.
+        response = await http.put("/api/users/me/contact", content=json.dumps(body),
+                                    headers={"Content-Type": "application/json"})
         after = await http.get("/api/users/me/contact")
     assert response.status_code == 422
     assert response.json()["error"]["field"] == field
     assert after.status_code == 404  # nothing was stored
+
+
+@pytest.mark.parametrize("user", ["a%00b", "x" * 256])
+async def test_unstorable_user_ids_in_the_path_are_422(server: RunningServer, user: str) -> None:
+    async with server.http("svc", "service") as http:
+        put = await http.put(f"/api/users/{user}/contact", json={})
+        get = await http.get(f"/api/users/{user}/contact")
+    assert (put.status_code, get.status_code) == (422, 422)
+    assert put.json()["error"]["field"] == "user_id"
 
 
 async def test_malformed_json_is_400(server: RunningServer) -> None:

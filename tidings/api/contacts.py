@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from tidings.api.deps import App, Caller
 from tidings.api.schemas import ContactOut, error_responses
 from tidings.domain.contact import ContactInput
+from tidings.domain.inputs import Text
 
 router = APIRouter(prefix="/api/users", tags=["contacts"])
 ERRORS = error_responses(400, 401, 404, 413, 422, 503)
-UserPath = Annotated[str, Path(min_length=1, max_length=255)]
+UserPath = Annotated[Text, Path(min_length=1, max_length=255)]
 
 
 @router.get("/{user_id}/contact", response_model=ContactOut, responses=ERRORS,

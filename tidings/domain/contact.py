@@ -18,6 +18,7 @@ from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tidings.delivery.email_format import valid_address
+from tidings.domain.inputs import Text
 from tidings.domain.model import isoformat
 
 CONTACT_FIELDS = ("email", "locale", "timezone", "quiet_hours")
@@ -121,7 +122,7 @@ class ContactInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[str, Field(max_length=320), AfterValidator(_address)] | None = None
+    email: Annotated[Text, Field(max_length=320), AfterValidator(_address)] | None = None
     locale: Annotated[str, AfterValidator(normalize_locale)] | None = None
     timezone: Annotated[str, AfterValidator(check_zone)] | None = None
     quiet_hours: QuietHoursInput | None = None

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tidings.delivery.messages import Device, Platform
 from tidings.domain.errors import ValidationFailed
-from tidings.domain.inputs import UserId
+from tidings.domain.inputs import Text, UserId
 from tidings.domain.model import isoformat
 
 MAX_TOKEN_LENGTH = 4096
@@ -113,6 +113,12 @@ def _auth(value: str) -> str:
     return b64url(raw)
 
 
+def _url_text(value: str) -> str:
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValueError("must be a URL without spaces or control characters")
+    return value
+
+
 def _token(value: str) -> str:
     if not _TOKEN.fullmatch(value):
         raise ValueError("must be printable ASCII without spaces")
@@ -131,9 +137,10 @@ class SubscriptionKeys(_Input):
 class Subscription(_Input):
     """A browser's `PushSubscription.toJSON()` (its `expirationTime`, if sent, is ignored)."""
 
-    endpoint: str = Field(..., min_length=1, max_length=MAX_ENDPOINT_LENGTH)
+    endpoint: Annotated[Text, Field(min_length=1, max_length=MAX_ENDPOINT_LENGTH),
+                        AfterValidator(_url_text)]
     keys: SubscriptionKeys
-    expirationTime: int | None = None
+    expirationTime: float | None = None
 
 
 class DeviceInput(_Input):

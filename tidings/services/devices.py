@@ -9,7 +9,7 @@ from tidings.delivery.push import public_vapid_key
 from tidings.delivery.targets import check_target_url
 from tidings.domain.device import DeviceInput, DeviceRecord, NewDevice, Registered
 from tidings.domain.errors import Forbidden, NotFound, Unavailable
-from tidings.domain.ids import uuid7
+from tidings.domain.ids import is_uuid, uuid7
 from tidings.domain.model import Principal, utcnow
 from tidings.settings import Settings
 from tidings.store import devices as store
@@ -49,8 +49,11 @@ class DeviceService:
             return await store.list_for_user(conn, caller.user_id)
 
     async def delete(self, caller: Principal, device_id: str) -> None:
-        async with self._db.begin() as conn:
-            deleted = await store.delete(conn, caller.user_id, device_id)
+        # Ids are UUIDs: anything else is no device (and never reaches the database).
+        deleted = False
+        if is_uuid(device_id):
+            async with self._db.begin() as conn:
+                deleted = await store.delete(conn, caller.user_id, device_id)
         if not deleted:
             raise NotFound("no such device")
 
