@@ -175,6 +175,7 @@ async def test_delete_own_device_204_others_404(server: RunningServer) -> None:
     (webpush(p256dh=b64(BROWSER[:33])), "subscription.keys.p256dh"),
     (webpush(p256dh=b64(b"\x04" + b"\x00" * 64)), "subscription.keys.p256dh"),
     (webpush(p256dh="not base64!"), "subscription.keys.p256dh"),
+    (webpush(p256dh="AAAAA"), "subscription.keys.p256dh"),
     (webpush(auth=b64(b"\x00" * 15)), "subscription.keys.auth"),
     (webpush(auth="a+b/"), "subscription.keys.auth"),
     (webpush(endpoint=""), "subscription.endpoint"),
@@ -227,6 +228,17 @@ async def test_vapid_public_key_is_404_without_web_push(strict_server: RunningSe
     async with strict_server.http() as http:
         response = await http.get("/api/push/vapid-public-key")
     assert response.status_code == 404
+
+
+async def test_unreadable_vapid_key_is_503_not_a_crash(database_url: str) -> None:
+    running = await start_server(make_settings(database_url, vapid_private_key="garbage"))
+    try:
+        async with running.http() as http:
+            response = await http.get("/api/push/vapid-public-key")
+    finally:
+        await running.stop()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
 
 
 async def test_devices_need_a_token(server: RunningServer) -> None:

@@ -158,6 +158,7 @@ def _tampered(token: str) -> list[str]:
         payload + "." + tag + ".x",
         payload + "." + tag + "=",
         payload + ".!!!",
+        payload + ".AAAAA",  # not a whole number of bytes
         forged,
         other_user.split(".")[0] + "." + tag,  # another payload with this tag
         "x" * 3000,
