@@ -141,3 +141,15 @@ def test_logs_are_json_lines_when_asked(tmp_path: Path) -> None:
     logged = [json.loads(line) for line in result.stderr.splitlines()]
     assert any(line["level"] == "warning" and "ALLOW_SHORT_JWT_SECRET" in line["message"]
                for line in logged)
+
+
+def test_a_push_provider_configured_wrongly_stops_serve_and_worker(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    monkeypatch.setenv("VAPID_PRIVATE_KEY", "garbage")
+    monkeypatch.setenv("VAPID_SUBJECT", "mailto:ops@example.com")
+    for command in ("serve", "worker"):
+        assert main([command]) == 2
+        assert "VAPID_PRIVATE_KEY" in capsys.readouterr().err

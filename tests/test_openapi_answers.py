@@ -4,14 +4,16 @@ records' own JSON, not through the documented models)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, make_settings, start_server
 from tidings.store.tables import notification_deliveries
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
@@ -100,6 +102,22 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await alice.delete(f"/api/notifications/{note_id}")
         await alice.delete(f"/api/notifications/{note_id}")  # 404
         await _admin_calls(server, client)
+        await alice.put("/api/users/me/contact", json={
+            "email": "alice@example.com", "locale": "pt-BR", "timezone": "Europe/Vienna",
+            "quiet_hours": {"start": "22:00", "end": "07:00"}})
+        await alice.put("/api/users/me/contact", json={"quiet_hours": None})
+        await alice.put("/api/users/me/contact", json={"timezone": "../etc"})  # 422
+        await alice.get("/api/users/me/contact")
+        await alice.get("/api/users/bob/contact")  # 404
+        device = await alice.post("/api/devices", json={"platform": "fcm", "token": "t1"})
+        await alice.post("/api/devices", json={"platform": "fcm", "token": "t1"})  # 200
+        await alice.post("/api/devices", json={"platform": "fcm"})  # 422
+        await alice.post("/api/devices", json={"platform": "fcm", "token": "t2",
+                                               "user_id": "bob"})  # 403
+        await alice.get("/api/devices")
+        await alice.delete(f"/api/devices/{device.json()['id']}")
+        await alice.delete(f"/api/devices/{device.json()['id']}")  # 404
+        await anon.get("/api/push/vapid-public-key")  # 404: Web Push is not configured
         await anon.get("/health")
         await anon.get("/ready")
         await anon.get("/metrics")
@@ -125,3 +143,21 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
 
     routes = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
     assert routes - covered == set(), "routes without a checked answer"
+
+
+async def test_vapid_public_key_answers_as_documented(database_url: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+    raw = base64.urlsafe_b64encode(key.to_bytes(32, "big")).rstrip(b"=").decode()
+    running = await start_server(make_settings(database_url, vapid_private_key=raw,
+                                               vapid_subject="mailto:ops@example.com"))
+    try:
+        async with running.http() as anon:
+            answer = await anon.get("/api/push/vapid-public-key")
+            spec = (await anon.get("/openapi.json")).json()
+    finally:
+        await running.stop()
+    assert answer.status_code == 200
+    documented = spec["paths"]["/api/push/vapid-public-key"]["get"]["responses"]["200"]
+    schema = documented["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**schema, "components": spec["components"]})
+    assert [e.message for e in validator.iter_errors(answer.json())] == []

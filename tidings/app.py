@@ -11,7 +11,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from tidings import __version__
-from tidings.api import admin, errors, health, notifications, preferences
+from tidings.api import (
+    admin,
+    contacts,
+    devices,
+    errors,
+    health,
+    notifications,
+    preferences,
+    unsubscribe,
+)
 from tidings.api.limits import BodySizeLimit
 from tidings.api.requests import RequestContext
 from tidings.container import Services, build_services
@@ -52,6 +61,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(notifications.router)
     api.include_router(health.router)
     api.include_router(admin.router)
+    api.include_router(contacts.router)
+    api.include_router(devices.router)
+    api.include_router(unsubscribe.router)
 
     app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
     return RequestContext(app, services.metrics)

@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from tidings import migrate, server
+    from tidings.delivery.push import ConfigError
 
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
@@ -87,12 +88,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    server.run(settings, host, port)
+    try:
+        server.run(settings, host, port)
+    except ConfigError as exc:  # a provider configured wrongly: say which setting
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
     from tidings import migrate, worker_process
+    from tidings.delivery.push import ConfigError
 
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
@@ -100,7 +106,11 @@ def _worker(_args: argparse.Namespace, settings: Settings) -> int:
         print("The database schema is not up to date: run `tidings migrate` first.",
               file=sys.stderr)
         return 1
-    asyncio.run(worker_process.run(settings))
+    try:
+        asyncio.run(worker_process.run(settings))
+    except ConfigError as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

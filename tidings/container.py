@@ -22,12 +22,15 @@ from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
+from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
+from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
+from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
@@ -49,6 +52,9 @@ class Services:
     delivery: Delivery
     dead_letters: DeadLetterService
     webhooks: WebhookService
+    contacts: ContactService
+    devices: DeviceService
+    unsubscribe: UnsubscribeService
 
     async def start(self) -> None:
         await self.db.start()
@@ -144,4 +150,6 @@ def build_services(settings: Settings) -> Services:
         delivery=delivery,
         dead_letters=DeadLetterService(db, fanout, on_due=delivery.worker.wake),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
+        contacts=ContactService(db), devices=DeviceService(db, settings),
+        unsubscribe=UnsubscribeService(db, settings),
     )

@@ -22,6 +22,8 @@ DEV_SECRET_FILE = ".tidings-secret"
 MIN_SECRET_BYTES = 32
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
+DEV_SIGNING_SECRET_FILE = ".tidings-signing-secret"
+
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
@@ -119,6 +121,10 @@ class Settings(BaseSettings):
     realtime_transport: Literal["lean", "python-socketio"] = Field(
         "lean", validation_alias="REALTIME_TRANSPORT"
     )
+    # Signs one-click unsubscribe links (HMAC-SHA256). Empty: JWT_SECRET; with neither (a
+    # JWT_PUBLIC_KEY deployment), `load_settings` keeps a random one in
+    # `.tidings-signing-secret`. Changing it invalidates the links in emails already sent.
+    signing_secret: str = Field("", validation_alias="SIGNING_SECRET")
 
     @field_validator("cors_origins", "webpush_allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
@@ -259,6 +265,9 @@ def load_settings(**overrides: object) -> Settings:
         # Built again rather than assigned, so the file's secret is validated too.
         overrides = {**overrides, "jwt_secret": _dev_secret(Path(DEV_SECRET_FILE))}
         settings = Settings(**overrides)  # type: ignore[arg-type]
+    if not settings.signing_secret:
+        settings.signing_secret = settings.jwt_secret or _dev_secret(
+            Path(DEV_SIGNING_SECRET_FILE))
     return settings
 
 

@@ -130,3 +130,31 @@ class WebhookCreatedOut(WebhookOut):
 class WebhookPageOut(BaseModel):
     items: list[WebhookOut]
     next_cursor: str | None
+
+class QuietHoursOut(BaseModel):
+    start: str
+    end: str
+
+
+class ContactOut(BaseModel):
+    user_id: str
+    email: str | None
+    locale: str | None
+    timezone: str | None
+    quiet_hours: QuietHoursOut | None
+    updated_at: str
+
+
+class DeviceOut(BaseModel):
+    id: str
+    platform: str
+    created_at: str
+    disabled_at: str | None
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+
+
+class VapidKeyOut(BaseModel):
+    public_key: str

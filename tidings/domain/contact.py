@@ -1,0 +1,137 @@
+"""A user's contact: where email goes, in which language and zone, and when not to disturb.
+
+The delivery workers read it for every email and push (`store/contacts.py`'s `contact_of`);
+`PUT /api/users/{user_id}/contact` writes it. What a PUT may carry is checked here, once:
+an address an SMTP server could take, a locale babel knows (stored as babel spells it,
+`pt-BR` -> `pt_BR`), an IANA zone, and quiet hours as `HH:MM` 24-hour wall-clock times.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from babel import Locale, UnknownLocaleError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tidings.delivery.email_format import valid_address
+from tidings.domain.inputs import Text
+from tidings.domain.model import isoformat
+
+CONTACT_FIELDS = ("email", "locale", "timezone", "quiet_hours")
+MAX_LOCALE_LENGTH = 35
+MAX_ZONE_LENGTH = 64
+_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+# IANA names are ASCII words joined by "/" ("America/Argentina/Buenos_Aires", "Etc/GMT+5").
+# Checking the shape first keeps paths ("../etc/passwd", "/usr/...") away from zoneinfo,
+# which would otherwise read whatever file such a name points at.
+_ZONE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
+_LOCALE = re.compile(r"[A-Za-z]{2,8}(?:[_-][A-Za-z0-9]{1,8})*")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """`HH:MM` wall-clock times in the contact's zone; `end` before `start` spans midnight."""
+
+    start: str
+    end: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    user_id: str
+    email: str | None
+    locale: str | None
+    timezone: str | None
+    quiet_hours: QuietHours | None
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "email": self.email,
+            "locale": self.locale,
+            "timezone": self.timezone,
+            "quiet_hours": self.quiet_hours.to_json() if self.quiet_hours else None,
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    """A write to one contact: only the fields named in `given` change (`None` clears one);
+    the others keep their stored value (null when there is no contact yet)."""
+
+    given: frozenset[str]
+    email: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    quiet_hours: QuietHours | None = None
+
+
+def normalize_locale(tag: str) -> str:
+    """The locale as babel names it (`pt-BR` -> `pt_BR`); ValueError if babel does not
+    know it."""
+    if len(tag) > MAX_LOCALE_LENGTH or not _LOCALE.fullmatch(tag):
+        raise ValueError("must be a language tag such as 'en', 'de_AT' or 'pt-BR'")
+    try:
+        return str(Locale.parse(tag.replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError) as exc:
+        raise ValueError(f"unknown locale {tag!r}") from exc
+
+
+def check_zone(name: str) -> str:
+    """An IANA time zone name that this system's zone database holds; ValueError if not."""
+    if (len(name) > MAX_ZONE_LENGTH or not _ZONE.fullmatch(name)
+            or any(part in (".", "..") for part in name.split("/"))):
+        raise ValueError("must be an IANA time zone name such as 'Europe/Vienna'")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+def _clock(value: str) -> str:
+    if not _CLOCK.fullmatch(value):
+        raise ValueError("must be a 24-hour time HH:MM, such as '22:00'")
+    return value
+
+
+def _address(value: str) -> str:
+    if not valid_address(value):
+        raise ValueError("must be an email address such as 'ada@example.com'")
+    return value
+
+
+class QuietHoursInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: Annotated[str, AfterValidator(_clock)]
+    end: Annotated[str, AfterValidator(_clock)]
+
+
+class ContactInput(BaseModel):
+    """The body of `PUT /api/users/{user_id}/contact`; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[Text, Field(max_length=320), AfterValidator(_address)] | None = None
+    locale: Annotated[str, AfterValidator(normalize_locale)] | None = None
+    timezone: Annotated[str, AfterValidator(check_zone)] | None = None
+    quiet_hours: QuietHoursInput | None = None
+
+    def change(self) -> ContactChange:
+        quiet = self.quiet_hours
+        # Start equal to end is an empty window: stored as no quiet hours at all.
+        hours = QuietHours(quiet.start, quiet.end) if quiet and quiet.start != quiet.end else None
+        return ContactChange(
+            given=frozenset(self.model_fields_set & set(CONTACT_FIELDS)),
+            email=self.email, locale=self.locale, timezone=self.timezone, quiet_hours=hours,
+        )
