@@ -9,12 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from tests.conftest import Client, RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
-from tidings.domain.model import utcnow
-from tidings.store.tables import contacts
 
 NOTE = {"type": "invoice", "title": "Invoice ready", "message": "Your invoice\nis <ready>",
         "media": ["email"]}
@@ -44,10 +41,9 @@ async def mailer(database_url: str, smtp: tuple[ScriptedHandler, int]
 
 
 async def add_email(server: RunningServer, user_id: str, email: str) -> None:
-    now = utcnow()
-    async with server.services.db.begin() as conn:
-        await conn.execute(sa.insert(contacts).values(
-            user_id=user_id, email=email, created_at=now, updated_at=now))
+    async with server.http("accounts", "service") as http:
+        response = await http.put(f"/api/users/{user_id}/contact", json={"email": email})
+    assert response.status_code == 200, response.text
 
 
 async def settled(server: RunningServer, note_id: str, user: str = "alice",
@@ -94,6 +90,22 @@ async def test_an_email_reaches_the_smtp_server_once_and_the_notification_is_del
     assert "Your invoice\nis <ready>" in text
     assert "is &lt;ready&gt;" in html  # the message is escaped in HTML, not in text
     assert mailer.metric("tidings_deliveries_total", medium="email", outcome="sent") == 1
+    # RFC 8058: one click (a POST, as mail clients send it) turns email off for exactly
+    # this channel and type; a GET (a mail scanner prefetching) changes nothing.
+    link = str(mail.message["List-Unsubscribe"]).strip().strip("<>")
+    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert link.startswith("https://notify.example.test/unsubscribe/")
+    path = link.removeprefix("https://notify.example.test")
+    async with mailer.http() as anyone:
+        assert (await anyone.get(path)).status_code == 200
+        async with mailer.http("alice") as alice:
+            assert (await alice.get("/api/notifications/preferences")).json()["items"] == []
+        clicked = await anyone.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert clicked.status_code == 200
+    async with mailer.http("alice") as alice:
+        prefs = (await alice.get("/api/notifications/preferences")).json()["items"]
+    assert prefs == [{"channel": "default", "notification_type": "invoice",
+                      "email_enabled": False, "push_enabled": True, "in_app_enabled": True}]
 
 
 async def test_a_transient_failure_is_retried_with_the_same_message_id(

@@ -30,7 +30,12 @@ from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
-from tidings.services.unsubscribe import UnsubscribeService
+from tidings.services.unsubscribe import (
+    UnsubscribeService,
+    mint_token,
+    signing_key,
+    unsubscribe_url,
+)
 from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
@@ -107,7 +112,13 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
     )
     policy = RetryPolicy(settings.max_retry_attempts,
                          tuple(ms / 1000 for ms in settings.retry_delays_ms))
-    dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random())
+    key = signing_key(settings)
+
+    def unsubscribe_link(user_id: str, channel: str, type_: str) -> str:
+        return unsubscribe_url(settings.public_url, mint_token(key, user_id, channel, type_))
+
+    dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
+                            unsubscribe_link)
     worker = DeliveryWorker(
         db, fanout, dispatcher, metrics,
         batch_size=settings.notification_batch_size,

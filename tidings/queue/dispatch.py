@@ -29,6 +29,8 @@ from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
 
 SENT, PENDING = DeliveryStatus.SENT.value, DeliveryStatus.PENDING.value
+# (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
+UnsubscribeLink = Callable[[str, str, str], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD.value, DeliveryStatus.SKIPPED.value
 
 
@@ -54,8 +56,10 @@ class Dispatcher:
     """Owns the rules of one try per medium; holds no state between tries."""
 
     def __init__(self, senders: Senders, policy: RetryPolicy, public_url: str,
-                 clock: Callable[[], datetime], rng: random.Random | None = None) -> None:
+                 clock: Callable[[], datetime], rng: random.Random | None = None,
+                 unsubscribe_link: UnsubscribeLink | None = None) -> None:
         self._senders = senders
+        self._unsubscribe_link = unsubscribe_link
         self._policy = policy
         self._host = urlsplit(public_url).hostname or "localhost"
         self._clock = clock
@@ -95,6 +99,10 @@ class Dispatcher:
             text=notification.message,
             html="<p>" + html.escape(notification.message).replace("\n", "<br>\n") + "</p>",
             message_id=f"<{claimed.id}.{notification.id}@{self._host}>",
+            # One click turns email off for exactly this (channel, type) of this user.
+            unsubscribe_url=self._unsubscribe_link(
+                claimed.user_id, notification.channel, notification.type
+            ) if self._unsubscribe_link else None,
             idempotency_key=f"tidings-delivery-{claimed.id}",
         )
         attempt = await sender.send(message)

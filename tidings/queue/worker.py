@@ -23,10 +23,13 @@ from tidings.metrics import Metrics
 from tidings.queue.dispatch import BatchContext, Dispatcher
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher
+from tidings.store import contacts as contact_store
 from tidings.store import deliveries as delivery_store
-from tidings.store import events, recipients
+from tidings.store import devices as device_store
+from tidings.store import events
 from tidings.store import notifications as notification_store
 from tidings.store import queue as store
+from tidings.store import webhooks as webhook_store
 from tidings.store.database import Database
 from tidings.store.queue import Claimed, Settlement
 
@@ -108,12 +111,14 @@ class DeliveryWorker:
                 conn, sorted({c.notification_id for c in claimed if c.medium != WEBHOOK}))
             return BatchContext(
                 notifications={n.id: n for n in notes},
-                emails=await recipients.emails_of(
-                    conn, [c.user_id for c in claimed if c.medium == Medium.EMAIL.value]),
-                devices=await recipients.active_devices(
+                emails={user_id: contact.email for user_id, contact in (
+                    await contact_store.contact_of(conn, [
+                        c.user_id for c in claimed if c.medium == Medium.EMAIL.value])
+                ).items() if contact.email},
+                devices=await device_store.active_devices(
                     conn, [c.user_id for c in claimed if c.medium == Medium.PUSH.value]),
                 reached=await store.devices_reached(conn, push),
-                webhooks=await recipients.webhook_targets(
+                webhooks=await webhook_store.webhook_targets(
                     conn, [c.webhook_id for c in claimed if c.webhook_id]),
             )
 
@@ -121,8 +126,9 @@ class DeliveryWorker:
         now = self._clock()
         async with self._db.begin() as conn:
             landed = await store.settle(conn, items, now)
-            gone = [device for item in landed for device in item.gone]
-            await recipients.disable_devices(conn, gone, "the provider says it is gone", now)
+            for device_id in {device for item in landed for device in item.gone}:
+                await device_store.disable(conn, device_id, "the provider says it is gone",
+                                           now)
             concerned = [i.delivery.notification_id for i in landed
                          if i.delivery.medium != WEBHOOK]
             changes = await delivery_store.refresh_statuses(conn, concerned, now)

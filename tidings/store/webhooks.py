@@ -121,3 +121,16 @@ async def enqueue_webhook_events(
     for start in range(0, len(rows), INSERT_SLICE):
         await conn.execute(deliveries.insert(), rows[start:start + INSERT_SLICE])
     return len(rows)
+
+
+async def webhook_targets(
+    conn: AsyncConnection, webhook_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Each registered webhook's (url, secret); a removed one is absent."""
+    if not webhook_ids:
+        return {}
+    result = await conn.execute(
+        sa.select(webhooks.c.id, webhooks.c.url, webhooks.c.secret)
+        .where(webhooks.c.id.in_(sorted(set(webhook_ids))))
+    )
+    return {webhook_id: (url, secret) for webhook_id, url, secret in result}
