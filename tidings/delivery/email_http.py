@@ -12,10 +12,11 @@ import json
 
 import httpx
 
-from tidings.delivery.email_format import list_headers, one_line, valid_address
+from tidings.delivery.email_format import list_headers, one_line
 from tidings.delivery.http_post import post_json
 from tidings.delivery.messages import Email
 from tidings.delivery.outcome import Attempt, Outcome
+from tidings.domain.addresses import valid_address
 
 
 class HttpEmailSender:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tidings.delivery.email_format import valid_address
+from tidings.domain.addresses import valid_address
 from tidings.domain.inputs import Text
 from tidings.domain.model import isoformat
 
