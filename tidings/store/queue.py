@@ -94,8 +94,9 @@ async def settle(conn: AsyncConnection, settlements: Sequence[Settlement],
             "status": item.status, "lease_token": None, "locked_until": None,
             "last_error": item.last_error, "updated_at": now,
         }
-        if item.due_at is not None:
-            values["next_attempt_at"] = item.due_at
+        # A retry is due at its time; an ended delivery keeps when it ended (not the end
+        # of the lease it was claimed under).
+        values["next_attempt_at"] = item.due_at or now
         if item.provider_id is not None:
             values["provider_message_id"] = item.provider_id[:255]
         result = await conn.execute(
