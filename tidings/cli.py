@@ -9,7 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from tidings import __version__
-from tidings.settings import Settings, load_settings
+from pydantic import ValidationError
+
+from tidings.settings import Settings, describe_problems, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,7 +20,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print("Invalid configuration:", *describe_problems(exc), sep="\n  ", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -12,9 +12,11 @@ from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
+from tidings.services.channel_rules import ChannelRules
 from tidings.services.creation import CreationService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
+from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
 from tidings.settings import Settings
@@ -34,6 +36,7 @@ class Services:
     subscriptions: SubscriptionService
     scheduler: DueScheduler
     gateway: SocketGateway
+    limits: RateLimits
 
     async def start(self) -> None:
         await self.db.start()
@@ -43,6 +46,7 @@ class Services:
     async def stop(self) -> None:
         await self.scheduler.stop()
         await self.fanout.close()
+        await self.limits.close()
         await self.db.dispose()
 
 
@@ -59,7 +63,8 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
-    subscriptions = SubscriptionService(db)
+    limits = RateLimits.from_settings(settings)
+    subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
     inbox = InboxService(db, fanout)
     scheduler = DueScheduler(
         db, fanout,
@@ -68,10 +73,10 @@ def build_services(settings: Settings) -> Services:
     )
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
-                            subscriptions, metrics)
+                            subscriptions, metrics, limits)
     fanout.attach(gateway)
     return Services(
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
         creation=creation, inbox=inbox, preferences=preferences,
-        subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
+        subscriptions=subscriptions, scheduler=scheduler, gateway=gateway, limits=limits,
     )
