@@ -8,9 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tidings import __version__
 from pydantic import ValidationError
 
+from tidings import __version__
 from tidings.settings import Settings, describe_problems, load_settings
 
 

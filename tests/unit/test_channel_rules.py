@@ -99,7 +99,7 @@ def test_a_catch_all_rule_at_the_end_opens_what_is_left() -> None:
     ],
 )
 def test_bad_rules_are_refused_naming_the_setting_and_rule(text: str, complaint: str) -> None:
-    with pytest.raises(ValueError, match="^CHANNEL_RULES: ") as caught:
+    with pytest.raises(ValueError, match=r"^CHANNEL_RULES: ") as caught:
         decode_rules_json(text, "CHANNEL_RULES")
     assert complaint in str(caught.value)
 

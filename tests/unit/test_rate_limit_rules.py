@@ -67,7 +67,7 @@ def test_socket_cap(cap: int, open_sockets: int, admitted: bool) -> None:
     if admitted:
         SocketCap(cap).admit(open_sockets)
     else:
-        with pytest.raises(TooManyConnections, match="^Too many connections$"):
+        with pytest.raises(TooManyConnections, match=r"^Too many connections$"):
             SocketCap(cap).admit(open_sockets)
 
 
