@@ -101,3 +101,14 @@ def test_defaults() -> None:
     assert settings.rate_limit_socket_events == "50/second"
     assert settings.max_sockets_per_user == 50
     assert settings.channel_rules is None
+
+
+@pytest.mark.parametrize(("rate", "said"),
+                         [("3/minute", "3 events per minute"),
+                          ("50 per 10 seconds", "50 events per 10 seconds")])
+def test_refusals_say_the_rate_in_words(rate: str, said: str) -> None:
+    budget = EventBudget(parse_rate(rate), Clock())
+    for _ in range(int(rate.split("/")[0].split()[0])):
+        budget.spend("s1")
+    with pytest.raises(RateLimited, match=f"^this socket may send {said}: retry in "):
+        budget.spend("s1")

@@ -46,6 +46,13 @@ def parse_rate(value: str) -> RateLimitItem | None:
     return parse(value) if value else None
 
 
+def per_window(rate: RateLimitItem, what: str) -> str:
+    """"3 notifications per minute", "50 events per 10 second"."""
+    unit = rate.GRANULARITY.name
+    window = unit if rate.multiples == 1 else f"{rate.multiples} {unit}s"
+    return f"{rate.amount} {what} per {window}"
+
+
 class CreateLimit:
     """How many notifications one producer may create per window, across all nodes that
     share the storage."""
@@ -72,9 +79,11 @@ class CreateLimit:
                 log.warning("rate-limit storage unreachable, creations not limited: %s", exc)
                 self._storage_down = True
             return
+        retry_after = math.ceil(stats.reset_time - time.time())
         raise RateLimited(
-            f"over {self._rate} notifications created by this producer",
-            retry_after=math.ceil(stats.reset_time - time.time()),
+            f"this producer may create {per_window(self._rate, 'notifications')}: "
+            f"retry in {retry_after} s",
+            retry_after=retry_after,
         )
 
     def _storage_up(self) -> None:
@@ -94,14 +103,15 @@ class EventBudget:
 
     def __init__(self, rate: RateLimitItem | None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._amount = rate.amount if rate else 0
+        self._rate = rate
         self._window_s = float(rate.get_expiry()) if rate else 0.0
         self._clock = clock
         self._windows: dict[str, list[float]] = {}  # sid -> [window end, count]
 
     def spend(self, sid: str) -> None:
         """Counts one event of `sid`; raises RateLimited when over the limit."""
-        if not self._amount:
+        rate = self._rate
+        if rate is None:
             return
         now = self._clock()
         window = self._windows.get(sid)
@@ -109,10 +119,12 @@ class EventBudget:
             self._windows[sid] = [now + self._window_s, 1]
             return
         window[1] += 1
-        if window[1] > self._amount:
+        if window[1] > rate.amount:
+            retry_after = math.ceil(window[0] - now)
             raise RateLimited(
-                f"over {self._amount} events per {self._window_s:g} s on this socket",
-                retry_after=math.ceil(window[0] - now),
+                f"this socket may send {per_window(rate, 'events')}: "
+                f"retry in {retry_after} s",
+                retry_after=retry_after,
             )
 
     def forget(self, sid: str) -> None:
