@@ -36,7 +36,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--jwt-secret",
         default=default_secret(),
-        help="HS256 secret (default: $JWT_SECRET or bench-secret)",
+        help="HS256 secret (default: $JWT_SECRET or bench-secret-for-loopback-load-tests-only)",
     )
     group.add_argument(
         "--processes",

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 
 import jwt
 
-# The default secret is short on purpose (it only ever signs loopback test tokens);
-# PyJWT would warn once per token otherwise.
-warnings.filterwarnings("ignore", message="The HMAC key is .* bytes long")
-
-DEFAULT_SECRET = "bench-secret"
+# 32 bytes at least: `tidings serve` refuses shorter HS256 secrets.
+DEFAULT_SECRET = "bench-secret-for-loopback-load-tests-only"
 TOKEN_TTL_S = 6 * 3600  # longer than any scenario, so no token expires mid-run
 
 

@@ -92,6 +92,6 @@ def test_a_bad_rules_file_stops_serve_naming_the_setting(
     monkeypatch.setenv("CHANNEL_RULES_FILE", str(path))
     assert main(["serve", "--port", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("Invalid configuration:")
+    assert err.startswith("tidings: invalid configuration:")
     assert f"CHANNEL_RULES_FILE ({path}): " in err
     assert 'a rule has "roles" or "allow", not both (rule 1)' in err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import httpx
@@ -46,12 +48,6 @@ def test_help_and_no_command(capsys) -> None:
             main([command, "--help"])
         assert exit_info.value.code == 0
     assert "tidings serve" in capsys.readouterr().out
-
-
-def test_worker_says_what_is_missing(capsys, monkeypatch) -> None:
-    monkeypatch.setenv("JWT_SECRET", SECRET)
-    assert main(["worker"]) == 2
-    assert "email and push" in capsys.readouterr().err
 
 
 def test_migrate_then_serve_refuses_an_unmigrated_postgres(
@@ -104,3 +100,44 @@ async def test_serve_runs_on_the_embedded_default_from_an_empty_directory(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal as its exit status.
     assert b"Tidings stopped" in rest
     assert process.returncode in (0, -15)
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nnot base64\\n-----END PUBLIC KEY-----"},
+     "JWT_PUBLIC_KEY"),
+    ({"JWT_SECRET": "too-short"}, "JWT_SECRET"),
+    ({"TLS_CERT_FILE": "/nonexistent/cert.pem"}, "TLS_KEY_FILE"),
+    ({"LOG_FORMAT": "yaml"}, "LOG_FORMAT"),
+])
+def test_serve_stops_at_start_on_a_bad_setting_naming_it(
+    tmp_path: Path, env: dict[str, str], variable: str
+) -> None:
+    result = run("serve", "--host", "127.0.0.1", "--port", "0", cwd=tmp_path,
+                 env={"JWT_SECRET": SECRET, **env})
+    assert result.returncode == 2
+    assert "invalid configuration" in result.stderr and variable in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "tidings.db").exists()  # stopped before doing anything
+
+
+def test_a_short_secret_is_allowed_for_development_with_a_loud_warning(
+    tmp_path: Path,
+) -> None:
+    result = run("token", "--sub", "alice", cwd=tmp_path,
+                 env={"JWT_SECRET": "dev", "ALLOW_SHORT_JWT_SECRET": "true"})
+    assert result.returncode == 0, result.stderr
+    assert "JWT_SECRET is shorter than 32 bytes" in result.stderr
+    with warnings.catch_warnings():  # PyJWT warns about the short key here too
+        warnings.simplefilter("ignore")
+        claims = jwt.decode(result.stdout.strip(), "dev", algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+
+
+def test_logs_are_json_lines_when_asked(tmp_path: Path) -> None:
+    result = run("token", "--sub", "alice", cwd=tmp_path,
+                 env={"JWT_SECRET": "dev", "ALLOW_SHORT_JWT_SECRET": "1",
+                      "LOG_FORMAT": "json"})
+    assert result.returncode == 0, result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(line["level"] == "warning" and "ALLOW_SHORT_JWT_SECRET" in line["message"]
+               for line in logged)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +21,12 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
+from tidings import http_body
 from tidings.container import make_transport
 from tidings.realtime.lean import packets
 from tidings.realtime.lean import server as lean_server
 from tidings.realtime.lean import session as lean_session
+from tidings.realtime.lean.heartbeat import Heartbeat
 from tidings.realtime.lean.packets import ProtocolError, parse_socket_packet
 from tidings.realtime.lean.rooms import Rooms
 from tidings.realtime.lean.session import Session
@@ -486,10 +489,6 @@ async def test_default_cors_allows_only_the_same_origin(
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == own
     assert response.headers["access-control-allow-credentials"] == "true"
-    forwarded = await http.get("/socket.io/", params=query(), headers={
-        "Origin": "https://tidings.example", "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "tidings.example"})
-    assert forwarded.status_code == 200
     evil = await http.get("/socket.io/", params=query(), headers={"Origin": "http://evil.example"})
     assert evil.status_code == 400
     with pytest.raises(InvalidStatus) as refused:
@@ -497,6 +496,42 @@ async def test_default_cors_allows_only_the_same_origin(
     assert refused.value.response.status_code == 400
     async with ws_connect(ws_url(server), origin=own) as ws:  # type: ignore[arg-type]
         assert (await recv(ws)).startswith("0{")
+
+
+FORWARDED = {"Origin": "https://tidings.example", "X-Forwarded-Proto": "https",
+             "X-Forwarded-Host": "tidings.example"}
+
+
+async def test_forwarded_host_is_ignored_from_a_client_that_is_no_proxy(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    forwarded = await http.get("/socket.io/", params=query(), headers=FORWARDED)
+    assert forwarded.status_code == 400
+    with pytest.raises(InvalidStatus):
+        await ws_connect(ws_url(server), origin="https://tidings.example",  # type: ignore[arg-type]
+                         additional_headers={"X-Forwarded-Host": "tidings.example",
+                                             "X-Forwarded-Proto": "https"})
+
+
+async def test_forwarded_host_counts_from_a_trusted_proxy(database_url: str) -> None:
+    running = await start_server(make_settings(
+        database_url, realtime_transport="lean", trusted_proxies=["127.0.0.0/8"]))
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            forwarded = await http.get("/socket.io/", params=query(), headers=FORWARDED)
+            assert forwarded.status_code == 200
+            assert forwarded.headers["access-control-allow-origin"] == "https://tidings.example"
+            other = await http.get("/socket.io/", params=query(), headers={
+                **FORWARDED, "Origin": "https://evil.example"})
+            assert other.status_code == 400
+    finally:
+        await running.stop()
+
+
+def test_a_trusted_proxy_must_be_an_address_or_network(settings: Settings) -> None:
+    with pytest.raises(ValueError, match=r"proxy\.example"):
+        lean_server.LeanTransport(settings.model_copy(
+            update={"trusted_proxies": ["proxy.example"]}))
 
 
 async def test_listed_origins_and_preflight(database_url: str) -> None:
@@ -529,7 +564,13 @@ async def test_star_allows_any_origin(database_url: str) -> None:
             response = await http.get("/socket.io/", params=query(),
                                       headers={"Origin": "http://anywhere.example"})
             assert response.status_code == 200
-            assert response.headers["access-control-allow-origin"] == "http://anywhere.example"
+            # The wildcard itself, never an echoed origin with credentials allowed.
+            assert response.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in response.headers
+            # The HTTP API (Starlette's CORS, credentials off: bearer tokens need none).
+            api = await http.get("/health", headers={"Origin": "http://anywhere.example"})
+            assert api.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in api.headers
     finally:
         await running.stop()
 
@@ -760,3 +801,177 @@ async def test_shutdown_closes_the_sessions_still_open(database_url: str) -> Non
     await running.stop()
     assert transport.engine.sessions == {}
     assert running.metric("tidings_connections") == 0
+
+
+# -- hardening: each test reproduces a defect of an attacker-minded review ----------------
+
+@pytest.fixture
+def quick_connect(database_url: str) -> Settings:
+    return make_settings(database_url, realtime_transport="lean", connect_timeout_s=0.3)
+
+
+async def test_a_session_that_never_connects_is_closed(quick_connect: Settings) -> None:
+    running = await start_server(quick_connect)
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=EVENT_TIMEOUT) as http:
+            authenticated = await connected_polling(running, http)
+            silent_ws = await ws_connect(ws_url(running), compression=None)
+            assert (await recv(silent_ws)).startswith("0{")
+            silent = (await handshake(http))["sid"]  # opened last: closed last
+            assert await get(http, silent) == ["1"]  # closed, though pings were not due
+            assert await closed(silent_ws)
+            assert lean_transport(running).engine.sessions.keys() == {authenticated}
+            assert (await post(http, authenticated, '421["subscribe",{"channels":["a"]}]')
+                    ).text == "ok"
+            assert (await get(http, authenticated))[0].startswith("431[")
+    finally:
+        await running.stop()
+
+
+async def test_leaving_the_namespace_closes_the_connection(server: RunningServer) -> None:
+    # As the reference server does: with `/` left, no namespace remains.
+    async with await connected_ws(server) as ws:
+        await ws.send("41")
+        assert await closed(ws)
+    assert await gauge_settles(server, 0)
+
+
+async def test_a_refused_connect_is_closed_at_the_connect_deadline(
+    quick_connect: Settings,
+) -> None:
+    running = await start_server(quick_connect)
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=EVENT_TIMEOUT) as http:
+            sid = (await handshake(http))["sid"]
+            await post(http, sid, '40{"token":"forged"}')
+            answer = await get(http, sid)
+            assert answer[0].startswith("44{")
+            assert answer[1:] == ["1"] or await get(http, sid) == ["1"]
+    finally:
+        await running.stop()
+
+
+async def test_an_oversized_websocket_message_is_refused_by_the_frame_parser(
+    server: RunningServer,
+) -> None:
+    ws = await ws_connect(ws_url(server), compression=None, max_size=None)
+    assert (await recv(ws)).startswith("0{")
+    await ws.send("4" + "x" * (4 * server.settings.max_event_bytes))
+    assert await closed(ws)
+    # 1009 comes from the server's frame parser, which refused the frame from its header
+    # (the transport's own check, after buffering the whole message, closes with 1000).
+    assert ws.close_code == 1009
+
+
+async def test_the_client_s_close_answers_the_waiting_get_with_noop(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    sid = await connected_polling(server, http)
+    session = lean_transport(server).engine.sessions[sid]
+    waiting = asyncio.ensure_future(get(http, sid))
+    for _ in range(250):  # until the GET waits on the server
+        if session.waiter is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert (await post(http, sid, "1")).text == "ok"
+    assert await asyncio.wait_for(waiting, EVENT_TIMEOUT) == ["6"]
+    assert await gauge_settles(server, 0)
+
+
+async def test_a_lone_surrogate_channel_is_denied_and_the_connection_stays(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    request = '421["subscribe",{"channels":["\\ud800","ok"]}]'
+    async with await connected_ws(server) as ws:
+        await ws.send(request)
+        ack = json.loads((await recv(ws))[3:])[0]
+        assert ack["denied"] == ["\ud800"] and ack["subscribed"] == ["ok"]
+        await ws.send('422["subscribe",{"channels":["b"]}]')
+        assert (await recv(ws)).startswith("432[")
+    sid = await connected_polling(server, http, "bob")
+    assert (await post(http, sid, request)).text == "ok"
+    (answer,) = await get(http, sid)
+    assert json.loads(answer[3:])[0]["denied"] == ["\ud800"]
+
+
+def test_lone_surrogates_are_escaped_and_other_text_is_not() -> None:
+    assert packets.event("e", {"a": "é\ud800"}) == '42["e",{"a":"\\u00e9\\ud800"}]'
+    assert packets.event("e", {"a": "é"}) == '42["e",{"a":"é"}]'
+
+
+async def test_the_heartbeat_wakes_at_the_pong_deadline_itself() -> None:
+    pinged = asyncio.Event()
+    expired: list[Session] = []
+    done = asyncio.Event()
+
+    async def expire(session: Session) -> None:
+        expired.append(session)
+        session.closed = True
+        done.set()
+
+    beat = Heartbeat(0.05, 0.4, 60.0, lambda _session: pinged.set(), expire)
+    session = Session("s")
+    beat.add(session)
+    beat.joined(session)
+    await asyncio.wait_for(pinged.wait(), EVENT_TIMEOUT)
+    await asyncio.sleep(0)  # the loop computes its next wake-up after the ping
+    # Not the next step of a clock: the deadline itself.
+    assert beat.wake_at == session.ping_sent_at + 0.4
+    await asyncio.wait_for(done.wait(), EVENT_TIMEOUT)
+    assert expired == [session]
+    beat.remove(session)
+    assert beat.wake_at == math.inf
+
+
+def websocket_connections(running: RunningServer) -> list[object]:
+    return [protocol for protocol in running.server.server_state.connections
+            if "WebSocket" in type(protocol).__name__]
+
+
+async def test_closing_a_client_that_does_not_read_drops_its_connection(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lean_session, "MAX_BUFFERED", 100_000)
+    transport = lean_transport(server)
+    # The client reads its greeting, then nothing: one message queued at most, and the
+    # kernel's buffers fill behind it.
+    ws = await ws_connect(ws_url(server), compression=None, max_queue=1)
+    assert (await recv(ws)).startswith("0{")
+    await ws.send(auth(server))
+    assert (await recv(ws)).startswith("40{")
+    (sid,) = transport.members("user:alice")
+    assert len(websocket_connections(server)) == 1
+    for _ in range(2000):  # ~120 MB at most; the kernel's buffers fill long before
+        if await transport.send([sid], "big", {"x": "y" * 60_000}) == 0:
+            break
+    # The session is closed for lagging; its connection must go too, though the client
+    # never read a byte (its close frame would have waited behind megabytes forever).
+    assert await gauge_settles(server, 0)
+    for _ in range(250):
+        if not websocket_connections(server):
+            break
+        await asyncio.sleep(0.02)
+    assert websocket_connections(server) == []
+    ws.transport.abort()  # not `close()`: the closing handshake with a dropped peer times out
+
+
+async def test_the_bounded_body_reader_stops_at_the_bound_and_when_the_client_leaves() -> None:
+    def receiving(*messages: Message) -> Any:
+        queue = list(messages)
+
+        async def receive() -> Message:
+            return queue.pop(0)
+
+        return receive
+
+    chunk = {"type": "http.request", "body": b"12345", "more_body": True}
+    last = {"type": "http.request", "body": b"6", "more_body": False}
+    scope: dict[str, Any] = {"headers": []}
+    assert await http_body.read_body(scope, receiving(chunk, last), 6) == b"123456"
+    with pytest.raises(http_body.BodyTooLarge):
+        await http_body.read_body(scope, receiving(chunk, chunk), 6)  # never a third read
+    with pytest.raises(http_body.BodyTooLarge):  # a declared length is believed up front
+        await http_body.read_body({"headers": [(b"content-length", b"7")]}, receiving(), 6)
+    with pytest.raises(http_body.ClientGone):
+        await http_body.read_body(scope, receiving(chunk, {"type": "http.disconnect"}), 6)
+    assert http_body.declared_length({"headers": [(b"content-length", b"-1")]}) is None

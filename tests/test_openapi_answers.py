@@ -4,12 +4,15 @@ records' own JSON, not through the documented models)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
 from tests.conftest import RunningServer
+from tidings.store.tables import notification_deliveries
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 # Answers that are not JSON by design.
@@ -29,6 +32,38 @@ def _template(spec: dict[str, Any], path: str) -> str | None:
         ):
             return str(template)
     return None
+
+
+async def _admin_calls(
+    server: RunningServer, client: Callable[..., httpx.AsyncClient]
+) -> None:
+    """Every admin route, answering as it should and as it should not."""
+    async with client("ops", "admin") as ops, client("svc", "service") as svc:
+        created = await svc.post("/api/notifications",
+                                 json={**NOTE, "user_id": "carol", "media": ["email"]})
+        await ops.get("/api/admin/deliveries", params={"limit": 1})
+        await ops.get("/api/admin/deliveries", params={"since": "never"})  # 422
+        await svc.get("/api/admin/deliveries")  # 403
+        async with server.services.db.begin() as conn:
+            table = notification_deliveries
+            delivery_id = (await conn.execute(sa.select(table.c.id).where(
+                table.c.notification_id == created.json()["id"]))).scalar_one()
+        await ops.get(f"/api/admin/deliveries/{delivery_id}")
+        await ops.get("/api/admin/deliveries/0")  # 404
+        await ops.post(f"/api/admin/deliveries/{delivery_id}/replay")  # 409: not dead
+        async with server.services.db.begin() as conn:
+            await conn.execute(table.update().where(table.c.id == delivery_id)
+                               .values(status="dead"))
+        await ops.post(f"/api/admin/deliveries/{delivery_id}/replay")
+        await ops.post("/api/admin/deliveries/replay", json={"status": "dead", "dry_run": True})
+        await ops.post("/api/admin/deliveries/replay", json={"status": "sent"})  # 422
+        hook = await ops.post("/api/admin/webhooks", json={
+            "url": "https://93.184.215.14/hook", "events": ["delivery.dead"]})
+        await ops.post("/api/admin/webhooks", json={"url": "https://93.184.215.14/hook",
+                                                    "events": []})  # 422
+        await ops.get("/api/admin/webhooks")
+        await ops.delete(f"/api/admin/webhooks/{hook.json()['id']}")
+        await ops.delete(f"/api/admin/webhooks/{hook.json()['id']}")  # 404
 
 
 async def test_every_route_answers_as_documented(server: RunningServer) -> None:
@@ -64,6 +99,7 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await alice.get("/api/notifications/preferences")
         await alice.delete(f"/api/notifications/{note_id}")
         await alice.delete(f"/api/notifications/{note_id}")  # 404
+        await _admin_calls(server, client)
         await anon.get("/health")
         await anon.get("/ready")
         await anon.get("/metrics")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pydantic import ValidationError
 
+from tidings.app import create_app
 from tidings.domain.errors import AuthenticationFailed
 from tidings.services.tokens import TokenService
-from tidings.settings import DEFAULT_SQLITE_URL, Settings, load_settings
+from tidings.settings import DEFAULT_SQLITE_URL, Settings, describe, load_settings
 
 
 def settings(**values: object) -> Settings:
@@ -92,13 +95,13 @@ def test_environment_variables_of_the_contract_are_read(monkeypatch) -> None:
     monkeypatch.setenv("WEBSOCKET_CORS_ORIGIN", "https://a.example, https://b.example")
     monkeypatch.setenv("RETRY_DELAYS", "10,20")
     monkeypatch.setenv("MAX_RETRY_ATTEMPTS", "2")
-    monkeypatch.setenv("JWT_SECRET", "from-env")
+    monkeypatch.setenv("JWT_SECRET", "from-env-" + "x" * 32)
     loaded = settings()
     assert (loaded.port, loaded.host) == (4100, "0.0.0.0")
     assert loaded.cors_origins == ["https://a.example", "https://b.example"]
     assert loaded.retry_delays_ms == [10, 20]
     assert loaded.max_retry_attempts == 2
-    assert loaded.jwt_secret == "from-env"
+    assert loaded.jwt_secret == "from-env-" + "x" * 32
 
 
 def test_without_a_secret_a_random_one_is_kept_in_the_working_directory(
@@ -137,3 +140,93 @@ def test_the_memory_of_verified_tokens_is_bounded(monkeypatch) -> None:
         tokens.verify(token)
     assert len(tokens._verified) == 3
     assert all(tokens.verify(token).user_id == f"user{i}" for i, token in enumerate(minted))
+
+
+def pem(private) -> str:
+    return private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def rejection(**values: object) -> str:
+    """The operator's message for settings that must be refused."""
+    with pytest.raises(ValidationError) as refused:
+        settings(**values)
+    return describe(refused.value)
+
+
+def test_a_token_whose_algorithm_does_not_fit_the_key_fails_authentication() -> None:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    for verifier, signer, algorithm in ((rsa_key, ec_key, "ES256"),
+                                        (ec_key, rsa_key, "RS256")):
+        tokens = TokenService(settings(jwt_public_key=pem(verifier)))
+        with pytest.raises(AuthenticationFailed):
+            tokens.verify(jwt.encode(claims(), signer, algorithm=algorithm))
+
+
+@pytest.mark.parametrize("key", [
+    "not a key",
+    "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----",
+    pem(ec.generate_private_key(ec.SECP384R1())),
+    pem(__import__("cryptography.hazmat.primitives.asymmetric.ed25519",
+                   fromlist=["x"]).Ed25519PrivateKey.generate()),
+])
+def test_an_unusable_public_key_is_refused_naming_the_variable(key: str) -> None:
+    assert "JWT_PUBLIC_KEY" in rejection(jwt_public_key=key)
+
+
+def test_an_unusable_public_key_stops_the_token_service_too() -> None:
+    # Settings changed after validation (as code may do) still cannot start with it.
+    loaded = settings(jwt_secret="s" * 32)
+    loaded.jwt_public_key = "garbage"
+    with pytest.raises(ValueError, match="JWT_PUBLIC_KEY"):
+        TokenService(loaded)
+    with pytest.raises(ValueError, match="JWT_PUBLIC_KEY"):
+        create_app(loaded)
+
+
+def test_a_secret_under_32_bytes_is_refused_unless_allowed() -> None:
+    message = rejection(jwt_secret="short")
+    assert "JWT_SECRET" in message and "32" in message
+    assert "ALLOW_SHORT_JWT_SECRET" in message
+    # Bytes, not characters: 11 three-byte characters are 33 bytes.
+    assert settings(jwt_secret="\u20ac" * 11).jwt_secret == "\u20ac" * 11
+    allowed = settings(jwt_secret="short", allow_short_jwt_secret=True)
+    tokens = TokenService(allowed)
+    with warnings.catch_warnings():  # PyJWT's own warning about the short key
+        warnings.simplefilter("ignore")
+        assert tokens.verify(tokens.mint("alice")).user_id == "alice"
+
+
+def test_a_short_secret_in_the_environment_is_refused(monkeypatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", "x" * 31)
+    with pytest.raises(ValidationError):
+        settings()
+    monkeypatch.setenv("ALLOW_SHORT_JWT_SECRET", "true")
+    assert settings().jwt_secret == "x" * 31
+
+
+def test_tls_needs_both_files_and_a_loadable_pair(tmp_path: Path) -> None:
+    assert "TLS_KEY_FILE" in rejection(tls_cert_file=str(tmp_path / "cert.pem"))
+    assert "TLS_CERT_FILE" in rejection(tls_key_file=str(tmp_path / "key.pem"))
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "key.pem").write_text("not a key")
+    message = rejection(tls_cert_file=str(tmp_path / "cert.pem"),
+                        tls_key_file=str(tmp_path / "key.pem"))
+    assert "cannot load" in message
+    assert "cannot load" in rejection(tls_cert_file=str(tmp_path / "missing.pem"),
+                                      tls_key_file=str(tmp_path / "missing-key.pem"))
+
+
+def test_log_settings_are_checked() -> None:
+    assert settings(log_level="DEBUG").log_level == "debug"
+    assert "LOG_LEVEL" in rejection(log_level="loud")
+    assert "LOG_FORMAT" in rejection(log_format="xml")
+    assert settings(log_format="json").log_format == "json"
+
+
+def test_an_expiry_too_large_for_a_float_does_not_break_verification() -> None:
+    tokens = TokenService(settings(jwt_secret="s" * 32))
+    token = jwt.encode({"sub": "alice", "exp": 10**400}, "s" * 32, algorithm="HS256")
+    assert tokens.verify(token).user_id == "alice"
+    assert tokens.verify(token).user_id == "alice"  # the remembered copy too

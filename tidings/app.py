@@ -11,8 +11,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from tidings import __version__
-from tidings.api import errors, health, notifications, preferences
+from tidings.api import admin, errors, health, notifications, preferences
 from tidings.api.limits import BodySizeLimit
+from tidings.api.requests import RequestContext
 from tidings.container import Services, build_services
 from tidings.settings import Settings
 
@@ -50,5 +51,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(preferences.router)
     api.include_router(notifications.router)
     api.include_router(health.router)
+    api.include_router(admin.router)
 
-    return BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
+    app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
+    return RequestContext(app, services.metrics)

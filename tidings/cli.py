@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from tidings import __version__
-from tidings.settings import Settings, describe_problems, load_settings
+from tidings import __version__, logs
+from tidings.settings import MIN_SECRET_BYTES, Settings, describe, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,12 +23,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print("Invalid configuration:", *describe_problems(exc), sep="\n  ", file=sys.stderr)
+        # A bad setting stops every command before it does anything, naming the variable.
+        print(f"tidings: {describe(exc)}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings)
+    if settings.allow_short_jwt_secret and len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:
+        logging.getLogger("tidings").warning(
+            "JWT_SECRET is shorter than %d bytes (allowed by ALLOW_SHORT_JWT_SECRET): "
+            "tokens can be forged by brute force; never run like this in production",
+            MIN_SECRET_BYTES,
+        )
     return int(args.handler(args, settings))
 
 
@@ -87,13 +91,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _worker(_args: argparse.Namespace, _settings: Settings) -> int:
-    # Email and push senders, and the Redis fan-out that lets a separate worker process
-    # reach the sockets of `serve` nodes, are the next steps; until they exist the delivery
-    # loops run inside `tidings serve`, and a lone worker would have nothing to send.
-    print("`tidings worker` has no media to deliver yet: email and push workers are not "
-          "built. `tidings serve` runs the in-app scheduler in-process.", file=sys.stderr)
-    return 2
+def _worker(_args: argparse.Namespace, settings: Settings) -> int:
+    from tidings import migrate, worker_process
+
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    elif not asyncio.run(migrate.is_current(settings.database_url)):
+        print("The database schema is not up to date: run `tidings migrate` first.",
+              file=sys.stderr)
+        return 1
+    asyncio.run(worker_process.run(settings))
+    return 0
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:

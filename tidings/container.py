@@ -3,10 +3,20 @@ cycle. No globals: tests build as many independent instances as they like."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
+import httpx
+
+from tidings.delivery.email_sender import build_email_sender
+from tidings.delivery.push import build_push_senders
 from tidings.delivery.scheduler import DueScheduler
+from tidings.delivery.webhooks import WebhookSender
+from tidings.domain.model import utcnow
 from tidings.metrics import Metrics
+from tidings.queue.dispatch import Dispatcher, Senders
+from tidings.queue.retry import RetryPolicy
+from tidings.queue.worker import DeliveryWorker
 from tidings.realtime.fanout import Fanout, InProcessFanout
 from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
@@ -14,11 +24,13 @@ from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.channel_rules import ChannelRules
 from tidings.services.creation import CreationService
+from tidings.services.dead_letters import DeadLetterService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
+from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
 
@@ -36,18 +48,71 @@ class Services:
     subscriptions: SubscriptionService
     scheduler: DueScheduler
     gateway: SocketGateway
+    delivery: Delivery
+    dead_letters: DeadLetterService
+    webhooks: WebhookService
     limits: RateLimits
 
     async def start(self) -> None:
         await self.db.start()
         await self.fanout.start()
         self.scheduler.start()
+        if self.settings.workers_in_serve:
+            self.delivery.worker.start()
 
     async def stop(self) -> None:
+        await self.delivery.stop()
         await self.scheduler.stop()
         await self.fanout.close()
         await self.limits.close()
         await self.db.dispose()
+
+
+@dataclass
+class Delivery:
+    """The delivery worker and the provider clients it sends through."""
+
+    worker: DeliveryWorker
+    senders: Senders
+    http: httpx.AsyncClient
+    closed: bool = field(default=False)
+
+    async def stop(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await self.worker.stop()
+        for sender in (self.senders.email, self.senders.push, self.senders.webhooks):
+            if sender is not None:
+                await sender.close()
+        await self.http.aclose()
+
+
+def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
+                   metrics: Metrics) -> Delivery:
+    """The delivery worker with a sender for every configured provider (a provider that
+    is configured wrongly stops start-up, naming the setting)."""
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+    # Every send ends well inside its lease, so a slow provider never lets another
+    # worker take a delivery that is still being sent.
+    timeout_s = max(1.0, min(30.0, settings.delivery_lease_seconds / 3))
+    push = build_push_senders(settings, http)
+    senders = Senders(
+        email=build_email_sender(settings, http, timeout_s=timeout_s),
+        push=push if push.any_configured() else None,
+        webhooks=WebhookSender(http, allow_private=settings.allow_private_targets,
+                               timeout_s=timeout_s),
+    )
+    policy = RetryPolicy(settings.max_retry_attempts,
+                         tuple(ms / 1000 for ms in settings.retry_delays_ms))
+    dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random())
+    worker = DeliveryWorker(
+        db, fanout, dispatcher, metrics,
+        batch_size=settings.notification_batch_size,
+        lease_s=settings.delivery_lease_seconds,
+        poll_s=settings.scheduler_interval_s,
+    )
+    return Delivery(worker, senders, http)
 
 
 def make_transport(settings: Settings) -> SocketTransport:
@@ -65,18 +130,24 @@ def build_services(settings: Settings) -> Services:
     preferences = PreferenceService(db)
     limits = RateLimits.from_settings(settings)
     subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
-    inbox = InboxService(db, fanout)
+    delivery = build_delivery(settings, db, fanout, metrics)
+    inbox = InboxService(db, fanout, on_queued=delivery.worker.wake)
     scheduler = DueScheduler(
         db, fanout,
         interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size,
     )
-    creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake)
+    creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
+                               on_queued=delivery.worker.wake)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits)
     fanout.attach(gateway)
     return Services(
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
         creation=creation, inbox=inbox, preferences=preferences,
-        subscriptions=subscriptions, scheduler=scheduler, gateway=gateway, limits=limits,
+        subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
+        delivery=delivery,
+        dead_letters=DeadLetterService(db, fanout, on_due=delivery.worker.wake),
+        webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
+        limits=limits,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+QUEUED_MEDIA = ("email", "push", "webhook")
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -37,6 +39,45 @@ class Metrics:
             "tidings_socket_errors", "Client events answered with an error",
             ["code"], registry=self.registry,
         )
+        # Alert rules read the error rate and "database unavailable" (503) from this.
+        self.http_responses = Counter(
+            "tidings_http_responses", "HTTP responses sent, by status code",
+            ["code"], registry=self.registry,
+        )
+        self._responses_by_status: dict[int, Counter] = {}
+        self.deliveries = Counter(
+            "tidings_deliveries", "Delivery attempts by medium and outcome "
+            "(sent, transient, permanent, gone; skipped when there was nothing to try)",
+            ["medium", "outcome"], registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "tidings_dead_letters", "Deliveries given up (dead letters), by medium",
+            ["medium"], registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "tidings_queue_depth", "Email, push and webhook deliveries waiting or in flight",
+            ["medium"], registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "tidings_delivery_seconds",
+            "From a delivery's creation to the provider accepting it, by medium",
+            ["medium"], buckets=DELIVERY_BUCKETS, registry=self.registry,
+        )
+        # Series that alerts compare over time exist from the start, at zero.
+        for medium in QUEUED_MEDIA:
+            self.dead_letters.labels(medium=medium)
+            self.queue_depth.labels(medium=medium)
+
+    def count_response(self, status: int) -> None:
+        """Count one HTTP response (on the path of every request: one dict lookup once
+        the status code has been seen)."""
+        child = self._responses_by_status.get(status)
+        if child is None:
+            child = self._responses_by_status[status] = self.http_responses.labels(
+                code=str(status)
+            )
+        child.inc()
+
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

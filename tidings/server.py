@@ -62,6 +62,13 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         http="httptools",
         ws="websockets-sansio",
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        # A frame over the event limit is refused from its header, before authentication,
+        # instead of being buffered (uvicorn's default is 16 MB).
+        ws_max_size=settings.max_event_bytes,
+        # uvicorn rewrites the client address and scheme from forwarded headers only for
+        # these peers; by default none (its own default trusts 127.0.0.1).
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or "",
+        proxy_headers=bool(settings.trusted_proxies),
         # Engine.IO already pings every client; uvicorn's own WebSocket keepalive would be
         # a second timer per connection for the same job.
         ws_ping_interval=None,
@@ -71,6 +78,11 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         # a log line per connect, so its own logs stay at WARNING unless debugging.
         log_level="debug" if settings.log_level.lower() == "debug" else "warning",
         timeout_graceful_shutdown=5,
+        # uvicorn's own logging set-up would print its lines apart from ours (and never as
+        # JSON); without it, they go through the handler of `tidings.logs`.
+        log_config=None,
+        ssl_certfile=settings.tls_cert_file or None,
+        ssl_keyfile=settings.tls_key_file or None,
     )
 
 
@@ -101,11 +113,14 @@ async def serve(
 def run(settings: Settings, host: str, port: int) -> None:
     sockets = bind_sockets(host, port)
 
+    scheme = "https" if settings.tls else "http"
+
     def announce(bound: list[socket.socket]) -> None:
         for sock in bound:
             addr, bound_port = sock.getsockname()[:2]
             shown = f"[{addr}]" if ":" in addr else addr
-            log.info("Tidings listening on http://%s:%d (API docs at /docs)", shown, bound_port)
+            log.info("Tidings listening on %s://%s:%d (API docs at /docs)",
+                     scheme, shown, bound_port)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings, sockets, announce))

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import re
 import secrets
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
 import limits
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +29,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
 DEV_SECRET_FILE = ".tidings-secret"
+# RFC 7518 (3.2): an HS256 key must be at least as long as the hash, 256 bits.
+MIN_SECRET_BYTES = 32
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 class Settings(BaseSettings):
@@ -49,6 +58,8 @@ class Settings(BaseSettings):
     redis_url: str = Field("", validation_alias="REDIS_URL")
     redis_password: str = Field("", validation_alias="REDIS_PASSWORD")
 
+    # Declared before JWT_SECRET: its validator reads this flag.
+    allow_short_jwt_secret: bool = Field(False, validation_alias="ALLOW_SHORT_JWT_SECRET")
     jwt_secret: str = Field("", validation_alias="JWT_SECRET")
     jwt_public_key: str = Field("", validation_alias="JWT_PUBLIC_KEY")
     jwt_issuer: str = Field("", validation_alias="JWT_ISSUER")
@@ -96,8 +107,23 @@ class Settings(BaseSettings):
     ws_per_message_deflate: bool = Field(False, validation_alias="WS_PER_MESSAGE_DEFLATE")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
     max_event_bytes: int = Field(65_536, ge=1024, validation_alias="MAX_EVENT_BYTES")
+    # Seconds a Socket.IO session may stay open without connecting namespace `/` (with its
+    # token): a client that opens sessions and never authenticates does not keep them.
+    connect_timeout_s: float = Field(5.0, gt=0, validation_alias="CONNECT_TIMEOUT")
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-Host/-Proto the
+    # Socket.IO same-origin check believes; from anyone else those headers are ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="TRUSTED_PROXIES"
+    )
     scheduler_interval_s: float = Field(1.0, gt=0, validation_alias="SCHEDULER_INTERVAL")
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
+    # HTTPS and WSS on the same port when both are set (PEM files; the certificate file
+    # may hold the whole chain).
+    tls_cert_file: str = Field("", validation_alias="TLS_CERT_FILE")
+    tls_key_file: str = Field("", validation_alias="TLS_KEY_FILE")
+    # When set, `GET /metrics` wants `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: str = Field("", validation_alias="METRICS_TOKEN")
     # Which Socket.IO server implementation serves `/socket.io/`: the project's own lean
     # one (`tidings/realtime/lean/`: half the memory per connection, faster connects), or
     # the python-socketio reference. Both pass the same contract tests.
@@ -120,7 +146,7 @@ class Settings(BaseSettings):
     )
     channel_rules_file: str = Field("", validation_alias="CHANNEL_RULES_FILE")
 
-    @field_validator("cors_origins", "webpush_allowed_hosts", mode="before")
+    @field_validator("cors_origins", "webpush_allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -156,6 +182,46 @@ class Settings(BaseSettings):
             self.channel_rules = None  # an empty list configures nothing
         return self
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: str, info: ValidationInfo) -> str:
+        if value and len(value.encode()) < MIN_SECRET_BYTES:
+            if not info.data.get("allow_short_jwt_secret"):
+                raise ValueError(
+                    f"is {len(value.encode())} bytes long; HS256 needs at least "
+                    f"{MIN_SECRET_BYTES} (e.g. `openssl rand -base64 32`), or set "
+                    "ALLOW_SHORT_JWT_SECRET=true for local development"
+                )
+        return value
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _parseable_key(cls, value: str) -> str:
+        if value:
+            load_public_key(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _tls_pair_loads(self) -> Settings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE: set both, or neither")
+        if self.tls_cert_file:
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"TLS_CERT_FILE and TLS_KEY_FILE: cannot load the pair ({exc})"
+                ) from exc
+        return self
+
     @model_validator(mode="after")
     def _build_database_url(self) -> Settings:
         if not self.database_url:
@@ -173,11 +239,44 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def verification_key(self) -> tuple[str, list[str]]:
-        """The key and algorithms that verify tokens: a PEM public key wins over a secret."""
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
+
+    def verification_key(self) -> tuple[str | PublicKey, list[str]]:
+        """The key and the one algorithm that verify tokens: a PEM public key wins over a
+        secret. The algorithm follows the key's type, so a token can never pick one."""
         if self.jwt_public_key:
-            return self.jwt_public_key.replace("\\n", "\n"), ["RS256", "ES256"]
+            return load_public_key(self.jwt_public_key)
         return self.jwt_secret, ["HS256"]
+
+
+def load_public_key(text: str) -> tuple[PublicKey, list[str]]:
+    """JWT_PUBLIC_KEY parsed (`\\n` escapes accepted, as a one-line environment value has
+    them): an RSA key verifies RS256, a P-256 key ES256. `ValueError` names the variable."""
+    try:
+        key = load_pem_public_key(text.replace("\\n", "\n").strip().encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            "JWT_PUBLIC_KEY is not a PEM public key (-----BEGIN PUBLIC KEY-----...)"
+        ) from exc
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, ["RS256"]
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, ["ES256"]
+    raise ValueError("JWT_PUBLIC_KEY must be an RSA key (RS256) or a P-256 EC key (ES256)")
+
+
+def describe(error: ValidationError) -> str:
+    """A settings error as an operator reads it: one line per variable, named as set."""
+    lines = []
+    for item in error.errors():
+        loc = [_variable(part) for part in item["loc"]]
+        where = ".".join(loc)
+        message = str(item["msg"]).removeprefix("Value error, ")
+        # Messages that already name their variable (model-wide checks) stand alone.
+        lines.append(f"{where}: {message}" if not message.startswith(where) else message)
+    return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def normalize_database_url(url: str) -> str:
@@ -191,13 +290,23 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _variable(part: object) -> str:
+    """A field's environment variable name (`jwt_secret` -> `JWT_SECRET`)."""
+    field = Settings.model_fields.get(str(part))
+    if field is not None and isinstance(field.validation_alias, str):
+        return field.validation_alias
+    return str(part)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings; with neither JWT_SECRET nor JWT_PUBLIC_KEY, use (and create) a
     random development secret in `.tidings-secret`, so `tidings token` and `tidings serve`
     agree without any set-up and no guessable default secret ever exists."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if not settings.jwt_secret and not settings.jwt_public_key:
-        settings.jwt_secret = _dev_secret(Path(DEV_SECRET_FILE))
+        # Built again rather than assigned, so the file's secret is validated too.
+        overrides = {**overrides, "jwt_secret": _dev_secret(Path(DEV_SECRET_FILE))}
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     return settings
 
 
@@ -275,17 +384,6 @@ def check_rate(value: str) -> str:
     if len(items) != 1:
         raise ValueError(f"{value!r} is not a rate like '200/second' (or '0' for no limit)")
     return value
-
-
-def describe_problems(exc: ValidationError) -> list[str]:
-    """One line per invalid setting, naming it, for a start-up that must stop."""
-    lines = []
-    for problem in exc.errors():
-        message = problem["msg"].removeprefix("Value error, ")
-        setting = ".".join(str(part) for part in problem["loc"])
-        lines.append(f"{setting}: {message}" if setting and setting not in message
-                     else message)
-    return lines
 
 
 # The settings refer to the rule shape above, defined after them to keep the file in order.

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +30,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-warnings.filterwarnings("ignore", message="The HMAC key is .* bytes long")  # short bench secret
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -159,7 +157,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3102)
     parser.add_argument("--history", action="store_true")
     args = parser.parse_args()
-    secret = os.environ.get("JWT_SECRET") or "bench-secret"
+    secret = os.environ.get("JWT_SECRET") or "bench-secret-for-loopback-load-tests-only"
     config = uvicorn.Config(
         build_app(secret, args.history),
         host=args.host,

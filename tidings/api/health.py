@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tidings.api.deps import App
+from tidings.domain.errors import AuthenticationFailed
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -31,5 +33,14 @@ async def ready(app: App) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(app: App) -> Response:
+async def metrics(app: App, request: Request) -> Response:
+    """Open unless METRICS_TOKEN is set; then only `Authorization: Bearer <METRICS_TOKEN>`."""
+    expected = app.settings.metrics_token
+    if expected:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        # Constant-time, so the token cannot be guessed a byte at a time.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), expected.encode()
+        ):
+            raise AuthenticationFailed("GET /metrics needs the METRICS_TOKEN bearer token")
     return Response(app.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.http_body import BodyTooLarge, ClientGone, declared_length, read_body
+
 
 class BodySizeLimit:
     """Answers 413 for a body over `max_bytes`.
@@ -23,28 +25,18 @@ class BodySizeLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers", ())).get(b"content-length")
-        if length is not None:
-            if length.isdigit() and int(length) > self.max_bytes:
-                await self._reject(send)
-                return
+        length = declared_length(scope)
+        if length is not None and length <= self.max_bytes:
+            # A declared length within bounds: the server delivers no more than that.
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        try:
+            body = await read_body(scope, receive, self.max_bytes)
+        except BodyTooLarge:
+            await self._reject(send)
+            return
+        except ClientGone:
+            return
         delivered = False
 
         async def replay() -> Message:

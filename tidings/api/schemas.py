@@ -11,6 +11,16 @@ from typing import Any
 from pydantic import BaseModel
 
 
+class DeliveryStateOut(BaseModel):
+    medium: str
+    status: str
+    attempts: int
+    last_error: str | None
+    updated_at: str
+    digest_id: str | None
+    deferred_until: str | None
+
+
 class NotificationOut(BaseModel):
     id: str
     user_id: str
@@ -25,6 +35,7 @@ class NotificationOut(BaseModel):
     delivered_at: str | None
     read_at: str | None
     data: dict[str, Any]
+    deliveries: list[DeliveryStateOut]
 
 
 class AudienceOut(BaseModel):
@@ -63,3 +74,59 @@ class ErrorOut(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` entry for a route's error answers."""
     return {code: {"model": ErrorOut} for code in codes}
+
+
+class AttemptOut(BaseModel):
+    at: str
+    outcome: str
+    code: str | None
+    error: str | None
+    provider_id: str | None
+    device_id: str | None
+    elapsed_ms: int
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    notification_id: str
+    user_id: str
+    medium: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str
+    updated_at: str
+    provider_message_id: str | None
+    webhook_id: str | None = None  # webhook events only
+    event: str | None = None  # webhook events only
+
+
+class DeliveryPageOut(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class DeliveryDetailOut(DeliveryOut):
+    history: list[AttemptOut]
+
+
+class ReplayCountOut(BaseModel):
+    count: int
+    more: bool
+    dry_run: bool
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    created_at: str
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str
+
+
+class WebhookPageOut(BaseModel):
+    items: list[WebhookOut]
+    next_cursor: str | None

@@ -41,6 +41,10 @@ class PushRouter:
         self._senders = dict(senders)
         self._fallback = fallback
 
+    def any_configured(self) -> bool:
+        """Whether any push provider at all is configured."""
+        return bool(self._senders) or self._fallback is not None
+
     def configured(self, platform: Platform) -> bool:
         """Whether devices of `platform` have anywhere to go (for skipping, not sending)."""
         return platform in self._senders or self._fallback is not None

@@ -51,7 +51,7 @@ class DueScheduler:
         now = utcnow()
         async with self._db.begin() as conn:
             ids = await store.claim_due_in_app(conn, now, self._batch)
-            due = await store.get_many(conn, ids)
+            due = await store.with_deliveries(conn, await store.get_many(conn, ids))
         due.sort(key=lambda notification: notification.position)
         await self._fanout.notify(due)
         return len(due)

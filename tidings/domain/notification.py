@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tidings.domain.delivery import DeliveryState
 from tidings.domain.model import Medium, isoformat, parse_instant
 
 
@@ -34,6 +35,9 @@ class Notification:
     data: dict[str, Any]
     in_app: bool  # emitted to sockets and replayed; off: stored and listed only
     producer: str  # the `sub` of the service that created it
+    # Its deliveries to the user, by medium (attached by the store where it answers a
+    # client; empty where nobody needs them).
+    deliveries: tuple[DeliveryState, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The notification object of the contract (section 5)."""
@@ -51,6 +55,7 @@ class Notification:
             "delivered_at": isoformat(self.delivered_at),
             "read_at": isoformat(self.read_at),
             "data": self.data,
+            "deliveries": [delivery.to_json() for delivery in self.deliveries],
         }
 
     @classmethod
@@ -66,6 +71,12 @@ class Notification:
             delivered_at=_instant(body.get("delivered_at")),
             read_at=_instant(body.get("read_at")), data=body.get("data") or {},
             in_app=True, producer=producer,
+            deliveries=tuple(
+                DeliveryState(d["medium"], d["status"], d["attempts"], d.get("last_error"),
+                              parse_instant(d["updated_at"]), d.get("digest_id"),
+                              _instant(d.get("deferred_until")))
+                for d in body.get("deliveries", ())
+            ),
         )
 
     @property

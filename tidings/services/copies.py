@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tidings.domain.delivery import DeliveryState
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
@@ -52,26 +53,43 @@ def build_copies(
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
+    # Recipients with the same media have the same initial delivery states: share them
+    # (a channel fan-out makes 10,000 copies).
+    states: dict[frozenset[Medium], tuple[DeliveryState, ...]] = {}
     for user_id in recipients:
         chosen = media[user_id]
+        shared = states.get(chosen)
+        if shared is None:
+            shared = states[chosen] = tuple(
+                DeliveryState(medium.value, status, attempts, None, now)
+                for medium, status, attempts in _initial(chosen, request.scheduled)
+            )
         notification = Notification(
             id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
             message=draft.message, channel=draft.channel, priority=draft.priority.value,
             status=Status.PENDING.value, scheduled_at=draft.scheduled_at, created_at=now,
             visible_at=visible_at, delivered_at=None, read_at=None, data=draft.data,
             in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
+            deliveries=shared,
         )
         stored.append(notification)
-        for medium in sorted(chosen):
-            # In-app goes out right after the commit; it is `sent` from the start unless
-            # it waits for its schedule. Email and push wait for the delivery workers.
-            immediate = medium is Medium.IN_APP and not request.scheduled
-            deliveries.append(NewDelivery(
-                notification_id=notification.id, user_id=user_id, medium=medium,
-                status=(DeliveryStatus.SENT if immediate else DeliveryStatus.PENDING).value,
-                attempts=1 if immediate else 0, due_at=visible_at, created_at=now,
-            ))
+        deliveries.extend(
+            NewDelivery(notification_id=notification.id, user_id=user_id, medium=medium,
+                        status=status, attempts=attempts, due_at=visible_at, created_at=now)
+            for medium, status, attempts in _initial(chosen, request.scheduled)
+        )
     return stored, deliveries
+
+
+def _initial(chosen: frozenset[Medium], scheduled: bool) -> list[tuple[Medium, str, int]]:
+    """Each chosen medium's first (status, attempts). In-app goes out right after the
+    commit, so it is `sent` from the start unless it waits for its schedule; email and
+    push wait for the delivery workers."""
+    return [
+        (medium, DeliveryStatus.SENT.value, 1) if medium is Medium.IN_APP and not scheduled
+        else (medium, DeliveryStatus.PENDING.value, 0)
+        for medium in sorted(chosen)
+    ]
 
 
 def given_media(draft: NotificationDraft, recipients: Sequence[str]) -> MediaByUser | None:

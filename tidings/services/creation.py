@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
 from tidings.domain.inputs import NotificationDraft
-from tidings.domain.model import Principal, utcnow
+from tidings.domain.model import Medium, Principal, utcnow
 from tidings.domain.notification import (
     Accepted,
     Created,
@@ -58,6 +58,7 @@ class CreationService:
         preferences: PreferenceService,
         metrics: Metrics,
         on_scheduled: Callable[[datetime], None] | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._fanout = fanout
@@ -65,6 +66,8 @@ class CreationService:
         self._metrics = metrics
         # Told when a notification is scheduled, so the scheduler can wake early for it.
         self.on_scheduled = on_scheduled
+        # Told when email, push or webhook deliveries were written: the workers look now.
+        self.on_queued = on_queued
         self._batcher: Batcher[CreationRequest, Written] = Batcher(self._write_batch,
                                                                    WRITE_BATCH)
 
@@ -196,8 +199,13 @@ class CreationService:
     # -- after the commit -----------------------------------------------------------------
 
     async def _announce(self, request: CreationRequest, stored: list[Notification]) -> None:
-        """Count, then emit now or wake the scheduler for later."""
+        """Count, wake the delivery workers, then emit now or wake the scheduler for
+        later."""
         self._metrics.notifications_created.inc(len(stored))
+        if self.on_queued is not None and any(
+            state.medium != Medium.IN_APP.value for n in stored for state in n.deliveries
+        ):
+            self.on_queued()
         live = [notification for notification in stored if notification.in_app]
         if not live:
             return

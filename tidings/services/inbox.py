@@ -7,7 +7,7 @@ like a missing one (404), so ids reveal nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from tidings.domain.ids import is_uuid
 from tidings.domain.model import Principal, Status, utcnow
 from tidings.domain.notification import InboxFilter, Notification, StatusChange
 from tidings.realtime.fanout import Fanout
+from tidings.store import events
 from tidings.store import notifications as store
 from tidings.store.database import Database
 
@@ -34,9 +35,12 @@ class InboxService:
     """Owns what a user may see and do with their own notifications, and tells every
     socket of the user when a status changes."""
 
-    def __init__(self, db: Database, fanout: Fanout) -> None:
+    def __init__(self, db: Database, fanout: Fanout,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
         self._db = db
         self._fanout = fanout
+        # Told when a status change raised webhook events: the workers look now.
+        self._on_queued = on_queued
 
     async def page(
         self, principal: Principal, filters: InboxFilter, limit: int, cursor: str | None
@@ -45,9 +49,9 @@ class InboxService:
         now = utcnow()
         async with self._db.begin() as conn:
             items = await store.list_page(conn, principal.user_id, now, filters, limit, before)
+            has_more = len(items) > limit
+            items = await store.with_deliveries(conn, items[:limit])
             unread = await store.count_unread(conn, principal.user_id, now, filters)
-        has_more = len(items) > limit
-        items = items[:limit]
         next_cursor = encode_cursor(items[-1].position) if has_more else None
         return Page(items, next_cursor, unread)
 
@@ -55,9 +59,9 @@ class InboxService:
         _require_id(notification_id)
         async with self._db.begin() as conn:
             found = await store.get_owned(conn, principal.user_id, notification_id, utcnow())
-        if found is None:
-            raise NotFound("notification not found")
-        return found
+            if found is None:
+                raise NotFound("notification not found")
+            return (await store.with_deliveries(conn, [found]))[0]
 
     async def acknowledge(self, principal: Principal, notification_id: str) -> Notification:
         """The client confirms the in-app delivery: `delivered`, unless already `read`."""
@@ -71,11 +75,14 @@ class InboxService:
     ) -> Notification:
         _require_id(notification_id)
         async with self._db.begin() as conn:
-            found, changed = await store.set_status(
-                conn, principal.user_id, notification_id, utcnow(), status
-            )
-        if found is None:
-            raise NotFound("notification not found")
+            now = utcnow()
+            found, changed = await store.set_status(conn, principal.user_id, notification_id,
+                                                    now, status)
+            if found is None:
+                raise NotFound("notification not found")
+            found = (await store.with_deliveries(conn, [found]))[0]
+            if changed and await events.statuses_changed(conn, [StatusChange.of(found)], now):
+                self._on_queued()
         if changed:
             # Every socket of the user (other tabs, other devices) stays in step.
             await self._fanout.status_changed(StatusChange.of(found))
@@ -100,8 +107,8 @@ class InboxService:
         now = utcnow()
         while True:
             async with self._db.begin() as conn:
-                chunk = await store.in_app_after(conn, principal.user_id, after, now,
-                                                 REPLAY_CHUNK)
+                chunk = await store.with_deliveries(conn, await store.in_app_after(
+                    conn, principal.user_id, after, now, REPLAY_CHUNK))
             if not chunk:
                 return
             yield chunk

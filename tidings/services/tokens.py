@@ -14,6 +14,8 @@ from tidings.domain.model import Principal
 from tidings.settings import Settings
 
 LEEWAY_S = 30
+# Later than any real token's `exp` (year 2255): where a socket's close timer is capped.
+MAX_EXPIRY = 9_000_000_000
 # Verified tokens remembered (a producer sends the same token with every request, and a
 # reconnect storm presents each token again): a signature check is ~30 us of CPU.
 CACHE_SIZE = 20_000
@@ -21,13 +23,15 @@ CACHE_SIZE = 20_000
 
 class TokenService:
     def __init__(self, settings: Settings) -> None:
+        """Raises `ValueError` naming JWT_PUBLIC_KEY if the key cannot be used, so a bad
+        key stops the start-up instead of failing every request."""
         self._key, self._algorithms = settings.verification_key()
         self._signing_secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer or None
         self._audience = settings.jwt_audience or None
         # token -> (principal, exp). Only `exp` can turn a once-valid token invalid (nbf
         # and iat only ever become more valid), so a hit re-checks exactly that.
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
 
     def verify(self, token: object) -> Principal:
         """The principal of a valid token; `AuthenticationFailed` for anything else.
@@ -52,7 +56,9 @@ class TokenService:
                 leeway=LEEWAY_S,
                 options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
             )
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        # PyJWTError, not only InvalidTokenError: a key the token's algorithm cannot use
+        # raises InvalidKeyError, and that too is the token's problem, never a 500.
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise AuthenticationFailed("Authentication failed") from exc
         sub = claims.get("sub")
         roles = claims.get("roles", [])
@@ -62,9 +68,11 @@ class TokenService:
             roles = [roles]
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise AuthenticationFailed("Authentication failed")
+        # int, not float: PyJWT accepts any integer `exp`, and 10**400 has no float.
+        expires = int(claims["exp"])
         principal = Principal(user_id=sub, roles=frozenset(roles),
-                              expires_at=float(claims["exp"]) + LEEWAY_S)
-        self._verified[token] = (principal, float(claims["exp"]))
+                              expires_at=float(min(expires, MAX_EXPIRY)) + LEEWAY_S)
+        self._verified[token] = (principal, expires)
         if len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)
         return principal

@@ -95,7 +95,8 @@ def _create_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
         # cheaper than connections fighting over the file lock (which, for a read that turns
         # into a write, fails at once instead of waiting).
         engine = create_async_engine(
-            url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30
+            url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30,
+            hide_parameters=True,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -106,6 +107,9 @@ def _create_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Errors (and so every log of one) show the SQL without its parameters, which are
+        # other producers' notification contents.
+        hide_parameters=True,
     )
 
 

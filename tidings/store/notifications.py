@@ -4,7 +4,7 @@ the columns are known here alone."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.model import DeliveryStatus, Medium, Status
 from tidings.domain.notification import InboxFilter, NewDelivery, Notification
+from tidings.store import deliveries as deliveries_store
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
 
@@ -21,13 +22,23 @@ from tidings.store.tables import notifications
 # under every driver's limit while still being a handful of round trips for 10,000 rows.
 INSERT_SLICE = 1000
 
-_FIELDS = tuple(field.name for field in fields(Notification))
+_FIELDS = tuple(field.name for field in fields(Notification) if field.name != "deliveries")
 # Selected in the record's field order, so a row becomes a record positionally.
 _COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
 
 
 def _record(row: Row[Any]) -> Notification:
     return Notification(*tuple(row))
+
+
+async def with_deliveries(
+    conn: AsyncConnection, items: Sequence[Notification]
+) -> list[Notification]:
+    """The same records with their deliveries attached (one query for all)."""
+    if not items:
+        return []
+    states = await deliveries_store.states_of(conn, [item.id for item in items])
+    return [replace(item, deliveries=tuple(states.get(item.id, ()))) for item in items]
 
 
 def _select() -> sa.Select[Any]:

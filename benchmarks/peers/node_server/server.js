@@ -11,7 +11,7 @@ const { Server } = require("socket.io");
 
 const port = Number(process.env.PORT || 3101);
 const host = process.env.HOST || "127.0.0.1";
-const secret = process.env.JWT_SECRET || "bench-secret";
+const secret = process.env.JWT_SECRET || "bench-secret-for-loopback-load-tests-only";
 // A KeyObject made once: given a string, jsonwebtoken 9 builds one per call (~0.45 ms,
 // 30x the verification itself), which would make this peer look far slower than it is.
 const secretKey = crypto.createSecretKey(Buffer.from(secret));

@@ -26,6 +26,7 @@ class EngineOptions:
     ping_interval: float  # seconds
     ping_timeout: float  # seconds
     max_payload: int  # bytes, of one POST body or one WebSocket message
+    connect_timeout: float  # seconds a session may go without namespace `/` connected
 
 
 def new_sid() -> str:
@@ -43,7 +44,7 @@ class Engine:
         self._on_message = on_message
         self._on_close = on_close
         self._heartbeat = Heartbeat(options.ping_interval, options.ping_timeout,
-                                    self._ping, self._ping_timeout)
+                                    options.connect_timeout, self._ping, self._expired)
 
     def open(self, upgrades: list[str]) -> Session:
         """A new session with its OPEN packet queued (sent first, whatever the transport)."""
@@ -88,6 +89,10 @@ class Engine:
         finally:
             self._heartbeat.remove(session)
 
+    def joined(self, session: Session) -> None:
+        """The Socket.IO layer connected namespace `/`: no connect deadline any more."""
+        self._heartbeat.joined(session)
+
     def stop(self) -> None:
         self._heartbeat.stop()
 
@@ -97,5 +102,6 @@ class Engine:
             # heartbeat closes it at its pong deadline.
             log.debug("session %s lags, ping not queued", session.sid)
 
-    async def _ping_timeout(self, session: Session) -> None:
+    async def _expired(self, session: Session) -> None:
+        # No pong, or no namespace joined, in time.
         await self.close(session)

@@ -35,8 +35,20 @@ class ProtocolError(Exception):
 
 
 def _compact(value: Any) -> str:
-    # Compact and unescaped, as the JS reference server writes it: fewer bytes per frame.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact and unescaped, as the JS reference server writes it: fewer bytes per frame.
+
+    A lone UTF-16 surrogate (a client may send one as a `\\udXXX` escape, and may get it
+    echoed back, e.g. in the `denied` list of a `subscribe` ack) has no UTF-8 form, so a
+    text holding one is escaped instead: the client decodes the same string it sent, and
+    the transports never meet text they cannot encode.
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(value, separators=(",", ":"))
+    return text
 
 
 def open_packet(sid: str, ping_interval_ms: int, ping_timeout_ms: int,

@@ -13,8 +13,9 @@ import asyncio
 import json
 import logging
 
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
+from tidings.http_body import BodyTooLarge, ClientGone, read_body
 from tidings.realtime.lean import packets
 from tidings.realtime.lean.cors import Headers
 from tidings.realtime.lean.engine import Engine
@@ -73,23 +74,26 @@ async def poll(engine: Engine, session: Session, send: Send, headers: Headers) -
         # The client is moving to the WebSocket: end this poll, keep the packets for it.
         body = [packets.NOOP_PACKET]
     else:
-        body = session.take() or [packets.CLOSE_PACKET if session.closed
-                                  else packets.NOOP_PACKET]
+        # A session the server closed holds its CLOSE packet; one the client closed (its
+        # POST carried CLOSE) ends this GET with NOOP, as the reference servers do.
+        body = session.take() or [packets.NOOP_PACKET]
     await respond(send, 200, packets.join_payload(body).encode(), headers)
 
 
-async def post(engine: Engine, session: Session, receive: Receive, send: Send,
-               headers: Headers, declared_length: int | None) -> None:
+async def post(engine: Engine, session: Session, scope: Scope, receive: Receive, send: Send,
+               headers: Headers) -> None:
     if session.ws_send is not None:
         await error(send, 400, 3, "Bad request", headers)
         return
     limit = engine.options.max_payload
-    body = None if declared_length is not None and declared_length > limit \
-        else await _read_body(receive, limit)
-    if body is None:
+    try:
+        body = await read_body(scope, receive, limit)
+    except BodyTooLarge:
         log.debug("session %s: POST body over %d bytes, closing", session.sid, limit)
         await engine.close(session)
         await error(send, 413, 3, "Payload too large", headers)
+        return
+    except ClientGone:
         return
     try:
         for text in packets.split_payload(body.decode("utf-8")):
@@ -102,20 +106,3 @@ async def post(engine: Engine, session: Session, receive: Receive, send: Send,
         await error(send, 400, 3, "Bad request", headers)
         return
     await respond(send, 200, b"ok", headers)
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it is over `limit` (never held beyond that)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b""  # the client went away; nothing to handle
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)

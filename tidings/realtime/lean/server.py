@@ -48,11 +48,12 @@ class LeanTransport:
         self.engine = Engine(
             EngineOptions(ping_interval=ping_interval or PING_INTERVAL,
                           ping_timeout=ping_timeout or PING_TIMEOUT,
-                          max_payload=settings.max_event_bytes),
+                          max_payload=settings.max_event_bytes,
+                          connect_timeout=settings.connect_timeout_s),
             on_message=self._on_message,
             on_close=self._on_close,
         )
-        self._cors = CorsPolicy(settings.cors_origins)
+        self._cors = CorsPolicy(settings.cors_origins, settings.trusted_proxies)
         self._rooms = Rooms()
         self._sockets: dict[str, Session] = {}  # Socket.IO sid -> its session
         self._on_connect: ConnectHandler = _unbound
@@ -165,9 +166,7 @@ class LeanTransport:
         elif method == "GET" and session is not None:
             await polling.poll(self.engine, session, send, headers)
         elif method == "POST" and session is not None:
-            length = header(scope, b"content-length")
-            await polling.post(self.engine, session, receive, send, headers,
-                               int(length) if length and length.isdigit() else None)
+            await polling.post(self.engine, session, scope, receive, send, headers)
         else:
             await polling.error(send, 400, 2, "Bad handshake method", headers)
 
@@ -202,7 +201,10 @@ class LeanTransport:
         elif packet.kind == packets.EVENT:
             await self._event(session, packet)
         elif packet.kind == packets.DISCONNECT:
+            # With `/` left no namespace remains, and the reference server then closes
+            # the connection: so does this one (a session without a namespace is idle).
             await self._disconnect(session)
+            await self.engine.close(session)
         elif packet.kind == packets.ACK:
             pass  # the server never asks clients for acks
         else:
@@ -234,6 +236,7 @@ class LeanTransport:
             await self._on_disconnect(sid)
             return
         session.connected = True
+        self.engine.joined(session)
         session.push(packets.connect_ok(sid))
         await self._on_connected(sid)
 
@@ -249,7 +252,7 @@ class LeanTransport:
             session.push(packets.ack(packet.ack_id, result))
 
     async def _disconnect(self, session: Session) -> None:
-        """The client left namespace `/`; its Engine.IO session may stay open."""
+        """The socket left namespace `/` (the gateway hears of it once)."""
         sid = session.socket_sid
         session.connected = False
         self._forget(session)

@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.types import Message
 
-from tidings.realtime.lean import packets
+from tidings.realtime.lean import connection, packets
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Session:
         "buffer",
         "buffered",
         "closed",
+        "connect_due",
         "connected",
         "drainer",
         "ping_sent_at",
@@ -107,6 +108,7 @@ class Session:
         self.closed = False
         self.awaiting_pong = False
         self.ping_sent_at = 0.0
+        self.connect_due = 0.0  # by when namespace `/` must be joined (see heartbeat.py)
 
     def push(self, text: str) -> bool:
         """Queue or send one packet; False if the session is closed or the client lags."""
@@ -134,7 +136,12 @@ class Session:
 
     def end(self, notify: bool) -> None:
         """Mark closed; a polling client is told (CLOSE packet) by its pending or next GET,
-        a WebSocket is closed (with a CLOSE packet first when `notify`)."""
+        a WebSocket is closed (with a CLOSE packet first when `notify`).
+
+        A WebSocket whose client is not reading (a send blocked, or bytes still unsent
+        after the close frame) is dropped at once: its close frame would wait behind data
+        the client will never read, and the TCP connection would stay open with it.
+        """
         if self.closed:
             return
         self.closed = True
@@ -143,18 +150,22 @@ class Session:
                 self.buffer.append(packets.CLOSE_PACKET)
             self.wake()
             return
+        backed_up = self.drainer is not None
         if self.drainer is not None:
             self.drainer.cancel()  # the data of a client we drop is not worth waiting for
             self.drainer = None
         self.buffer.clear()
         try:
-            if notify:
+            if notify and not backed_up:
                 send_without_waiting(self.ws_send, {"type": "websocket.send",
                                                     "text": packets.CLOSE_PACKET})
             self.drainer = send_without_waiting(self.ws_send,
                                                 {"type": "websocket.close", "code": 1000})
         except (OSError, RuntimeError) as exc:
             log.debug("closing websocket of %s: %r", self.sid, exc)
+        if backed_up or self.drainer is not None or connection.unsent_bytes(self.ws_send):
+            log.debug("session %s: client not reading, dropping its connection", self.sid)
+            connection.abort(self.ws_send)
 
     def wake(self) -> None:
         """Answer the pending long-poll GET now (with what the session holds then)."""

@@ -11,7 +11,7 @@ import logging
 
 from starlette.types import Message, Receive, Scope, Send
 
-from tidings.realtime.lean import packets
+from tidings.realtime.lean import connection, packets
 from tidings.realtime.lean.cors import Headers
 from tidings.realtime.lean.engine import Engine
 from tidings.realtime.lean.packets import ProtocolError
@@ -35,7 +35,7 @@ async def reject(scope: Scope, send: Send, status: int, body: bytes) -> None:
 
 
 async def open_direct(engine: Engine, receive: Receive, send: Send, headers: Headers) -> None:
-    if not await _accept(receive, send, headers):
+    if not await _accept(engine, receive, send, headers):
         return
     session = engine.open(upgrades=[])
     session.use_websocket(send)
@@ -46,7 +46,7 @@ async def upgrade(engine: Engine, session: Session, receive: Receive, send: Send
                   headers: Headers) -> None:
     """Probe and upgrade a polling session. Until the client's UPGRADE the session stays on
     polling (its packets wait in the buffer); a failed probe leaves it there."""
-    if not await _accept(receive, send, headers):
+    if not await _accept(engine, receive, send, headers):
         return
     try:
         if await _text(engine, receive) != PROBE_PING or session.closed:
@@ -65,10 +65,13 @@ async def upgrade(engine: Engine, session: Session, receive: Receive, send: Send
     await _serve(engine, session, receive, send)
 
 
-async def _accept(receive: Receive, send: Send, headers: Headers) -> bool:
+async def _accept(engine: Engine, receive: Receive, send: Send, headers: Headers) -> bool:
     message = await receive()
     if message["type"] != "websocket.connect":
         return False
+    # Bound messages in the server's frame parser, so an oversized one is refused from its
+    # header, never buffered; `_text` checks again where the server offers no such hook.
+    connection.limit_incoming(send, engine.options.max_payload)
     await send({"type": "websocket.accept", "headers": headers})
     return True
 

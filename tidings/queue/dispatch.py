@@ -1,0 +1,181 @@
+"""One claimed delivery through its medium: build the message, hand it to the sender, and
+turn the attempts into a settlement (sent, a retry, dead or skipped).
+
+What a medium cannot do at all is `skipped`, never an error: no address, no device, no
+provider configured. What a provider refuses for good is `dead` at once; what may pass is
+retried by the policy until it is used up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from tidings.delivery.email_sender import EmailSender
+from tidings.delivery.messages import Device, Email, Push, WebhookEvent
+from tidings.delivery.outcome import Attempt, Outcome
+from tidings.delivery.push import PushRouter
+from tidings.delivery.webhooks import WebhookSender
+from tidings.domain.delivery import WEBHOOK, AttemptRecord
+from tidings.domain.model import DeliveryStatus, Medium
+from tidings.domain.notification import Notification
+from tidings.domain.webhook import event_id
+from tidings.queue.retry import RetryPolicy
+from tidings.store.queue import Claimed, Settlement
+
+SENT, PENDING = DeliveryStatus.SENT.value, DeliveryStatus.PENDING.value
+DEAD, SKIPPED = DeliveryStatus.DEAD.value, DeliveryStatus.SKIPPED.value
+
+
+@dataclass
+class BatchContext:
+    """What a batch of claimed deliveries needs from the database, read at once."""
+
+    notifications: dict[str, Notification] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, list[Device]] = field(default_factory=dict)
+    reached: dict[int, set[str]] = field(default_factory=dict)  # push: devices already sent
+    webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Senders:
+    email: EmailSender | None = None
+    push: PushRouter | None = None
+    webhooks: WebhookSender | None = None
+
+
+class Dispatcher:
+    """Owns the rules of one try per medium; holds no state between tries."""
+
+    def __init__(self, senders: Senders, policy: RetryPolicy, public_url: str,
+                 clock: Callable[[], datetime], rng: random.Random | None = None) -> None:
+        self._senders = senders
+        self._policy = policy
+        self._host = urlsplit(public_url).hostname or "localhost"
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def run(self, claimed: Claimed, context: BatchContext) -> Settlement:
+        if claimed.medium == WEBHOOK:
+            return await self._webhook(claimed, context)
+        notification = context.notifications.get(claimed.notification_id)
+        if notification is None:  # deleted by its user meanwhile
+            return Settlement(claimed, SKIPPED, last_error="the notification was deleted")
+        if claimed.medium == Medium.EMAIL.value:
+            return await self._email(claimed, notification, context)
+        if claimed.medium == Medium.PUSH.value:
+            return await self._push(claimed, notification, context)
+        return Settlement(claimed, DEAD, last_error=f"unknown medium {claimed.medium!r}")
+
+    def unexpected(self, claimed: Claimed, exc: Exception) -> Settlement:
+        """A failure no sender answered for (a bug): treated as transient, so the delivery
+        is retried by the policy and ends as a dead letter rather than vanishing."""
+        attempt = Attempt(Outcome.TRANSIENT, code="internal", error=type(exc).__name__)
+        return self._settle(claimed, [attempt], reached_before=False)
+
+    # -- media ----------------------------------------------------------------------------
+
+    async def _email(self, claimed: Claimed, notification: Notification,
+                     context: BatchContext) -> Settlement:
+        sender = self._senders.email
+        if sender is None:
+            return Settlement(claimed, SKIPPED, last_error="no email provider is configured")
+        address = context.emails.get(claimed.user_id)
+        if address is None:
+            return Settlement(claimed, SKIPPED, last_error="the user has no email address")
+        message = Email(
+            to=address,
+            subject=notification.title,
+            text=notification.message,
+            html="<p>" + html.escape(notification.message).replace("\n", "<br>\n") + "</p>",
+            message_id=f"<{claimed.id}.{notification.id}@{self._host}>",
+            idempotency_key=f"tidings-delivery-{claimed.id}",
+        )
+        attempt = await sender.send(message)
+        return self._settle(claimed, [attempt], reached_before=False)
+
+    async def _push(self, claimed: Claimed, notification: Notification,
+                    context: BatchContext) -> Settlement:
+        router = self._senders.push
+        if router is None:
+            return Settlement(claimed, SKIPPED, last_error="no push provider is configured")
+        reached = context.reached.get(claimed.id, set())
+        targets = [d for d in context.devices.get(claimed.user_id, ())
+                   if d.id not in reached and router.configured(d.platform)]
+        if not targets:
+            if reached:
+                return Settlement(claimed, SENT)
+            return Settlement(claimed, SKIPPED,
+                              last_error="the user has no device a provider can reach")
+        push = Push(
+            notification_id=notification.id, title=notification.title,
+            body=notification.message,
+            data={"notification_id": notification.id, "channel": notification.channel,
+                  "type": notification.type},
+            priority=notification.priority, idempotency_key=f"tidings-delivery-{claimed.id}",
+        )
+        attempts = await asyncio.gather(*(router.send(device, push) for device in targets))
+        settlement = self._settle(claimed, list(attempts), reached_before=bool(reached))
+        gone = tuple(a.device_id for a in attempts if a.outcome is Outcome.GONE and a.device_id)
+        return replace(settlement, gone=gone) if gone else settlement
+
+    async def _webhook(self, claimed: Claimed, context: BatchContext) -> Settlement:
+        target = context.webhooks.get(claimed.webhook_id or "")
+        sender = self._senders.webhooks
+        if target is None or sender is None or not claimed.payload:
+            return Settlement(claimed, SKIPPED, last_error="the webhook was removed")
+        url, secret = target
+        event = WebhookEvent(
+            id=event_id(claimed.id), type=claimed.event or str(claimed.payload.get("type")),
+            timestamp=int(claimed.created_at.timestamp()),
+            data=claimed.payload.get("data", {}), url=url, secret=secret,
+        )
+        return self._settle(claimed, [await sender.send(event)], reached_before=False)
+
+    # -- the verdict ----------------------------------------------------------------------
+
+    def _settle(self, claimed: Claimed, attempts: Sequence[Attempt], *,
+                reached_before: bool) -> Settlement:
+        """Sent if any target took it (and none is left to retry); a retry while some
+        target failed transiently and retries remain; else dead."""
+        now = self._clock()
+        records = tuple(_record(a, now) for a in attempts)
+        sent = [a for a in attempts if a.outcome is Outcome.SENT]
+        transient = [a for a in attempts if a.outcome is Outcome.TRANSIENT]
+        errors = [a for a in attempts if a.outcome is not Outcome.SENT]
+        last_error = _describe(errors[-1]) if errors else None
+        provider_id = sent[0].provider_id if sent else None
+        delivered = bool(sent) or reached_before
+        if transient:
+            wait = max((a.retry_after_s or 0.0) for a in transient) or None
+            verdict = self._policy.after_transient(claimed.attempts, wait, now, self._rng)
+            if verdict.status == PENDING:
+                return Settlement(claimed, PENDING, verdict.due_at, last_error, provider_id,
+                                  records)
+        status = SENT if delivered else DEAD
+        return Settlement(claimed, status, None, None if status == SENT else last_error,
+                          provider_id, records)
+
+
+def _record(attempt: Attempt, now: datetime) -> AttemptRecord:
+    return AttemptRecord(
+        at=now, outcome=attempt.outcome.value, code=attempt.code,
+        error=(attempt.error or None) and attempt.error[:1000],
+        provider_id=attempt.provider_id, device_id=attempt.device_id,
+        elapsed_ms=int(attempt.elapsed_s * 1000),
+    )
+
+
+def _describe(attempt: Attempt) -> str:
+    parts = [attempt.outcome.value]
+    if attempt.code:
+        parts.append(attempt.code)
+    if attempt.error:
+        parts.append(attempt.error)
+    return ": ".join(parts)[:1000]

@@ -1,0 +1,151 @@
+"""SQL of the delivery queue: claim due deliveries under a lease, settle them, record their
+attempts. The claim is one short transaction; sending happens outside any transaction; a
+settlement only lands while the lease it was claimed under is still the row's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.delivery import AttemptRecord
+from tidings.domain.model import DeliveryStatus
+from tidings.store.tables import delivery_attempts as attempts_table
+from tidings.store.tables import notification_deliveries as deliveries
+
+# Exactly the predicate of the partial index `ix_deliveries_queue`, as literal SQL, so the
+# planner can match it (a bound parameter would hide the values from it).
+DUE = sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this worker holds until `lease_token` is settled or its lease ends."""
+
+    id: int
+    notification_id: str
+    user_id: str
+    medium: str
+    attempts: int  # tries made, this one included
+    lease_token: str
+    webhook_id: str | None
+    event: str | None
+    payload: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How one claimed delivery ended this time."""
+
+    delivery: Claimed
+    status: str  # pending (a retry), sent, dead or skipped
+    due_at: datetime | None = None  # for a retry
+    last_error: str | None = None
+    provider_id: str | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+    gone: tuple[str, ...] = ()  # devices the provider says no longer exist
+
+
+async def claim(
+    conn: AsyncConnection, now: datetime, limit: int, lease_s: float
+) -> list[Claimed]:
+    """Take up to `limit` due deliveries (oldest due first): `sending` under a fresh lease
+    until `now + lease_s`, one more attempt counted. A lease that ends makes the row due
+    again by itself (`next_attempt_at` is its end). SKIP LOCKED lets workers claim side by
+    side on PostgreSQL; SQLite has one writer, so the clause is left out there."""
+    until = now + timedelta(seconds=lease_s)
+    token = str(uuid.uuid4())
+    due = (
+        sa.select(deliveries.c.id)
+        .where(DUE, deliveries.c.next_attempt_at <= now)
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(status=DeliveryStatus.SENDING.value, lease_token=token, locked_until=until,
+                next_attempt_at=until, attempts=deliveries.c.attempts + 1, updated_at=now)
+        .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id,
+                   deliveries.c.medium, deliveries.c.attempts, deliveries.c.lease_token,
+                   deliveries.c.webhook_id, deliveries.c.event, deliveries.c.payload,
+                   deliveries.c.created_at)
+    )
+    claimed = [Claimed(*tuple(row)) for row in result]
+    claimed.sort(key=lambda item: item.id)
+    return claimed
+
+
+async def settle(conn: AsyncConnection, settlements: Sequence[Settlement],
+                 now: datetime) -> list[Settlement]:
+    """Store each outcome where the row is still held under its lease; returns those that
+    landed (a worker whose lease ran out, and whose row another worker took, changes
+    nothing: that worker's own settlement decides)."""
+    landed: list[Settlement] = []
+    for item in settlements:
+        values: dict[str, Any] = {
+            "status": item.status, "lease_token": None, "locked_until": None,
+            "last_error": item.last_error, "updated_at": now,
+        }
+        if item.due_at is not None:
+            values["next_attempt_at"] = item.due_at
+        if item.provider_id is not None:
+            values["provider_message_id"] = item.provider_id[:255]
+        result = await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id == item.delivery.id,
+                   deliveries.c.lease_token == item.delivery.lease_token)
+            .values(**values)
+        )
+        if result.rowcount:
+            landed.append(item)
+    rows = [
+        {"delivery_id": item.delivery.id, "at": a.at, "outcome": a.outcome, "code": a.code,
+         "error": a.error, "provider_id": a.provider_id, "device_id": a.device_id,
+         "elapsed_ms": a.elapsed_ms}
+        for item in landed for a in item.attempts
+    ]
+    if rows:
+        await conn.execute(attempts_table.insert(), rows)
+    return landed
+
+
+async def devices_reached(
+    conn: AsyncConnection, delivery_ids: Sequence[int]
+) -> dict[int, set[str]]:
+    """The devices each push delivery already reached on an earlier try (a retry goes only
+    to the others)."""
+    if not delivery_ids:
+        return {}
+    result = await conn.execute(
+        sa.select(attempts_table.c.delivery_id, attempts_table.c.device_id).where(
+            attempts_table.c.delivery_id.in_(delivery_ids),
+            attempts_table.c.outcome == "sent",
+            attempts_table.c.device_id.is_not(None),
+        )
+    )
+    reached: dict[int, set[str]] = {}
+    for delivery_id, device_id in result:
+        reached.setdefault(delivery_id, set()).add(device_id)
+    return reached
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    result = await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(DUE))
+    value: datetime | None = result.scalar_one_or_none()
+    return value
+
+
+async def depth(conn: AsyncConnection) -> dict[str, int]:
+    """Deliveries waiting or in flight, by medium (the queue-depth gauge)."""
+    result = await conn.execute(
+        sa.select(deliveries.c.medium, sa.func.count()).where(DUE).group_by(deliveries.c.medium)
+    )
+    return {medium: int(count) for medium, count in result}

@@ -1,0 +1,46 @@
+"""`tidings worker`: the delivery workers alone, in a process of their own.
+
+Several of these (and `tidings serve` nodes with WORKERS_IN_SERVE=false) share the queue in
+the database. On SIGTERM or SIGINT a worker claims nothing more, finishes and settles the
+batch in hand, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from tidings.container import build_delivery
+from tidings.metrics import Metrics
+from tidings.settings import Settings
+from tidings.store.database import Database
+
+log = logging.getLogger("tidings.worker")
+
+
+async def run(settings: Settings, *, ready: asyncio.Event | None = None,
+              stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set or a termination signal arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    # No sockets here: status changes reach sockets through the serve nodes' clients'
+    # replay (and live, once a fan-out between processes is configured).
+    delivery = build_delivery(settings, db, None, Metrics())
+    await db.start()
+    delivery.worker.start()
+    log.info("Tidings delivery worker started")
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("Tidings delivery worker stopping: finishing the batch in hand")
+        await delivery.stop()
+        await db.dispose()
+        log.info("Tidings delivery worker stopped")
