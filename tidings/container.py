@@ -22,12 +22,14 @@ from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
+from tidings.services.channel_rules import ChannelRules
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
+from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import (
@@ -60,6 +62,7 @@ class Services:
     contacts: ContactService
     devices: DeviceService
     unsubscribe: UnsubscribeService
+    limits: RateLimits
 
     async def start(self) -> None:
         await self.db.start()
@@ -72,6 +75,7 @@ class Services:
         await self.delivery.stop()
         await self.scheduler.stop()
         await self.fanout.close()
+        await self.limits.close()
         await self.db.dispose()
 
 
@@ -141,7 +145,8 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
-    subscriptions = SubscriptionService(db)
+    limits = RateLimits.from_settings(settings)
+    subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
     delivery = build_delivery(settings, db, fanout, metrics)
     inbox = InboxService(db, fanout, on_queued=delivery.worker.wake)
     scheduler = DueScheduler(
@@ -152,7 +157,7 @@ def build_services(settings: Settings) -> Services:
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=delivery.worker.wake)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
-                            subscriptions, metrics)
+                            subscriptions, metrics, limits)
     fanout.attach(gateway)
     return Services(
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
@@ -163,4 +168,5 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings),
+        limits=limits,
     )

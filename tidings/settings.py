@@ -6,14 +6,25 @@ package reads `os.environ`.
 
 from __future__ import annotations
 
+import re
 import secrets
 import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
+import limits
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
@@ -126,6 +137,21 @@ class Settings(BaseSettings):
     # `.tidings-signing-secret`. Changing it invalidates the links in emails already sent.
     signing_secret: str = Field("", validation_alias="SIGNING_SECRET")
 
+    # Limits (README, "Limits"). A rate is "N/second|minute|hour|day" ("0" or empty: off);
+    # the create default stops a runaway producer without touching a benchmark's few
+    # thousand creations per second from one producer.
+    rate_limit_creates: str = Field("5000/second", validation_alias="RATE_LIMIT_CREATES")
+    rate_limit_socket_events: str = Field(
+        "50/second", validation_alias="RATE_LIMIT_SOCKET_EVENTS"
+    )
+    max_sockets_per_user: int = Field(50, ge=0, validation_alias="MAX_SOCKETS_PER_USER")
+    # Who may join which channel: JSON in CHANNEL_RULES, or a JSON file named by
+    # CHANNEL_RULES_FILE (one or the other). None: every valid name is public.
+    channel_rules: Annotated[list[ChannelRuleSpec] | None, NoDecode] = Field(
+        None, validation_alias="CHANNEL_RULES"
+    )
+    channel_rules_file: str = Field("", validation_alias="CHANNEL_RULES_FILE")
+
     @field_validator("cors_origins", "webpush_allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -139,6 +165,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [int(part) for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("rate_limit_creates", "rate_limit_socket_events")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        return check_rate(value)
+
+    @field_validator("channel_rules", mode="before")
+    @classmethod
+    def _decode_rules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return decode_rules_json(value, "CHANNEL_RULES") if value.strip() else None
+        return value
+
+    @model_validator(mode="after")
+    def _load_rules_file(self) -> Settings:
+        if self.channel_rules_file:
+            if self.channel_rules is not None:
+                raise ValueError("set CHANNEL_RULES or CHANNEL_RULES_FILE, not both")
+            self.channel_rules = read_rules_file(self.channel_rules_file)
+        if not self.channel_rules:
+            self.channel_rules = None  # an empty list configures nothing
+        return self
 
     @field_validator("jwt_secret")
     @classmethod
@@ -279,3 +327,73 @@ def _dev_secret(path: Path) -> str:
     path.chmod(0o600)
     return secret
 
+
+class ChannelRuleSpec(BaseModel):
+    """One channel rule as configured; `services/channel_rules.py` gives it its meaning
+    (the first rule whose pattern matches decides)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str = Field(min_length=1, max_length=200)
+    roles: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
+    allow: bool | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        if not RULE_PATTERN.fullmatch(value.replace(SUB_PLACEHOLDER, "x")):
+            raise ValueError(
+                "a pattern is made of name characters (letters, digits, _ . -), `*` for "
+                f"any run of them, and {SUB_PLACEHOLDER} for the caller's own id"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _roles_or_allow(self) -> ChannelRuleSpec:
+        if self.roles is not None and self.allow is not None:
+            raise ValueError('a rule has "roles" or "allow", not both')
+        return self
+
+
+SUB_PLACEHOLDER = "{sub}"
+RULE_PATTERN = re.compile(r"[A-Za-z0-9_.\-*]+")
+_RULES = TypeAdapter(list[ChannelRuleSpec])
+
+
+def decode_rules_json(text: str, setting: str) -> list[ChannelRuleSpec]:
+    """Channel rules from JSON text; a ValueError names `setting` and the faulty rule."""
+    try:
+        return _RULES.validate_json(text)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        place = [f"rule {part + 1}" if isinstance(part, int) else f'"{part}"'
+                 for part in problem["loc"]]
+        where = f" ({', '.join(place)})" if place else ""
+        message = problem["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{setting}: {message}{where}") from None
+
+
+def read_rules_file(path: str) -> list[ChannelRuleSpec]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"CHANNEL_RULES_FILE: cannot read {path}: {exc}") from None
+    return decode_rules_json(text, f"CHANNEL_RULES_FILE ({path})")
+
+
+def check_rate(value: str) -> str:
+    """A rate in the `limits` notation ("200/second", "3 per minute"); "0" or empty: off."""
+    value = value.strip()
+    if value in ("", "0"):
+        return ""
+    try:
+        items = limits.parse_many(value)
+    except ValueError:
+        items = []
+    if len(items) != 1:
+        raise ValueError(f"{value!r} is not a rate like '200/second' (or '0' for no limit)")
+    return value
+
+
+# The settings refer to the rule shape above, defined after them to keep the file in order.
+Settings.model_rebuild()

@@ -17,6 +17,7 @@ from tidings.domain.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     TidingsError,
     Unavailable,
     ValidationFailed,
@@ -33,6 +34,7 @@ STATUS: dict[type[TidingsError], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    RateLimited: 429,
     Unavailable: 503,
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -45,6 +47,14 @@ def status_of(exc: TidingsError) -> int:
     return 400
 
 
+def _headers(exc: TidingsError, status: int) -> dict[str, str] | None:
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 def error_response(status: int, body: dict[str, Any],
                    headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=status, headers=headers)
@@ -54,8 +64,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TidingsError)
     async def domain_error(_request: Request, exc: TidingsError) -> JSONResponse:
         status = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, exc.body(), headers)
+        return error_response(status, exc.body(), _headers(exc, status))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

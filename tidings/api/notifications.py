@@ -16,12 +16,13 @@ from tidings.domain.notification import Created, InboxFilter
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
+CREATE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
 @router.post(
     "",
     status_code=201,
-    responses={201: {"model": NotificationOut}, 202: {"model": AudienceOut}, **ERRORS},
+    responses={201: {"model": NotificationOut}, 202: {"model": AudienceOut}, **CREATE_ERRORS},
     summary="Notify one user (201), a list of users or a channel's subscribers (202)",
 )
 async def create_notification(
@@ -30,6 +31,7 @@ async def create_notification(
     app: App,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
+    await app.limits.creates.check(caller.user_id)
     outcome = await app.creation.create(caller, draft, idempotency_key)
     if isinstance(outcome, Created):
         return JSONResponse(outcome.notification.to_json(), status_code=201)

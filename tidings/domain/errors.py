@@ -75,3 +75,24 @@ class DuplicateKey(TidingsError):
     result instead. Never reaches an edge."""
 
     code = "duplicate_key"
+
+
+class RateLimited(TidingsError):
+    """Over a rate limit: the same request may succeed after `retry_after` seconds (a whole
+    number, at least 1), which the answer carries (HTTP also as `Retry-After`)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "retry_after": self.retry_after}
+
+
+class TooManyConnections(TidingsError):
+    """A user already holds as many sockets on this node as allowed; the connect is
+    refused (Socket.IO `connect_error` with this message)."""
+
+    code = "too_many_connections"

@@ -14,7 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tidings.domain.errors import AuthenticationFailed, TidingsError, ValidationFailed, error_body
+from tidings.domain.errors import (
+    AuthenticationFailed,
+    TidingsError,
+    TooManyConnections,
+    ValidationFailed,
+    error_body,
+)
 from tidings.domain.inputs import (
     ChannelList,
     MissedRequest,
@@ -29,6 +35,7 @@ from tidings.metrics import Metrics
 from tidings.realtime.transport import ConnectionRefused, SocketTransport
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
+from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
 
@@ -60,6 +67,7 @@ class SocketGateway:
         preferences: PreferenceService,
         subscriptions: SubscriptionService,
         metrics: Metrics,
+        limits: RateLimits,
     ) -> None:
         self.transport = transport
         self._tokens = tokens
@@ -67,6 +75,7 @@ class SocketGateway:
         self._preferences = preferences
         self._subscriptions = subscriptions
         self._metrics = metrics
+        self._limits = limits
         self._principals: dict[str, Principal] = {}
         # A socket lives no longer than its token: one timer per socket closes it at `exp`.
         self._expiry: dict[str, asyncio.TimerHandle] = {}
@@ -116,6 +125,10 @@ class SocketGateway:
             principal = self._tokens.verify(token)
         except AuthenticationFailed as exc:
             raise ConnectionRefused("Authentication failed") from exc
+        try:
+            self._limits.sockets.admit(len(self.transport.members(user_room(principal.user_id))))
+        except TooManyConnections as exc:
+            raise ConnectionRefused(exc.message) from exc
         self._principals[sid] = principal
         await self.transport.join(sid, user_room(principal.user_id))
         self._metrics.connections.inc()
@@ -148,6 +161,7 @@ class SocketGateway:
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        self._limits.events.forget(sid)
         if self._principals.pop(sid, None) is not None:
             self._metrics.connections.dec()
             self._metrics.disconnects.inc()
@@ -158,6 +172,7 @@ class SocketGateway:
         try:
             if principal is None:  # pragma: no cover - transports only pass connected sids
                 raise ValidationFailed("connect first")
+            self._limits.events.spend(sid)
             if handler is None:
                 return await self._fail(sid, error_body("unknown_event",
                                                         f"unknown event '{event}'"))
@@ -178,7 +193,8 @@ class SocketGateway:
 
     async def _subscribe(self, sid: str, principal: Principal, data: Any) -> Ack:
         request = parse(ChannelList, data)
-        result = await self._subscriptions.subscribe(principal.user_id, request.channels)
+        result = await self._subscriptions.subscribe(principal.user_id, request.channels,
+                                                     principal.roles)
         return {"ok": True, "subscribed": result.subscribed, "denied": result.denied}
 
     async def _unsubscribe(self, sid: str, principal: Principal, data: Any) -> Ack:

@@ -1,11 +1,11 @@
-"""Topic-channel subscriptions and the rules for who may join what.
+"""Topic-channel subscriptions: who is subscribed to what.
 
-Channel rules:
-- a channel name is 1-100 characters of letters, digits, `_`, `.`, `-`, starting with a
-  letter or digit; anything else (`user:bob`, `channel:x`, empty, not a string) is denied,
-  so no client can reach another user's room through a crafted name;
-- any authenticated user may subscribe to any valid name (topics are public), up to
-  `MAX_SUBSCRIPTIONS` per user.
+- A user may subscribe to a channel the channel rules let them join
+  (`services/channel_rules.py`: invalid names never, every valid name when no rules are
+  configured), up to `MAX_SUBSCRIPTIONS` per user.
+- The rules are checked when a subscription is made, not again when a producer's channel
+  notification fans out to the subscribers: roles live in tokens, which the server does not
+  keep, so a subscription stands until `unsubscribe` even if the rules are tightened later.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tidings.domain.inputs import is_name
 from tidings.domain.model import utcnow
 from tidings.services.batching import Batcher
+from tidings.services.channel_rules import ChannelRules
 from tidings.store import subscriptions as store
 from tidings.store.database import Database
 
@@ -28,10 +28,6 @@ class SubscriptionResult:
     denied: list[object] = field(default_factory=list)
 
 
-def may_join(name: object) -> bool:
-    return is_name(name)
-
-
 @dataclass(frozen=True)
 class _SubscribeRequest:
     user_id: str
@@ -40,20 +36,25 @@ class _SubscribeRequest:
 
 
 class SubscriptionService:
-    """Owns users' topic subscriptions: who may join which channel, the per-user cap, and
-    the writes (grouped across concurrent requests)."""
+    """Owns users' topic subscriptions: the channel rules applied to them, the per-user
+    cap, and the writes (grouped across concurrent requests)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rules: ChannelRules) -> None:
         self._db = db
+        self._rules = rules
         # A reconnect storm subscribes thousands of sockets at once: group commit them.
         self._batcher: Batcher[_SubscribeRequest, SubscriptionResult] = Batcher(
             self._write_batch, 500
         )
 
-    async def subscribe(self, user_id: str, channels: Sequence[object]) -> SubscriptionResult:
-        valid: list[str] = list(dict.fromkeys(n for n in channels if isinstance(n, str)
-                                              and may_join(n)))
-        denied: list[object] = [n for n in channels if not may_join(n)]
+    async def subscribe(
+        self, user_id: str, channels: Sequence[object], roles: frozenset[str] = frozenset()
+    ) -> SubscriptionResult:
+        """Subscribes to the channels the rules let this user (with these roles) join; the
+        others come back in `denied`, in the order given."""
+        verdicts = [(name, self._rules.may_join(name, user_id, roles)) for name in channels]
+        valid = list(dict.fromkeys(n for n, ok in verdicts if ok and isinstance(n, str)))
+        denied = [name for name, ok in verdicts if not ok]
         return await self._batcher.submit(_SubscribeRequest(user_id, valid, denied))
 
     async def _write_batch(
