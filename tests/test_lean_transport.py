@@ -975,3 +975,15 @@ async def test_the_bounded_body_reader_stops_at_the_bound_and_when_the_client_le
     with pytest.raises(http_body.ClientGone):
         await http_body.read_body(scope, receiving(chunk, {"type": "http.disconnect"}), 6)
     assert http_body.declared_length({"headers": [(b"content-length", b"-1")]}) is None
+
+
+async def test_a_polling_post_with_more_packets_than_allowed_closes_its_session(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    sid = await connected_polling(server, http)
+    many = ["3"] * (server.settings.max_poll_packets + 1)  # PONGs: harmless one by one
+    answer = await post(http, sid, *many)
+    assert answer.status_code == 400
+    again = await http.get("/socket.io/", params=query(sid=sid))
+    assert again.status_code == 400  # the session is gone
+    assert (await post(http, (await handshake(http))["sid"], *["6"] * 10)).text == "ok"

@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     # Seconds a Socket.IO session may stay open without connecting namespace `/` (with its
     # token): a client that opens sessions and never authenticates does not keep them.
     connect_timeout_s: float = Field(5.0, gt=0, validation_alias="CONNECT_TIMEOUT")
+    max_poll_packets: int = Field(256, ge=1, validation_alias="MAX_POLL_PACKETS")
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-Host/-Proto the
     # Socket.IO same-origin check believes; from anyone else those headers are ignored.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(

@@ -27,6 +27,7 @@ class EngineOptions:
     ping_timeout: float  # seconds
     max_payload: int  # bytes, of one POST body or one WebSocket message
     connect_timeout: float  # seconds a session may go without namespace `/` connected
+    max_packets: int = 256  # packets in one long-polling POST
 
 
 def new_sid() -> str:

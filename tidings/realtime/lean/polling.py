@@ -96,7 +96,12 @@ async def post(engine: Engine, session: Session, scope: Scope, receive: Receive,
     except ClientGone:
         return
     try:
-        for text in packets.split_payload(body.decode("utf-8")):
+        batch = packets.split_payload(body.decode("utf-8"))
+        if len(batch) > engine.options.max_packets:
+            # Clients batch what they queued, a handful of packets; thousands of tiny ones
+            # in one body is a way around the per-event cost, not a client's behaviour.
+            raise ProtocolError(f"{len(batch)} packets in one POST")
+        for text in batch:
             if session.closed:
                 break
             await engine.receive(session, text)

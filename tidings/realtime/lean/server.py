@@ -49,7 +49,8 @@ class LeanTransport:
             EngineOptions(ping_interval=ping_interval or PING_INTERVAL,
                           ping_timeout=ping_timeout or PING_TIMEOUT,
                           max_payload=settings.max_event_bytes,
-                          connect_timeout=settings.connect_timeout_s),
+                          connect_timeout=settings.connect_timeout_s,
+                          max_packets=settings.max_poll_packets),
             on_message=self._on_message,
             on_close=self._on_close,
         )
