@@ -26,8 +26,10 @@ from tidings.store.tables import notifications
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """No delivery workers in these servers: the deliveries stay in the states the tests
-    put them in."""
-    return make_settings(database_url, workers_in_serve=False)
+    put them in. Email and push are configured (never reached), so their deliveries are
+    written `pending` rather than `skipped`."""
+    return make_settings(database_url, workers_in_serve=False, smtp_host="127.0.0.1",
+                         smtp_port=9, push_service_url="http://127.0.0.1:9/push")
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 BASE = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

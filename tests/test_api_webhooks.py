@@ -19,8 +19,10 @@ from tidings.store.tables import notification_deliveries as deliveries
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """No delivery workers in these servers: the deliveries stay in the states the tests
-    put them in."""
-    return make_settings(database_url, workers_in_serve=False)
+    put them in. Email and push are configured (never reached), so their deliveries are
+    written `pending` rather than `skipped`."""
+    return make_settings(database_url, workers_in_serve=False, smtp_host="127.0.0.1",
+                         smtp_port=9, push_service_url="http://127.0.0.1:9/push")
 
 ADMIN = ("ops", "admin")
 # A literal public address: checked without a DNS lookup, never contacted.

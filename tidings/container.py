@@ -12,7 +12,7 @@ from tidings.delivery.email_sender import build_email_sender
 from tidings.delivery.push import build_push_senders
 from tidings.delivery.scheduler import DueScheduler
 from tidings.delivery.webhooks import WebhookSender
-from tidings.domain.model import utcnow
+from tidings.domain.model import Medium, utcnow
 from tidings.metrics import Metrics
 from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.retry import RetryPolicy
@@ -88,6 +88,16 @@ class Delivery:
     http: httpx.AsyncClient
     closed: bool = field(default=False)
 
+    @property
+    def deliverable(self) -> frozenset[Medium]:
+        """The media a provider is configured for (in-app needs none)."""
+        configured = {Medium.IN_APP}
+        if self.senders.email is not None:
+            configured.add(Medium.EMAIL)
+        if self.senders.push is not None:
+            configured.add(Medium.PUSH)
+        return frozenset(configured)
+
     async def stop(self) -> None:
         if self.closed:
             return
@@ -155,7 +165,8 @@ def build_services(settings: Settings) -> Services:
         batch_size=settings.notification_batch_size,
     )
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
-                               on_queued=delivery.worker.wake)
+                               on_queued=delivery.worker.wake,
+                               deliverable=delivery.deliverable)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits)
     fanout.attach(gateway)

@@ -121,6 +121,7 @@ class NewDelivery:
     attempts: int
     due_at: datetime
     created_at: datetime
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,9 +47,11 @@ class CreationRequest:
 
 
 def build_copies(
-    request: CreationRequest, recipients: Sequence[str], media: MediaByUser
+    request: CreationRequest, recipients: Sequence[str], media: MediaByUser,
+    deliverable: frozenset[Medium] = frozenset(Medium),
 ) -> tuple[list[Notification], list[NewDelivery]]:
-    """One stored copy per recipient, with one delivery per chosen medium."""
+    """One stored copy per recipient, with one delivery per chosen medium (`skipped` from
+    the start for a medium no provider is configured for)."""
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
@@ -61,8 +63,9 @@ def build_copies(
         shared = states.get(chosen)
         if shared is None:
             shared = states[chosen] = tuple(
-                DeliveryState(medium.value, status, attempts, None, now)
-                for medium, status, attempts in _initial(chosen, request.scheduled)
+                DeliveryState(medium.value, status, attempts, error, now)
+                for medium, status, attempts, error in _initial(chosen, request.scheduled,
+                                                                 deliverable)
             )
         notification = Notification(
             id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
@@ -74,22 +77,35 @@ def build_copies(
         )
         stored.append(notification)
         deliveries.extend(
-            NewDelivery(notification_id=notification.id, user_id=user_id, medium=medium,
-                        status=status, attempts=attempts, due_at=visible_at, created_at=now)
-            for medium, status, attempts in _initial(chosen, request.scheduled)
+            NewDelivery(notification_id=notification.id, user_id=user_id,
+                        medium=Medium(state.medium), status=state.status,
+                        attempts=state.attempts, due_at=visible_at, created_at=now,
+                        last_error=state.last_error)
+            for state in shared
         )
     return stored, deliveries
 
 
-def _initial(chosen: frozenset[Medium], scheduled: bool) -> list[tuple[Medium, str, int]]:
-    """Each chosen medium's first (status, attempts). In-app goes out right after the
-    commit, so it is `sent` from the start unless it waits for its schedule; email and
-    push wait for the delivery workers."""
-    return [
-        (medium, DeliveryStatus.SENT.value, 1) if medium is Medium.IN_APP and not scheduled
-        else (medium, DeliveryStatus.PENDING.value, 0)
-        for medium in sorted(chosen)
-    ]
+def _initial(
+    chosen: frozenset[Medium], scheduled: bool, deliverable: frozenset[Medium]
+) -> list[tuple[Medium, str, int, str | None]]:
+    """Each chosen medium's first (status, attempts, last error). In-app goes out right
+    after the commit, so it is `sent` from the start unless it waits for its schedule;
+    email and push wait for the delivery workers, unless no provider of theirs is
+    configured: then they end `skipped` at once, and no worker spends a claim on them."""
+    initial: list[tuple[Medium, str, int, str | None]] = []
+    for medium in sorted(chosen):
+        if medium is Medium.IN_APP:
+            if scheduled:
+                initial.append((medium, DeliveryStatus.PENDING.value, 0, None))
+            else:
+                initial.append((medium, DeliveryStatus.SENT.value, 1, None))
+        elif medium in deliverable:
+            initial.append((medium, DeliveryStatus.PENDING.value, 0, None))
+        else:
+            initial.append((medium, DeliveryStatus.SKIPPED.value, 0,
+                            f"no {medium.value.replace('_', '-')} provider is configured"))
+    return initial
 
 
 def given_media(draft: NotificationDraft, recipients: Sequence[str]) -> MediaByUser | None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
 from tidings.domain.inputs import NotificationDraft
-from tidings.domain.model import Medium, Principal, utcnow
+from tidings.domain.model import DeliveryStatus, Medium, Principal, utcnow
 from tidings.domain.notification import (
     Accepted,
     Created,
@@ -59,6 +59,7 @@ class CreationService:
         metrics: Metrics,
         on_scheduled: Callable[[datetime], None] | None = None,
         on_queued: Callable[[], None] | None = None,
+        deliverable: frozenset[Medium] = frozenset(Medium),
     ) -> None:
         self._db = db
         self._fanout = fanout
@@ -68,6 +69,9 @@ class CreationService:
         self.on_scheduled = on_scheduled
         # Told when email, push or webhook deliveries were written: the workers look now.
         self.on_queued = on_queued
+        # The media a provider is configured for (in-app always): the others are written
+        # `skipped` at creation.
+        self._deliverable = deliverable | {Medium.IN_APP}
         self._batcher: Batcher[CreationRequest, Written] = Batcher(self._write_batch,
                                                                    WRITE_BATCH)
 
@@ -165,7 +169,7 @@ class CreationService:
             media = given_media(draft, recipients)
             if media is None:
                 media = decided[(draft.channel, draft.type)]
-            stored, deliveries = build_copies(request, recipients, media)
+            stored, deliveries = build_copies(request, recipients, media, self._deliverable)
             all_stored.extend(stored)
             all_deliveries.extend(deliveries)
             written.append(Written(_outcome(draft, stored), stored))
@@ -188,7 +192,7 @@ class CreationService:
         if media is None:
             media = await self._preferences.media_for(conn, recipients, draft.channel,
                                                       draft.type)
-        stored, deliveries = build_copies(request, recipients, media)
+        stored, deliveries = build_copies(request, recipients, media, self._deliverable)
         await store.insert_many(conn, stored, deliveries)
         outcome = _outcome(draft, stored)
         if key is not None:
@@ -203,7 +207,8 @@ class CreationService:
         later."""
         self._metrics.notifications_created.inc(len(stored))
         if self.on_queued is not None and any(
-            state.medium != Medium.IN_APP.value for n in stored for state in n.deliveries
+            state.medium != Medium.IN_APP.value and state.status == DeliveryStatus.PENDING.value
+            for n in stored for state in n.deliveries
         ):
             self.on_queued()
         live = [notification for notification in stored if notification.in_app]

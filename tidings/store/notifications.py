@@ -57,6 +57,7 @@ async def insert_many(
             "status": d.status,
             "attempts": d.attempts,
             "next_attempt_at": d.due_at,
+            "last_error": d.last_error,
             "created_at": d.created_at,
             "updated_at": d.created_at,
         }
