@@ -25,6 +25,8 @@ from tidings.domain.model import DEFAULT_CHANNEL, WILDCARD, Medium, Priority, pa
 # server's own), no spaces, at most 100 characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 MAX_RECIPIENTS = 10_000
+# The parts of a notification a producer may mark sensitive, besides `data.<key>`.
+SENSITIVE_PARTS = ("title", "message", "data")
 
 
 def is_name(value: object) -> bool:
@@ -85,6 +87,12 @@ def _storable_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _sensitive_name(value: str) -> str:
+    if value in SENSITIVE_PARTS or (value.startswith("data.") and len(value) > 5):
+        return _storable(value)
+    raise ValueError("must be 'title', 'message', 'data' or 'data.<key>' (a key of data)")
+
+
 Text = Annotated[str, AfterValidator(_storable)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
@@ -117,6 +125,10 @@ class NotificationDraft(_Input):
     media: list[Medium] | None = Field(None, min_length=1)
     template: Text | None = Field(None, max_length=200)
     variables: JSONObject | None = None
+    # Parts sealed at rest (encryption at rest): `title`, `message`, `data` or
+    # `data.<key>` (one top-level key of `data`). Checked against `data` by `check_sensitive`.
+    sensitive: list[Annotated[str, AfterValidator(_sensitive_name)]] = Field(
+        default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationDraft:
@@ -125,6 +137,24 @@ class NotificationDraft(_Input):
         if self.media is not None and len(set(self.media)) != len(self.media):
             raise ValueError("media must not repeat")
         return self
+
+    def check_sensitive(self) -> None:
+        """`ValidationFailed` naming `sensitive.N` for an entry that repeats or overlaps
+        an earlier one, or names a key `data` does not have (a misspelt key would otherwise
+        leave the real one in plaintext)."""
+        for index, name in enumerate(self.sensitive):
+            field = f"sensitive.{index}"
+            earlier = self.sensitive[:index]
+            if name in earlier:
+                raise ValidationFailed(f"{field}: '{name}' is given twice", field=field)
+            if name.startswith("data.") and "data" in earlier:
+                raise ValidationFailed(f"{field}: '{name}' is already covered by 'data'",
+                                       field=field)
+            if name == "data" and any(n.startswith("data.") for n in earlier):
+                raise ValidationFailed(f"{field}: 'data' covers the data keys given before it",
+                                       field=field)
+            if name.startswith("data.") and name[5:] not in self.data:
+                raise ValidationFailed(f"{field}: data has no key '{name[5:]}'", field=field)
 
 
 class PreferenceInput(_Input):

@@ -79,6 +79,8 @@ notifications = sa.Table(
     sa.Column("data", JSONData, nullable=True),
     sa.Column("in_app", sa.Boolean, nullable=False),
     sa.Column("producer", sa.String(255), nullable=False),
+    # The names of the parts sealed at rest (see store/sealing.py); null: none.
+    sa.Column("sensitive", JSONData, nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
     sa.Index("ix_notifications_user_status", "user_id", "status"),
 )
