@@ -201,9 +201,9 @@ class Settings(BaseSettings):
                 text = Path(self.encryption_keys_file).read_text()
             except (OSError, UnicodeDecodeError) as exc:
                 raise ValueError(f"ENCRYPTION_KEYS_FILE: cannot read the file ({exc})") from exc
-            if not text.strip():
-                raise ValueError("ENCRYPTION_KEYS_FILE: the file holds no key")
         self._keyring = parse_keys(text, setting)
+        if self.encryption_keys_file and self._keyring is None:
+            raise ValueError("ENCRYPTION_KEYS_FILE: the file holds no key")
         return self
 
     @model_validator(mode="after")
