@@ -15,8 +15,11 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.model import DEFAULT_CHANNEL, WILDCARD, Medium, Priority, parse_instant
@@ -126,7 +129,7 @@ class NotificationDraft(_Input):
     template: Text | None = Field(None, max_length=200)
     variables: JSONObject | None = None
     # Parts sealed at rest (encryption at rest): `title`, `message`, `data` or
-    # `data.<key>` (one top-level key of `data`). Checked against `data` by `check_sensitive`.
+    # `data.<key>` (one top-level key of `data`).
     sensitive: list[Annotated[str, AfterValidator(_sensitive_name)]] = Field(
         default_factory=list, max_length=100)
 
@@ -138,23 +141,28 @@ class NotificationDraft(_Input):
             raise ValueError("media must not repeat")
         return self
 
-    def check_sensitive(self) -> None:
-        """`ValidationFailed` naming `sensitive.N` for an entry that repeats or overlaps
-        an earlier one, or names a key `data` does not have (a misspelt key would otherwise
-        leave the real one in plaintext)."""
-        for index, name in enumerate(self.sensitive):
-            field = f"sensitive.{index}"
-            earlier = self.sensitive[:index]
+    @field_validator("sensitive")
+    @classmethod
+    def _sensitive_fits_data(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """No entry repeats or overlaps an earlier one, and a `data.<key>` names a key
+        `data` has (a misspelt key would leave the real one in plaintext). The error
+        names the entry: `sensitive.N`."""
+        data = info.data.get("data")
+        for index, name in enumerate(names):
+            earlier = names[:index]
+            problem = None
             if name in earlier:
-                raise ValidationFailed(f"{field}: '{name}' is given twice", field=field)
-            if name.startswith("data.") and "data" in earlier:
-                raise ValidationFailed(f"{field}: '{name}' is already covered by 'data'",
-                                       field=field)
-            if name == "data" and any(n.startswith("data.") for n in earlier):
-                raise ValidationFailed(f"{field}: 'data' covers the data keys given before it",
-                                       field=field)
-            if name.startswith("data.") and name[5:] not in self.data:
-                raise ValidationFailed(f"{field}: data has no key '{name[5:]}'", field=field)
+                problem = f"'{name}' is given twice"
+            elif name.startswith("data.") and "data" in earlier:
+                problem = f"'{name}' is already covered by 'data'"
+            elif name == "data" and any(n.startswith("data.") for n in earlier):
+                problem = "'data' covers the data keys given before it"
+            elif name.startswith("data.") and data is not None and name[5:] not in data:
+                problem = f"data has no key '{name[5:]}'"
+            if problem is not None:
+                raise ValidationError.from_exception_data("sensitive", [InitErrorDetails(
+                    type=PydanticCustomError("sensitive", problem), loc=(index,), input=name)])
+        return names
 
 
 class PreferenceInput(_Input):

@@ -83,7 +83,6 @@ class CreationService:
         if draft.template is not None:
             # Templates arrive with their own store; until then no key can resolve.
             raise ValidationFailed(f"template '{draft.template}' not found", field="template")
-        draft.check_sensitive()
         if draft.sensitive and self._cipher is None:
             # Never store in plaintext what the producer asked to have sealed.
             raise ValidationFailed(
