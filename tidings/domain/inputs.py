@@ -131,7 +131,9 @@ class NotificationDraft(_Input):
     # Parts sealed at rest (encryption at rest): `title`, `message`, `data` or
     # `data.<key>` (one top-level key of `data`).
     sensitive: list[Annotated[str, AfterValidator(_sensitive_name)]] = Field(
-        default_factory=list, max_length=100)
+        default_factory=list, max_length=100,
+        description="Parts to encrypt at rest: 'title', 'message', 'data' or 'data.<key>'; "
+        "needs ENCRYPTION_KEYS on the server. Clients always see plaintext.")
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationDraft:
