@@ -116,6 +116,8 @@ def reseal_content(cipher: FieldCipher, notification_id: str, names: Sequence[st
             held = data.get(name[5:])
             value = held.get(SEALED) if isinstance(held, dict) else None
         if not isinstance(value, str) or key_id_of(value) is None:
+            log.error("notification %s: its sensitive %s is not a sealed value",
+                      notification_id, name)
             unreadable += 1
             continue
         if cipher.is_current(value):
