@@ -1,4 +1,4 @@
-"""The `tidings` command: serve, worker, migrate, token."""
+"""The `tidings` command: serve, worker, migrate, token, keys."""
 
 from __future__ import annotations
 
@@ -73,6 +73,28 @@ def _parser() -> argparse.ArgumentParser:
                        help="role(s), comma-separated or repeated, e.g. service or admin")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
     token.set_defaults(handler=_token)
+
+    keys = commands.add_parser(
+        "keys", help="encryption at rest: make a key, rotate onto the current key",
+        description="Manage the keys that seal the parts producers mark sensitive.",
+    )
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    generate = actions.add_parser(
+        "generate", help="print a new random key entry for ENCRYPTION_KEYS",
+        description="Print `id:base64key` with 32 random bytes, for ENCRYPTION_KEYS.",
+    )
+    generate.add_argument("--id", help="the key id (default: k<UTC yyyymmddhhmm>)")
+    generate.set_defaults(handler=_keys_generate)
+    rotate = actions.add_parser(
+        "rotate", help="seal every stored sensitive value again under the current key",
+        description="Re-encrypt every value sealed under an older key with the first key "
+        "of ENCRYPTION_KEYS, in batches (one transaction each). Idempotent and resumable: "
+        "safe to stop and run again, and beside running services. Exits 1 if some value "
+        "could not be decrypted (keep its key until that is resolved).",
+    )
+    rotate.add_argument("--batch-size", type=int, default=500,
+                        help="rows per transaction (500)")
+    rotate.set_defaults(handler=_keys_rotate)
     return parser
 
 
@@ -130,6 +152,53 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     roles = [role.strip() for value in args.roles for role in value.split(",") if role.strip()]
     print(TokenService(settings).mint(args.sub, roles, args.ttl))
+    return 0
+
+
+def _keys_generate(args: argparse.Namespace, _settings: Settings) -> int:
+    from tidings.crypto.keyring import generate_entry
+
+    try:
+        print(generate_entry(args.id))
+    except ValueError as exc:
+        print(f"--id: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from tidings import keys, migrate
+    from tidings.crypto.cipher import FieldCipher
+    from tidings.store.database import Database
+
+    keyring = settings.keyring()
+    if keyring is None:
+        print("No encryption keys are configured: set ENCRYPTION_KEYS (or "
+              "ENCRYPTION_KEYS_FILE) with the new key first.", file=sys.stderr)
+        return 2
+    if args.batch_size <= 0:
+        print("--batch-size must be positive", file=sys.stderr)
+        return 2
+    if not asyncio.run(migrate.is_current(settings.database_url)):
+        print("The database schema is not up to date: run `tidings migrate` first.",
+              file=sys.stderr)
+        return 1
+
+    async def run() -> keys.RotationReport:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            return await keys.rotate(db, FieldCipher(keyring), args.batch_size)
+        finally:
+            await db.dispose()
+
+    report = asyncio.run(run())
+    print(f"Rotated onto key '{report.key_id}': rewrote {report.rewritten} value(s) in "
+          f"{report.rows} row(s).")
+    if report.unreadable:
+        print(f"{report.unreadable} value(s) could not be decrypted with the configured keys "
+              "and were left as they were (the log names their notifications): keep the "
+              "old keys until this is resolved.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.delivery.email_sender import build_email_sender
 from tidings.delivery.push import build_push_senders
 from tidings.delivery.scheduler import DueScheduler
@@ -138,8 +139,15 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         batch_size=settings.notification_batch_size,
         lease_s=settings.delivery_lease_seconds,
         poll_s=settings.scheduler_interval_s,
+        cipher=build_cipher(settings),
     )
     return Delivery(worker, senders, http)
+
+
+def build_cipher(settings: Settings) -> FieldCipher | None:
+    """The cipher for the parts producers mark sensitive; None without keys."""
+    keyring = settings.keyring()
+    return FieldCipher(keyring) if keyring is not None else None
 
 
 def make_transport(settings: Settings) -> SocketTransport:
@@ -153,20 +161,22 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     fanout = InProcessFanout()
     metrics = Metrics()
+    cipher = build_cipher(settings)
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
     limits = RateLimits.from_settings(settings)
     subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
     delivery = build_delivery(settings, db, fanout, metrics)
-    inbox = InboxService(db, fanout, on_queued=delivery.worker.wake)
+    inbox = InboxService(db, fanout, on_queued=delivery.worker.wake, cipher=cipher)
     scheduler = DueScheduler(
         db, fanout,
         interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size,
+        cipher=cipher,
     )
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=delivery.worker.wake,
-                               deliverable=delivery.deliverable)
+                               deliverable=delivery.deliverable, cipher=cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits)
     fanout.attach(gateway)

@@ -19,6 +19,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    SecretStr,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -26,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tidings.crypto.keyring import KeyRing, parse_keys
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
 DEV_SECRET_FILE = ".tidings-secret"
@@ -125,6 +129,11 @@ class Settings(BaseSettings):
     # may hold the whole chain).
     tls_cert_file: str = Field("", validation_alias="TLS_CERT_FILE")
     tls_key_file: str = Field("", validation_alias="TLS_KEY_FILE")
+    # Encryption at rest of the parts producers mark sensitive: `id:base64key` entries
+    # (comma- or line-separated), the first one writes, all read. Or a file holding them.
+    encryption_keys: SecretStr = Field(SecretStr(""), validation_alias="ENCRYPTION_KEYS")
+    encryption_keys_file: str = Field("", validation_alias="ENCRYPTION_KEYS_FILE")
+    _keyring: KeyRing | None = PrivateAttr(None)
     # When set, `GET /metrics` wants `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: str = Field("", validation_alias="METRICS_TOKEN")
     # Which Socket.IO server implementation serves `/socket.io/`: the project's own lean
@@ -230,6 +239,23 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _keys_parse(self) -> Settings:
+        text = self.encryption_keys.get_secret_value()
+        if text.strip() and self.encryption_keys_file:
+            raise ValueError("ENCRYPTION_KEYS and ENCRYPTION_KEYS_FILE: set one, not both")
+        setting = "ENCRYPTION_KEYS"
+        if self.encryption_keys_file:
+            setting = "ENCRYPTION_KEYS_FILE"
+            try:
+                text = Path(self.encryption_keys_file).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"ENCRYPTION_KEYS_FILE: cannot read the file ({exc})") from exc
+        self._keyring = parse_keys(text, setting)
+        if self.encryption_keys_file and self._keyring is None:
+            raise ValueError("ENCRYPTION_KEYS_FILE: the file holds no key")
+        return self
+
+    @model_validator(mode="after")
     def _build_database_url(self) -> Settings:
         if not self.database_url:
             if self.db_host:
@@ -249,6 +275,10 @@ class Settings(BaseSettings):
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert_file)
+
+    def keyring(self) -> KeyRing | None:
+        """The encryption keys (checked at start-up); None when none are configured."""
+        return self._keyring
 
     def verification_key(self) -> tuple[str | PublicKey, list[str]]:
         """The key and the one algorithm that verify tokens: a PEM public key wins over a

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from datetime import datetime
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import utcnow
 from tidings.realtime.fanout import Fanout
 from tidings.store import notifications as store
@@ -25,8 +26,9 @@ class DueScheduler:
     them sent and hands them to the fan-out, in due order."""
 
     def __init__(self, db: Database, fanout: Fanout, *, interval_s: float,
-                 batch_size: int) -> None:
+                 batch_size: int, cipher: FieldCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher  # opens the parts sealed at rest
         self._fanout = fanout
         self._interval = interval_s
         self._batch = batch_size
@@ -51,7 +53,8 @@ class DueScheduler:
         now = utcnow()
         async with self._db.begin() as conn:
             ids = await store.claim_due_in_app(conn, now, self._batch)
-            due = await store.with_deliveries(conn, await store.get_many(conn, ids))
+            due = await store.with_deliveries(
+                conn, await store.get_many(conn, ids, cipher=self._cipher))
         due.sort(key=lambda notification: notification.position)
         await self._fanout.notify(due)
         return len(due)

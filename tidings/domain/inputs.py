@@ -15,8 +15,11 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.model import DEFAULT_CHANNEL, WILDCARD, Medium, Priority, parse_instant
@@ -25,6 +28,8 @@ from tidings.domain.model import DEFAULT_CHANNEL, WILDCARD, Medium, Priority, pa
 # server's own), no spaces, at most 100 characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 MAX_RECIPIENTS = 10_000
+# The parts of a notification a producer may mark sensitive, besides `data.<key>`.
+SENSITIVE_PARTS = ("title", "message", "data")
 
 
 def is_name(value: object) -> bool:
@@ -85,6 +90,12 @@ def _storable_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _sensitive_name(value: str) -> str:
+    if value in SENSITIVE_PARTS or (value.startswith("data.") and len(value) > 5):
+        return _storable(value)
+    raise ValueError("must be 'title', 'message', 'data' or 'data.<key>' (a key of data)")
+
+
 Text = Annotated[str, AfterValidator(_storable)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
@@ -117,6 +128,12 @@ class NotificationDraft(_Input):
     media: list[Medium] | None = Field(None, min_length=1)
     template: Text | None = Field(None, max_length=200)
     variables: JSONObject | None = None
+    # Parts sealed at rest (encryption at rest): `title`, `message`, `data` or
+    # `data.<key>` (one top-level key of `data`).
+    sensitive: list[Annotated[str, AfterValidator(_sensitive_name)]] = Field(
+        default_factory=list, max_length=100,
+        description="Parts to encrypt at rest: 'title', 'message', 'data' or 'data.<key>'; "
+        "needs ENCRYPTION_KEYS on the server. Clients always see plaintext.")
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationDraft:
@@ -125,6 +142,29 @@ class NotificationDraft(_Input):
         if self.media is not None and len(set(self.media)) != len(self.media):
             raise ValueError("media must not repeat")
         return self
+
+    @field_validator("sensitive")
+    @classmethod
+    def _sensitive_fits_data(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """No entry repeats or overlaps an earlier one, and a `data.<key>` names a key
+        `data` has (a misspelt key would leave the real one in plaintext). The error
+        names the entry: `sensitive.N`."""
+        data = info.data.get("data")
+        for index, name in enumerate(names):
+            earlier = names[:index]
+            problem = None
+            if name in earlier:
+                problem = f"'{name}' is given twice"
+            elif name.startswith("data.") and "data" in earlier:
+                problem = f"'{name}' is already covered by 'data'"
+            elif name == "data" and any(n.startswith("data.") for n in earlier):
+                problem = "'data' covers the data keys given before it"
+            elif name.startswith("data.") and data is not None and name[5:] not in data:
+                problem = f"data has no key '{name[5:]}'"
+            if problem is not None:
+                raise ValidationError.from_exception_data("sensitive", [InitErrorDetails(
+                    type=PydanticCustomError("sensitive", problem), loc=(index,), input=name)])
+        return names
 
 
 class PreferenceInput(_Input):

@@ -35,6 +35,9 @@ class Notification:
     data: dict[str, Any]
     in_app: bool  # emitted to sockets and replayed; off: stored and listed only
     producer: str  # the `sub` of the service that created it
+    # The parts the producer marked sensitive (`title`, `message`, `data`, `data.<key>`):
+    # sealed at rest by the store, in plaintext everywhere else.
+    sensitive: tuple[str, ...] = ()
     # Its deliveries to the user, by medium (attached by the store where it answers a
     # client; empty where nobody needs them).
     deliveries: tuple[DeliveryState, ...] = ()
@@ -70,7 +73,7 @@ class Notification:
             visible_at=max(created, scheduled) if scheduled else created,
             delivered_at=_instant(body.get("delivered_at")),
             read_at=_instant(body.get("read_at")), data=body.get("data") or {},
-            in_app=True, producer=producer,
+            in_app=True, producer=producer, sensitive=tuple(body.get("$sensitive", ())),
             deliveries=tuple(
                 DeliveryState(d["medium"], d["status"], d["attempts"], d.get("last_error"),
                               parse_instant(d["updated_at"]), d.get("digest_id"),

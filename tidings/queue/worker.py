@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.domain.delivery import WEBHOOK
 from tidings.domain.model import DeliveryStatus, Medium, utcnow
 from tidings.metrics import Metrics
@@ -54,8 +55,10 @@ class DeliveryWorker:
         lease_s: float,
         poll_s: float,
         clock: Callable[[], datetime] = utcnow,
+        cipher: FieldCipher | None = None,
     ) -> None:
         self._db = db
+        self._cipher = cipher  # opens the parts sealed at rest, for the message bodies
         self._fanout = fanout
         self._dispatcher = dispatcher
         self._metrics = metrics
@@ -108,7 +111,8 @@ class DeliveryWorker:
         push = [c.id for c in claimed if c.medium == Medium.PUSH.value and c.attempts > 1]
         async with self._db.begin() as conn:
             notes = await notification_store.get_many(
-                conn, sorted({c.notification_id for c in claimed if c.medium != WEBHOOK}))
+                conn, sorted({c.notification_id for c in claimed if c.medium != WEBHOOK}),
+                cipher=self._cipher)
             return BatchContext(
                 notifications={n.id: n for n in notes},
                 emails={user_id: contact.email for user_id, contact in (

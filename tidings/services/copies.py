@@ -38,7 +38,9 @@ class CreationRequest:
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a repeat from a reuse of its key."""
-        return hashlib.sha256(self.draft.model_dump_json().encode()).hexdigest()
+        # `sensitive` counts only when given, so keys kept before it existed still match.
+        exclude = None if self.draft.sensitive else {"sensitive"}
+        return hashlib.sha256(self.draft.model_dump_json(exclude=exclude).encode()).hexdigest()
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:
@@ -73,6 +75,7 @@ def build_copies(
             status=Status.PENDING.value, scheduled_at=draft.scheduled_at, created_at=now,
             visible_at=visible_at, delivered_at=None, read_at=None, data=draft.data,
             in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
+            sensitive=tuple(draft.sensitive),
             deliveries=shared,
         )
         stored.append(notification)

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, utcnow
@@ -60,8 +61,11 @@ class CreationService:
         on_scheduled: Callable[[datetime], None] | None = None,
         on_queued: Callable[[], None] | None = None,
         deliverable: frozenset[Medium] = frozenset(Medium),
+        cipher: FieldCipher | None = None,
     ) -> None:
         self._db = db
+        # Seals the parts producers mark sensitive; None: no keys, such drafts are refused.
+        self._cipher = cipher
         self._fanout = fanout
         self._preferences = preferences
         self._metrics = metrics
@@ -83,6 +87,11 @@ class CreationService:
         if draft.template is not None:
             # Templates arrive with their own store; until then no key can resolve.
             raise ValidationFailed(f"template '{draft.template}' not found", field="template")
+        if draft.sensitive and self._cipher is None:
+            # Never store in plaintext what the producer asked to have sealed.
+            raise ValidationFailed(
+                "encryption at rest is not configured on this server (ENCRYPTION_KEYS), so "
+                "nothing can be marked sensitive", field="sensitive")
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
         ):
@@ -140,7 +149,7 @@ class CreationService:
             raise failure
         async with self._db.begin() as conn:
             found = await idempotency.find(conn, request.principal.user_id, request.key,
-                                           request.fingerprint())
+                                           request.fingerprint(), cipher=self._cipher)
         if found is None:
             raise failure
         return Written(found, [])
@@ -174,14 +183,14 @@ class CreationService:
             all_deliveries.extend(deliveries)
             written.append(Written(_outcome(draft, stored), stored))
         if all_stored:
-            await store.insert_many(conn, all_stored, all_deliveries)
+            await store.insert_many(conn, all_stored, all_deliveries, cipher=self._cipher)
         return written
 
     async def _write(self, conn: AsyncConnection, request: CreationRequest) -> Written:
         draft, key = request.draft, request.key
         if key is not None:
             found = await idempotency.find(conn, request.principal.user_id, key,
-                                           request.fingerprint())
+                                           request.fingerprint(), cipher=self._cipher)
             if found is not None:
                 return Written(found, [])
         if request.addressed:
@@ -193,11 +202,12 @@ class CreationService:
             media = await self._preferences.media_for(conn, recipients, draft.channel,
                                                       draft.type)
         stored, deliveries = build_copies(request, recipients, media, self._deliverable)
-        await store.insert_many(conn, stored, deliveries)
+        await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
         outcome = _outcome(draft, stored)
         if key is not None:
             await idempotency.record(conn, request.principal.user_id, key,
-                                     request.fingerprint(), outcome, request.now)
+                                     request.fingerprint(), outcome, request.now,
+                                     cipher=self._cipher)
         return Written(outcome, stored)
 
     # -- after the commit -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.domain.cursor import decode_cursor, encode_cursor
 from tidings.domain.errors import NotFound
 from tidings.domain.ids import is_uuid
@@ -36,8 +37,10 @@ class InboxService:
     socket of the user when a status changes."""
 
     def __init__(self, db: Database, fanout: Fanout,
-                 on_queued: Callable[[], None] = lambda: None) -> None:
+                 on_queued: Callable[[], None] = lambda: None,
+                 cipher: FieldCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher  # opens the parts sealed at rest
         self._fanout = fanout
         # Told when a status change raised webhook events: the workers look now.
         self._on_queued = on_queued
@@ -48,7 +51,8 @@ class InboxService:
         before = decode_cursor(cursor) if cursor else None
         now = utcnow()
         async with self._db.begin() as conn:
-            items = await store.list_page(conn, principal.user_id, now, filters, limit, before)
+            items = await store.list_page(conn, principal.user_id, now, filters, limit, before,
+                                          cipher=self._cipher)
             has_more = len(items) > limit
             items = await store.with_deliveries(conn, items[:limit])
             unread = await store.count_unread(conn, principal.user_id, now, filters)
@@ -58,7 +62,8 @@ class InboxService:
     async def get(self, principal: Principal, notification_id: str) -> Notification:
         _require_id(notification_id)
         async with self._db.begin() as conn:
-            found = await store.get_owned(conn, principal.user_id, notification_id, utcnow())
+            found = await store.get_owned(conn, principal.user_id, notification_id, utcnow(),
+                                          cipher=self._cipher)
             if found is None:
                 raise NotFound("notification not found")
             return (await store.with_deliveries(conn, [found]))[0]
@@ -77,7 +82,7 @@ class InboxService:
         async with self._db.begin() as conn:
             now = utcnow()
             found, changed = await store.set_status(conn, principal.user_id, notification_id,
-                                                    now, status)
+                                                    now, status, cipher=self._cipher)
             if found is None:
                 raise NotFound("notification not found")
             found = (await store.with_deliveries(conn, [found]))[0]
@@ -108,7 +113,7 @@ class InboxService:
         while True:
             async with self._db.begin() as conn:
                 chunk = await store.with_deliveries(conn, await store.in_app_after(
-                    conn, principal.user_id, after, now, REPLAY_CHUNK))
+                    conn, principal.user_id, after, now, REPLAY_CHUNK, cipher=self._cipher))
             if not chunk:
                 return
             yield chunk

@@ -1,4 +1,8 @@
-"""SQL for idempotency keys: the first outcome of a producer's key, kept to be replayed."""
+"""SQL for idempotency keys: the first outcome of a producer's key, kept to be replayed.
+
+A kept notification's sensitive parts are sealed as in its row (same associated data), and
+its `$sensitive` entry lists them, so the kept answer leaks nothing the row hides.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, KeyReused
 from tidings.domain.notification import Accepted, Created, CreateOutcome, Notification
+from tidings.store.sealing import open_record, seal_record
 from tidings.store.tables import idempotency_keys
 
 # How an outcome's kind is kept in the `status_code` column (the numbers are those the
@@ -17,8 +23,12 @@ from tidings.store.tables import idempotency_keys
 _CREATED, _ACCEPTED = 201, 202
 
 
+SENSITIVE = "$sensitive"  # the kept answer's list of sealed parts
+
+
 async def find(
-    conn: AsyncConnection, producer: str, key: str, fingerprint: str
+    conn: AsyncConnection, producer: str, key: str, fingerprint: str,
+    *, cipher: FieldCipher | None,
 ) -> CreateOutcome | None:
     """The outcome first answered to this key; `KeyReused` when the key was first used for
     a request with another fingerprint."""
@@ -35,19 +45,20 @@ async def find(
         raise KeyReused("this Idempotency-Key was first used with a different request",
                         field="Idempotency-Key")
     if row.status_code == _CREATED:
-        return Created(Notification.from_json(row.response, producer=producer))
+        kept = Notification.from_json(row.response, producer=producer)
+        return Created(open_record(cipher, kept))
     return Accepted(int(row.response["count"]), str(row.response["channel"]))
 
 
 async def record(
     conn: AsyncConnection, producer: str, key: str, fingerprint: str, outcome: CreateOutcome,
-    now: datetime,
+    now: datetime, *, cipher: FieldCipher | None,
 ) -> None:
     """Inserted in the creating transaction: a concurrent duplicate fails on the primary
     key, raising `DuplicateKey`, and its whole creation rolls back, so a key never creates
     twice."""
     if isinstance(outcome, Created):
-        kind, body = _CREATED, outcome.notification.to_json()
+        kind, body = _CREATED, _kept(outcome.notification, cipher)
     else:
         kind, body = _ACCEPTED, {"count": outcome.count, "channel": outcome.channel}
     try:
@@ -59,3 +70,13 @@ async def record(
         )
     except sqlalchemy.exc.IntegrityError as exc:
         raise DuplicateKey("this idempotency key was taken concurrently") from exc
+
+
+def _kept(notification: Notification, cipher: FieldCipher | None) -> dict[str, object]:
+    if not notification.sensitive:
+        return notification.to_json()
+    if cipher is None:
+        raise ValueError("sensitive parts cannot be kept without encryption keys")
+    body = seal_record(cipher, notification).to_json()
+    body[SENSITIVE] = list(notification.sensitive)
+    return body

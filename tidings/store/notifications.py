@@ -1,5 +1,9 @@
 """SQL for notifications and their per-medium deliveries. Takes and returns domain records;
-the columns are known here alone."""
+the columns are known here alone.
+
+Parts a producer marked sensitive are sealed on the way in and opened on the way out (with
+the `FieldCipher` each caller passes, None when no keys are configured), so no caller ever
+sees a sealed value and the database never holds those parts in plaintext."""
 
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import DeliveryStatus, Medium, Status
 from tidings.domain.notification import InboxFilter, NewDelivery, Notification
 from tidings.store import deliveries as deliveries_store
+from tidings.store.sealing import open_record, seal_record
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
 
@@ -25,10 +31,26 @@ INSERT_SLICE = 1000
 _FIELDS = tuple(field.name for field in fields(Notification) if field.name != "deliveries")
 # Selected in the record's field order, so a row becomes a record positionally.
 _COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
+_SENSITIVE = _FIELDS.index("sensitive")
 
 
-def _record(row: Row[Any]) -> Notification:
-    return Notification(*tuple(row))
+def _record(row: Row[Any], cipher: FieldCipher | None) -> Notification:
+    values = list(row)
+    marked = values[_SENSITIVE]
+    values[_SENSITIVE] = tuple(marked) if marked else ()
+    record = Notification(*values)
+    return open_record(cipher, record) if marked else record
+
+
+def _row(item: Notification, cipher: FieldCipher | None) -> dict[str, Any]:
+    if item.sensitive:
+        if cipher is None:
+            # The creation service refuses such drafts first; this is the last line.
+            raise ValueError("sensitive parts cannot be stored without encryption keys")
+        item = seal_record(cipher, item)
+    row = {name: getattr(item, name) for name in _FIELDS}
+    row["sensitive"] = list(item.sensitive) or None
+    return row
 
 
 async def with_deliveries(
@@ -46,9 +68,11 @@ def _select() -> sa.Select[Any]:
 
 
 async def insert_many(
-    conn: AsyncConnection, items: Sequence[Notification], new_deliveries: Sequence[NewDelivery]
+    conn: AsyncConnection, items: Sequence[Notification], new_deliveries: Sequence[NewDelivery],
+    *, cipher: FieldCipher | None,
 ) -> None:
-    rows = [{name: getattr(item, name) for name in _FIELDS} for item in items]
+    """Write the records (their sensitive parts sealed) and their deliveries."""
+    rows = [_row(item, cipher) for item in items]
     delivery_rows = [
         {
             "notification_id": d.notification_id,
@@ -78,18 +102,21 @@ def _visible(now: datetime) -> sa.ColumnElement[bool]:
 
 
 async def get_owned(
-    conn: AsyncConnection, user_id: str, notification_id: str, now: datetime
+    conn: AsyncConnection, user_id: str, notification_id: str, now: datetime,
+    *, cipher: FieldCipher | None,
 ) -> Notification | None:
     result = await conn.execute(_select().where(_owned(user_id, notification_id), _visible(now)))
     row = result.first()
-    return _record(row) if row is not None else None
+    return _record(row, cipher) if row is not None else None
 
 
-async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[Notification]:
+async def get_many(
+    conn: AsyncConnection, ids: Sequence[str], *, cipher: FieldCipher | None
+) -> list[Notification]:
     if not ids:
         return []
     result = await conn.execute(_select().where(notifications.c.id.in_(ids)))
-    return [_record(row) for row in result]
+    return [_record(row, cipher) for row in result]
 
 
 def _filtered(user_id: str, now: datetime, filters: InboxFilter) -> list[sa.ColumnElement[bool]]:
@@ -112,6 +139,8 @@ async def list_page(
     filters: InboxFilter,
     limit: int,
     before: tuple[datetime, str] | None,
+    *,
+    cipher: FieldCipher | None,
 ) -> list[Notification]:
     """Newest first, keyset-paginated on (visible_at, id); `limit + 1` records tell whether
     another page exists."""
@@ -126,7 +155,7 @@ async def list_page(
         .order_by(notifications.c.visible_at.desc(), notifications.c.id.desc())
         .limit(limit + 1)
     )
-    return [_record(row) for row in await conn.execute(query)]
+    return [_record(row, cipher) for row in await conn.execute(query)]
 
 
 async def count_unread(
@@ -146,6 +175,8 @@ async def in_app_after(
     after: tuple[datetime, str],
     now: datetime,
     limit: int,
+    *,
+    cipher: FieldCipher | None,
 ) -> list[Notification]:
     """In-app notifications that became visible after `after`, oldest first."""
     query = (
@@ -159,7 +190,7 @@ async def in_app_after(
         .order_by(notifications.c.visible_at, notifications.c.id)
         .limit(limit)
     )
-    return [_record(row) for row in await conn.execute(query)]
+    return [_record(row, cipher) for row in await conn.execute(query)]
 
 
 async def set_status(
@@ -168,6 +199,8 @@ async def set_status(
     notification_id: str,
     now: datetime,
     status: Status,
+    *,
+    cipher: FieldCipher | None,
 ) -> tuple[Notification | None, bool]:
     """Move a notification to `delivered` or `read`; returns (record, changed).
 
@@ -192,7 +225,7 @@ async def set_status(
     )
     row = result.first()
     if row is None:
-        return await get_owned(conn, user_id, notification_id, now), False
+        return await get_owned(conn, user_id, notification_id, now, cipher=cipher), False
     await conn.execute(
         deliveries.update()
         .where(
@@ -201,7 +234,7 @@ async def set_status(
         )
         .values(status=DeliveryStatus.DELIVERED.value, updated_at=now)
     )
-    return _record(row), True
+    return _record(row, cipher), True
 
 
 async def delete_owned(

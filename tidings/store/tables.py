@@ -79,6 +79,10 @@ notifications = sa.Table(
     sa.Column("data", JSONData, nullable=True),
     sa.Column("in_app", sa.Boolean, nullable=False),
     sa.Column("producer", sa.String(255), nullable=False),
+    # The names of the parts sealed at rest (see store/sealing.py); SQL NULL (not JSON
+    # null, hence none_as_null) when none, so rotation finds sealed rows by IS NOT NULL.
+    sa.Column("sensitive", sa.JSON(none_as_null=True).with_variant(
+        postgresql.JSONB(none_as_null=True), "postgresql"), nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
     sa.Index("ix_notifications_user_status", "user_id", "status"),
 )
