@@ -14,12 +14,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import Forbidden, TidingsError, ValidationFailed
-from tidings.domain.inputs import NotificationDraft, first_problem
+from tidings.domain.inputs import NotificationDraft, parse
 from tidings.domain.model import Principal, utcnow
 from tidings.domain.notification import BatchItem
 from tidings.services.copies import CreationRequest
@@ -57,7 +56,8 @@ class BulkCreationService:
         requests: list[CreationRequest] = []
         for item in items:
             try:
-                requests.append(self._creation.prepare(principal, _draft(item), None))
+                draft = parse(NotificationDraft, item)
+                requests.append(self._creation.prepare(principal, draft, None))
                 answers.append(None)
             except ValidationFailed as exc:
                 answers.append(exc)
@@ -76,15 +76,6 @@ class BulkCreationService:
             if isinstance(result, Written) and result.stored:
                 await self._creation.announce(request, result.stored)
         return _merge(answers, written)
-
-
-def _draft(item: Any) -> NotificationDraft:
-    if not isinstance(item, dict):
-        raise ValidationFailed("each item must be a notification object", field="body")
-    try:
-        return NotificationDraft.model_validate(item)
-    except ValidationError as exc:
-        raise first_problem(exc.errors(), "body") from exc
 
 
 def _merge(answers: list[BatchItem | None],
