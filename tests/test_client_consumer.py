@@ -63,6 +63,18 @@ async def test_live_notifications_and_ack_and_read_are_seen_over_http(
             await box.ack("0192f000-0000-7000-8000-000000000000")
 
 
+async def test_channels_are_subscribed_on_connect(server: RunningServer) -> None:
+    async with Inbox(server.url, server.token("eve"), channels=["orders"]) as box:
+        await asyncio.wait_for(box.wait_connected(), EVENT_TIMEOUT)
+        assert box.connected
+        async with AsyncTidingsClient(server.url, server.token("svc", "service")) as client:
+            accepted = await client.notify(channel="orders", type="sale", title="Sale",
+                                           message="m")
+        received = await _next(box)
+    assert accepted.count == 1  # type: ignore[union-attr]
+    assert (received.user_id, received.channel, received.title) == ("eve", "orders", "Sale")
+
+
 async def test_preferences_updated_over_the_socket_are_stored(server: RunningServer) -> None:
     async with Inbox(server.url, lambda: server.token("bob")) as box:
         stored = await box.update_preferences(Preference(channel="orders",

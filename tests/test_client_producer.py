@@ -257,8 +257,9 @@ async def test_async_preferences_round_trip(server: RunningServer) -> None:
 
 
 async def test_notify_many_follows_the_batch_contract(server: RunningServer) -> None:
+    async with server.http() as anonymous:
+        spec = (await anonymous.get("/openapi.json")).json()
     async with AsyncTidingsClient(server.url, server.token("svc", "service")) as client:
-        spec = (await client._http.get("/openapi.json")).json()
         if "/api/notifications/batch" not in spec["paths"]:
             pytest.skip("this server has no POST /api/notifications/batch yet "
                         "(DESIGN.md section 10); notify_many is built against the contract")
@@ -300,13 +301,14 @@ def test_attempts_give_up_on_permanent_errors_on_count_and_at_the_deadline() -> 
     now = [0.0]
     attempts = Attempts(RetryPolicy(attempts=3, initial_delay=1, deadline=10),
                         clock=lambda: now[0])
-    attempts.begin()
+    attempts.begin(5)
     assert attempts.wait_after(ValidationError("bad", status=422)) is None
     assert attempts.wait_after(Unavailable("down", status=503)) is not None
     assert attempts.wait_after(RateLimited("slow", status=429, retry_after=10.5)) is None
     assert attempts.wait_after(RateLimited("slow", status=429, retry_after=3)) == 3
-    attempts.begin()
-    attempts.begin()
+    attempts.begin(5)
+    now[0] = 8.0
+    assert attempts.begin(5) == 2  # an attempt's timeout never outlasts the deadline
     assert attempts.wait_after(Unavailable("down", status=503)) is None
     now[0] = 11.0
     assert attempts.remaining() == 0

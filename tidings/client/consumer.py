@@ -75,6 +75,7 @@ class Inbox:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="tidings-inbox")
+            self._task.add_done_callback(self._ended)
 
     async def aclose(self) -> None:
         """Disconnect and stop reconnecting; a pending iteration ends."""
@@ -133,7 +134,7 @@ class Inbox:
                 await asyncio.wait_for(self._connected.wait(), remaining)
                 sio = self._sio
                 if sio is None:
-                    continue
+                    raise socketio.exceptions.DisconnectedError()
                 answer = await sio.call(event, data, timeout=max(remaining, 0.1))
             except (TimeoutError, socketio.exceptions.SocketIOError):
                 await asyncio.sleep(0.05)  # the connection went away: wait for the next one
@@ -144,6 +145,7 @@ class Inbox:
                                   else None)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
         try:
             while True:
@@ -153,18 +155,28 @@ class Inbox:
                 except AuthenticationError as exc:
                     self._queue.put_nowait(exc)
                     return
-                except (TimeoutError, socketio.exceptions.SocketIOError, TidingsError):
+                except (TimeoutError, OSError, socketio.exceptions.SocketIOError,
+                        TidingsError):
                     await self._drop()
                     failures += 1
                     await asyncio.sleep(self._delay(failures))
                     continue
-                failures = 0
+                since = loop.time()
                 await gone.wait()
                 self._connected.clear()
                 await self._drop()
-                await asyncio.sleep(self._delay(1))
+                # A connection that held a while starts the backoff over; one dropped at
+                # once (a server refusing us after the handshake) keeps it growing.
+                held = loop.time() - since >= self._backoff[1]
+                failures = 1 if held else failures + 1
+                await asyncio.sleep(self._delay(failures))
         finally:
             self._connected.clear()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # An error nobody expected must reach the iterating caller, not end in silence.
+        if not task.cancelled() and task.exception() is not None:
+            self._queue.put_nowait(task.exception())
 
     def _delay(self, failures: int) -> float:
         initial, maximum = self._backoff

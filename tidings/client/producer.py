@@ -60,6 +60,7 @@ class TidingsClient:
                  retry: RetryPolicy | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.retry = retry or RetryPolicy()
+        self._timeout = timeout
         self._http = httpx.Client(transport=transport,
                                   **_http_options(base_url, token, timeout))
 
@@ -76,11 +77,11 @@ class TidingsClient:
     def _send(self, call: Call[T]) -> T:
         attempts = Attempts(self.retry)
         while True:
-            attempts.begin()
+            timeout = attempts.begin(self._timeout)
             try:
                 response = self._http.request(
                     call.method, call.path, json=call.json, params=call.params,
-                    headers=call.headers())
+                    headers=call.headers(), timeout=timeout)
                 result = _outcome(call, response)
             except httpx.TransportError as exc:
                 result = network_failure(exc)
@@ -160,6 +161,7 @@ class AsyncTidingsClient:
                  retry: RetryPolicy | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.retry = retry or RetryPolicy()
+        self._timeout = timeout
         self._http = httpx.AsyncClient(transport=transport,
                                        **_http_options(base_url, token, timeout))
 
@@ -176,11 +178,11 @@ class AsyncTidingsClient:
     async def _send(self, call: Call[T]) -> T:
         attempts = Attempts(self.retry)
         while True:
-            attempts.begin()
+            timeout = attempts.begin(self._timeout)
             try:
                 response = await self._http.request(
                     call.method, call.path, json=call.json, params=call.params,
-                    headers=call.headers())
+                    headers=call.headers(), timeout=timeout)
                 result = _outcome(call, response)
             except httpx.TransportError as exc:
                 result = network_failure(exc)

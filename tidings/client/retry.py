@@ -50,8 +50,11 @@ class Attempts:
     def remaining(self) -> float:
         return max(0.0, self.policy.deadline - (self.clock() - self.started))
 
-    def begin(self) -> None:
+    def begin(self, timeout: float) -> float:
+        """Count an attempt; answers its timeout: `timeout`, cut to what the deadline
+        leaves."""
         self.made += 1
+        return max(0.001, min(timeout, self.remaining()))
 
     def wait_after(self, failure: TidingsError) -> float | None:
         """Seconds to wait before the next attempt, or None to give up and raise."""
