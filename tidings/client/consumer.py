@@ -257,7 +257,9 @@ def _reason(data: Any) -> str:
 
 async def inbox(url: str, token: TokenSource, **options: Any) -> AsyncIterator[Notification]:
     """`async for n in inbox(url, token)`: the notifications of an `Inbox` opened for the
-    iteration and closed when it ends. Options as for `Inbox`."""
+    iteration and closed when it ends. Options as for `Inbox`. After a `break` the
+    connection closes when the generator is finalised; to close it at once, wrap the
+    call in `contextlib.aclosing(...)` or use `async with Inbox(...)`."""
     async with Inbox(url, token, **options) as box:
         async for notification in box:
             yield notification
