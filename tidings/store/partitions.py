@@ -137,7 +137,8 @@ async def ensure(conn: AsyncConnection, now: datetime, ahead: int) -> list[str]:
     for table in TABLES:
         existing = await partitions(conn, table)
         names = {p.name for p in existing}
-        covered = max((p.upper for p in existing if p.upper), default="")
+        legacy = next((p.upper for p in existing if p.name == f"{table}_legacy"), None)
+        covered = legacy or ""
         start = month_start(now)
         for _ in range(ahead + 1):
             name = partition_name(table, start)
