@@ -1,8 +1,19 @@
-"""Scratch benchmark: 10M notifications in monthly partitions, then EXPLAIN ANALYZE."""
-import asyncio, sys, time
+"""The query plans of docs/DATABASE.md: 10M notifications in monthly partitions of a scratch
+PostgreSQL database (created here, dropped at the end), then EXPLAIN ANALYZE of the inbox
+page, the unread count, the replay, a fetch by id and the queue claim, written to
+/tmp/partitions_bench/plans.txt. Run from the repository: .venv/bin/python
+scripts/partition_plans.py (PostgreSQL at 127.0.0.1:5432, user postgres; ~10 minutes)."""
+import asyncio
+import os
+import sys
+import time
 from datetime import timedelta
-import asyncpg, sqlalchemy as sa
-sys.path.insert(0, "/work/wt/partitions")
+from pathlib import Path
+
+import asyncpg
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tidings.migrate import upgrade
 from tidings.store import partitions as P
 from tidings.store import notifications as N
@@ -91,6 +102,7 @@ async def main():
             plan = await c.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q)
             await tr.rollback()
         out.append(f"-- {title}\n{q}\n" + "\n".join(r[0] for r in plan))
+    os.makedirs("/tmp/partitions_bench", exist_ok=True)
     open("/tmp/partitions_bench/plans.txt", "w").write("\n\n".join(out) + "\n")
     await c.close()
     await admin.execute(f"DROP DATABASE {NAME} WITH (FORCE)")
