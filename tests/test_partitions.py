@@ -390,3 +390,24 @@ async def test_upgrade_of_an_empty_database_starts_months_at_the_current_one(
             f"notifications_p{datetime.now(UTC):%Y%m}"
     finally:
         await db.dispose()
+
+
+async def test_a_maintenance_run_creates_what_comes_and_drops_what_aged(db: Database) -> None:
+    now = utcnow()
+    old = await add_note(db, now - timedelta(days=100))
+    later = months_after(month_start(now), 5)
+    report = await Maintenance(db, retention_days=30, clock=lambda: later).run_once()
+    assert await counts(db, old) == (0, 0, 0)
+    if db.dialect == "postgresql":
+        assert f"notifications_p{later:%Y%m}" in await relations(db)
+        assert "notifications_legacy" in report.partitions
+    else:
+        assert report.notifications == 1
+
+
+def test_ids_that_are_not_uuid7_have_no_time() -> None:
+    assert store.prefix_time("not-an-id-at-all") is None
+    moment = datetime(2026, 3, 1, tzinfo=UTC)
+    assert store.prefix_time(id_at(moment)) == moment
+    assert store.is_partition("notifications_p202603")
+    assert not store.is_partition("notifications") and not store.is_partition(None)
