@@ -70,7 +70,8 @@ async def kill(server: RunningServer, notification_id: str, *, at: datetime = BA
             status="dead", attempts=tries, last_error="550 no such user", updated_at=at,
             next_attempt_at=at, locked_until=at, lease_token="stale-lease", medium=medium))
         await conn.execute(attempts.insert(), [
-            {"delivery_id": delivery_id, "at": at - timedelta(minutes=tries - n),
+            {"delivery_id": delivery_id, "notification_id": notification_id,
+             "at": at - timedelta(minutes=tries - n),
              "outcome": (Outcome.TRANSIENT if n < tries - 1 else Outcome.PERMANENT).value,
              "code": f"45{n}" if n < tries - 1 else "550", "error": f"try {n}",
              "elapsed_ms": 10 + n}

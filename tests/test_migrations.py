@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tidings.migrate import downgrade, upgrade
+from tidings.store.partitions import schema_filters
 from tidings.store.tables import metadata
 
 
@@ -18,7 +19,8 @@ async def _differences(url: str) -> list[Any]:
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": False}), metadata))
+                MigrationContext.configure(
+                sync, opts={"compare_type": False, **schema_filters()}), metadata))
     finally:
         await engine.dispose()
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import RunningServer
 from tidings.services.unsubscribe import (
@@ -201,13 +203,21 @@ def _settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def _public_key_pem() -> str:
+    """A real public key: a deployment that verifies tokens with one has no JWT_SECRET."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def test_signing_key_defaults_to_one_derived_from_jwt_secret() -> None:
     from_jwt = signing_key(_settings(jwt_secret="s" * 32))
     own = signing_key(_settings(jwt_secret="s" * 32, signing_secret="other"))
     assert from_jwt != own and from_jwt != b"s" * 32 and len(from_jwt) == 32
     # Neither set (settings built by hand): a random key, different every time.
-    assert signing_key(_settings(jwt_public_key="pem")) != signing_key(
-        _settings(jwt_public_key="pem"))
+    pem = _public_key_pem()
+    assert signing_key(_settings(jwt_public_key=pem)) != signing_key(
+        _settings(jwt_public_key=pem))
 
 
 def test_load_settings_persists_a_signing_secret_without_jwt_secret(
@@ -216,8 +226,9 @@ def test_load_settings_persists_a_signing_secret_without_jwt_secret(
     monkeypatch.chdir(tmp_path)
     for name in ("SIGNING_SECRET", "JWT_SECRET", "JWT_PUBLIC_KEY"):
         monkeypatch.delenv(name, raising=False)
-    first = load_settings(_env_file=None, jwt_public_key="pem")
-    second = load_settings(_env_file=None, jwt_public_key="pem")
+    pem = _public_key_pem()
+    first = load_settings(_env_file=None, jwt_public_key=pem)
+    second = load_settings(_env_file=None, jwt_public_key=pem)
     secret_file = tmp_path / DEV_SIGNING_SECRET_FILE
     assert first.signing_secret and first.signing_secret == second.signing_secret
     assert secret_file.stat().st_mode & 0o777 == 0o600

@@ -1,4 +1,4 @@
-"""The `tidings` command: serve, worker, migrate, token, keys."""
+"""The `tidings` command: serve, worker, migrate, partitions, token, keys."""
 
 from __future__ import annotations
 
@@ -63,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply the Alembic migrations to DATABASE_URL (idempotent).",
     )
     migrate.set_defaults(handler=_migrate)
+
+    partitions = commands.add_parser(
+        "partitions", help="create monthly partitions ahead, apply retention",
+        description="PostgreSQL keeps notifications, deliveries and attempts in monthly "
+        "partitions. `ensure` creates the current and the next months' partitions "
+        "(idempotent; nothing to do on SQLite); `prune` applies retention: idempotency keys "
+        "older than 24 h, and with RETENTION_DAYS > 0 notifications older than that (whole "
+        "partitions on PostgreSQL, batches on SQLite). Workers run both daily.",
+    )
+    actions = partitions.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ensure = actions.add_parser("ensure", help="create this month's and the next partitions")
+    ensure.add_argument("--ahead", type=int, default=3,
+                        help="months to create beyond the current one (3)")
+    actions.add_parser("prune", help="drop what is older than the retention")
+    partitions.set_defaults(handler=_partitions)
 
     token = commands.add_parser(
         "token", help="print a signed development token",
@@ -137,6 +152,33 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
     migrate.upgrade(settings.database_url)
     print(f"Schema up to date on {_redacted(settings.database_url)}")
+    return 0
+
+
+def _partitions(args: argparse.Namespace, settings: Settings) -> int:
+    from tidings import maintenance
+    from tidings.domain.model import utcnow
+    from tidings.store.database import Database
+
+    if args.action == "ensure" and not 0 <= args.ahead <= 120:
+        print("--ahead must be between 0 and 120", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            if args.action == "ensure":
+                created = await maintenance.ensure_partitions(db, utcnow(), args.ahead)
+                return f"Created {len(created)} partition(s): {' '.join(created) or '-'}"
+            report = await maintenance.apply_retention(db, utcnow(), settings.retention_days)
+            return (f"Dropped {len(report.partitions)} partition(s): "
+                    f"{' '.join(report.partitions) or '-'}; deleted "
+                    f"{report.notifications} notification(s) and "
+                    f"{report.idempotency_keys} idempotency key(s)")
+        finally:
+            await db.dispose()
+
+    print(asyncio.run(run()))
     return 0
 
 

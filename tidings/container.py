@@ -14,6 +14,7 @@ from tidings.delivery.push import build_push_senders
 from tidings.delivery.scheduler import DueScheduler
 from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.model import Medium, utcnow
+from tidings.maintenance import Maintenance
 from tidings.metrics import Metrics
 from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.retry import RetryPolicy
@@ -142,6 +143,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         lease_s=settings.delivery_lease_seconds,
         poll_s=settings.scheduler_interval_s,
         cipher=build_cipher(settings),
+        maintenance=Maintenance(db, retention_days=settings.retention_days),
     )
     return Delivery(worker, senders, http)
 

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     )
     throttle_per_hour: int = Field(20, ge=0, validation_alias="THROTTLE_PER_HOUR")
     delivery_lease_seconds: float = Field(30, gt=0, validation_alias="DELIVERY_LEASE_SECONDS")
+    # Notifications older than this many days are dropped (whole monthly partitions on
+    # PostgreSQL); 0 keeps them forever.
+    retention_days: int = Field(0, ge=0, validation_alias="RETENTION_DAYS")
 
     # Not in the contract: operational knobs with safe defaults.
     ws_per_message_deflate: bool = Field(False, validation_alias="WS_PER_MESSAGE_DEFLATE")

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tidings.store.partitions import schema_filters
 from tidings.store.tables import metadata
 
 config = context.config
@@ -18,6 +19,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        **schema_filters(),  # type: ignore[arg-type]
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -20,6 +20,7 @@ from datetime import datetime
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.delivery import WEBHOOK
 from tidings.domain.model import DeliveryStatus, Medium, utcnow
+from tidings.maintenance import Maintenance
 from tidings.metrics import Metrics
 from tidings.queue.dispatch import BatchContext, Dispatcher
 from tidings.realtime.fanout import Fanout
@@ -56,9 +57,12 @@ class DeliveryWorker:
         poll_s: float,
         clock: Callable[[], datetime] = utcnow,
         cipher: FieldCipher | None = None,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self._db = db
         self._cipher = cipher  # opens the parts sealed at rest, for the message bodies
+        # Partitions ahead and retention, daily, beside the queue: every worker runs it.
+        self._maintenance = maintenance
         self._fanout = fanout
         self._dispatcher = dispatcher
         self._metrics = metrics
@@ -80,11 +84,15 @@ class DeliveryWorker:
     def start(self) -> None:
         self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tidings-worker")
+        if self._maintenance is not None:
+            self._maintenance.start()
 
     async def stop(self) -> None:
         """Claim nothing more; the batch in hand is finished and settled first."""
         self._stopping = True
         self._wake.set()
+        if self._maintenance is not None:
+            await self._maintenance.stop()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

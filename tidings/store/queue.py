@@ -101,14 +101,17 @@ async def settle(conn: AsyncConnection, settlements: Sequence[Settlement],
             values["provider_message_id"] = item.provider_id[:255]
         result = await conn.execute(
             deliveries.update()
+            # The notification id names the row's partition: one partition is touched.
             .where(deliveries.c.id == item.delivery.id,
+                   deliveries.c.notification_id == item.delivery.notification_id,
                    deliveries.c.lease_token == item.delivery.lease_token)
             .values(**values)
         )
         if result.rowcount:
             landed.append(item)
     rows = [
-        {"delivery_id": item.delivery.id, "at": a.at, "outcome": a.outcome, "code": a.code,
+        {"delivery_id": item.delivery.id, "notification_id": item.delivery.notification_id,
+         "at": a.at, "outcome": a.outcome, "code": a.code,
          "error": a.error, "provider_id": a.provider_id, "device_id": a.device_id,
          "elapsed_ms": a.elapsed_ms}
         for item in landed for a in item.attempts

@@ -57,10 +57,15 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 JSONData = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+# A notification id (UUIDv7 text). On PostgreSQL it compares bytewise ("C"): the monthly
+# partition bounds are id prefixes, which only follow time order under that collation.
+# SQLite compares text bytewise already (and knows no collation named "C").
+NotificationId = sa.String(36).with_variant(sa.String(36, collation="C"), "postgresql")
+
 notifications = sa.Table(
     "notifications",
     metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("id", NotificationId, primary_key=True),
     sa.Column("user_id", sa.String(255), nullable=False),
     sa.Column("type", sa.String(100), nullable=False),
     sa.Column("title", sa.Text, nullable=False),
@@ -85,8 +90,14 @@ notifications = sa.Table(
         postgresql.JSONB(none_as_null=True), "postgresql"), nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
     sa.Index("ix_notifications_user_status", "user_id", "status"),
+    # On PostgreSQL the three notification tables are range-partitioned by notification
+    # id, a partition a month (tidings/store/partitions.py, docs/DATABASE.md).
+    postgresql_partition_by="RANGE (id)",
 )
 
+# A partitioned table's primary key must hold its partition key, hence (id, notification_id)
+# on PostgreSQL; `id` stays unique by its sequence, and SQLite keeps `id` alone as its rowid
+# (the migrations create it so: a composite key would lose SQLite's autoincrement).
 notification_deliveries = sa.Table(
     "notification_deliveries",
     metadata,
@@ -94,9 +105,9 @@ notification_deliveries = sa.Table(
               autoincrement=True),
     sa.Column(
         "notification_id",
-        sa.String(36),
+        NotificationId,
         sa.ForeignKey("notifications.id", ondelete="CASCADE"),
-        nullable=False,
+        primary_key=True,
     ),
     sa.Column("user_id", sa.String(255), nullable=False),
     sa.Column("medium", sa.String(16), nullable=False),
@@ -132,15 +143,21 @@ notification_deliveries = sa.Table(
         sqlite_where=sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'"),
     ),
     sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
+    postgresql_partition_by="RANGE (notification_id)",
 )
 
+# Attempts carry their notification's id: they are partitioned by it like the deliveries,
+# and their foreign key goes to the notification (a delivery is only ever deleted with its
+# notification), so dropping a month drops its attempts and nothing points into it.
 delivery_attempts = sa.Table(
     "delivery_attempts",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
               autoincrement=True),
+    sa.Column("notification_id", NotificationId,
+              sa.ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-              sa.ForeignKey("notification_deliveries.id", ondelete="CASCADE"), nullable=False),
+              nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("code", sa.String(64), nullable=True),
@@ -149,6 +166,8 @@ delivery_attempts = sa.Table(
     sa.Column("device_id", sa.String(36), nullable=True),
     sa.Column("elapsed_ms", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id", "id"),
+    sa.Index("ix_delivery_attempts_notification", "notification_id"),
+    postgresql_partition_by="RANGE (notification_id)",
 )
 
 contacts = sa.Table(

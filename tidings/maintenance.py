@@ -1,0 +1,108 @@
+"""Daily database maintenance: partitions ahead of time, then retention.
+
+Run by every delivery worker (inside `tidings serve` and in `tidings worker` processes) and
+by `tidings partitions ensure|prune`. Several runs at once are safe: the DDL takes an
+advisory lock, and every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tidings.domain.model import utcnow
+from tidings.store import partitions as store
+from tidings.store.database import Database
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86_400.0
+AHEAD_MONTHS = 3
+
+
+@dataclass
+class Retention:
+    """What one retention run removed."""
+
+    partitions: list[str] = field(default_factory=list)
+    notifications: int = 0
+    idempotency_keys: int = 0
+
+
+async def ensure_partitions(db: Database, now: datetime, ahead: int) -> list[str]:
+    """The current month's and the `ahead` next months' partitions exist afterwards
+    (PostgreSQL; nothing to do on SQLite). Returns those created now."""
+    async with db.begin() as conn:
+        return await store.ensure(conn, now, ahead)
+
+
+async def apply_retention(db: Database, now: datetime, retention_days: int) -> Retention:
+    """Idempotency keys older than 24 hours go; with `retention_days` > 0, notifications
+    older than that too, with their deliveries and attempts (whole partitions on
+    PostgreSQL; batches of one transaction each on SQLite, so the single writer is never
+    held for long)."""
+    report = Retention()
+    async with db.begin() as conn:
+        report.idempotency_keys = await store.purge_idempotency_keys(conn, now)
+    if retention_days <= 0:
+        return report
+    cutoff = now - timedelta(days=retention_days)
+    if db.dialect == "postgresql":
+        async with db.begin() as conn:
+            report.partitions = await store.drop_old_partitions(conn, cutoff)
+        return report
+    while True:
+        async with db.begin() as conn:
+            deleted = await store.delete_old_batch(conn, cutoff, store.SQLITE_BATCH)
+        report.notifications += deleted
+        if deleted < store.SQLITE_BATCH:
+            return report
+
+
+class Maintenance:
+    """Runs `ensure_partitions` then `apply_retention` at start and every day after."""
+
+    def __init__(self, db: Database, *, retention_days: int, ahead: int = AHEAD_MONTHS,
+                 every_s: float = DAY_S, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._retention_days = retention_days
+        self._ahead = ahead
+        self._every_s = every_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self.runs = 0  # completed runs, for observers
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                            name="tidings-maintenance")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> Retention:
+        now = self._clock()
+        created = await ensure_partitions(self._db, now, self._ahead)
+        if created:
+            log.info("created partitions: %s", ", ".join(created))
+        report = await apply_retention(self._db, now, self._retention_days)
+        if report.partitions or report.notifications:
+            log.info("retention removed partitions %s and %d notification(s)",
+                     report.partitions, report.notifications)
+        self.runs += 1
+        return report
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # the next day tries again; deliveries are unaffected
+                log.exception("database maintenance failed")
+            await asyncio.sleep(self._every_s)
