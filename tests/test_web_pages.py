@@ -325,7 +325,8 @@ async def test_the_console_charts_metrics_and_replays_a_dead_letter(
         refused = await open_page(browser, f"{server.url}/admin#token={server.token('alice')}")
         await expect(refused.page.locator("#sign-in-error")).to_contain_text("Sign-in failed")
 
-        page = await open_page(browser, f"{server.url}/admin?every=1#token={server.token('ops', 'admin')}")
+        admin_token = server.token("ops", "admin")
+        page = await open_page(browser, f"{server.url}/admin?every=1#token={admin_token}")
         row = page.page.locator(f"#deliveries tr[data-id='{delivery_id}']")
         await expect(row).to_have_attribute("data-status", "dead")
         await row.locator("button.open").click()

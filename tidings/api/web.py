@@ -42,7 +42,10 @@ PAGE_HEADERS = {
 }
 # Pages may change with a release and hold no secret: revalidate each time (a 304 is cheap).
 # Static files are embedded by other origins' pages as module scripts (which need CORS).
-STATIC_HEADERS = {"Cross-Origin-Resource-Policy": "cross-origin", "Access-Control-Allow-Origin": "*"}
+STATIC_HEADERS = {
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Access-Control-Allow-Origin": "*",
+}
 
 
 @dataclass(frozen=True)
