@@ -88,6 +88,10 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await svc.post("/api/notifications", content=b"{", headers={
             "Content-Type": "application/json"})  # 400
         await alice.post("/api/notifications", json={**NOTE, "user_id": "bob"})  # 403
+        await svc.post("/api/notifications/batch", json={"items": [
+            {**NOTE, "user_id": "alice"}, {**NOTE, "user_ids": ["bob"]}, {"title": ""}]})
+        await svc.post("/api/notifications/batch",
+                       json={"items": [{**NOTE, "user_id": "a"}] * 1001})  # 413
         await anon.get("/api/notifications")  # 401
         await alice.get("/api/notifications", params={"limit": 1})
         await alice.get("/api/notifications", params={"cursor": "nope"})  # 422

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -99,27 +99,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from tidings import migrate, server
-    from tidings.delivery.push import ConfigError
+    from tidings import server
 
-    if settings.is_sqlite:
-        migrate.upgrade(settings.database_url)
-    elif not asyncio.run(migrate.is_current(settings.database_url)):
-        print("The database schema is not up to date: run `tidings migrate` first.",
-              file=sys.stderr)
-        return 1
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    try:
-        server.run(settings, host, port)
-    except ConfigError as exc:  # a provider configured wrongly: say which setting
-        print(f"tidings: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return _run_service(settings, lambda: server.run(settings, host, port))
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
-    from tidings import migrate, worker_process
+    from tidings import worker_process
+
+    return _run_service(settings, lambda: asyncio.run(worker_process.run(settings)))
+
+
+def _run_service(settings: Settings, run: Callable[[], None]) -> int:
+    """What `serve` and `worker` share: a schema that is up to date (migrated here on the
+    embedded SQLite default), then `run`; a provider configured wrongly names its setting."""
+    from tidings import migrate
     from tidings.delivery.push import ConfigError
 
     if settings.is_sqlite:
@@ -129,7 +125,7 @@ def _worker(_args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return 1
     try:
-        asyncio.run(worker_process.run(settings))
+        run()
     except ConfigError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
+from tidings.services.bulk import BulkCreationService
 from tidings.services.channel_rules import ChannelRules
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
@@ -52,6 +53,7 @@ class Services:
     metrics: Metrics
     tokens: TokenService
     creation: CreationService
+    bulk: BulkCreationService
     inbox: InboxService
     preferences: PreferenceService
     subscriptions: SubscriptionService
@@ -177,12 +179,13 @@ def build_services(settings: Settings) -> Services:
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=delivery.worker.wake,
                                deliverable=delivery.deliverable, cipher=cipher)
+    bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits)
     fanout.attach(gateway)
     return Services(
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
-        creation=creation, inbox=inbox, preferences=preferences,
+        creation=creation, bulk=bulk, inbox=inbox, preferences=preferences,
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
         delivery=delivery,
         dead_letters=DeadLetterService(db, fanout, on_due=delivery.worker.wake),

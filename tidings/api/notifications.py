@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
-from tidings.api.schemas import AudienceOut, NotificationOut, NotificationPage, error_responses
+from tidings.api.schemas import (
+    AudienceOut,
+    BatchIn,
+    BatchOut,
+    NotificationOut,
+    NotificationPage,
+    error_responses,
+)
+from tidings.domain.errors import PayloadTooLarge
 from tidings.domain.inputs import Name, NotificationDraft
 from tidings.domain.model import Status
-from tidings.domain.notification import Created, InboxFilter
+from tidings.domain.notification import Accepted, BatchItem, Created, InboxFilter
+from tidings.services.bulk import MAX_ITEMS
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
@@ -36,6 +45,33 @@ async def create_notification(
     if isinstance(outcome, Created):
         return JSONResponse(outcome.notification.to_json(), status_code=201)
     return JSONResponse({"count": outcome.count, "channel": outcome.channel}, status_code=202)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    responses=ERRORS,
+    summary="Create up to 1,000 notifications at once, each answered in order",
+)
+async def create_batch(
+    batch: BatchIn,
+    caller: Caller,
+    app: App,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    if len(batch.items) > MAX_ITEMS:
+        raise PayloadTooLarge(f"at most {MAX_ITEMS} items per request", field="items")
+    await app.limits.creates.check(caller.user_id, len(batch.items))
+    results = await app.bulk.create_many(caller, batch.items, idempotency_key)
+    return JSONResponse({"results": [_result(item) for item in results]})
+
+
+def _result(item: BatchItem) -> dict[str, Any]:
+    if isinstance(item, Created):
+        return {"status": 201, "notification": item.notification.to_json()}
+    if isinstance(item, Accepted):
+        return {"status": 202, "count": item.count, "channel": item.channel}
+    return {"status": 422, "error": item.body()}
 
 
 @router.get("", response_model=NotificationPage, responses=ERRORS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DeliveryStateOut(BaseModel):
@@ -158,3 +158,23 @@ class DeviceList(BaseModel):
 
 class VapidKeyOut(BaseModel):
     public_key: str
+
+
+class BatchIn(BaseModel):
+    """The body of `POST /api/notifications/batch`: each item is judged on its own, so
+    items are checked against the notification schema one by one, not here."""
+
+    items: list[Any] = Field(..., min_length=1, description=(
+        "notification create bodies, as for POST /api/notifications; 1 to 1,000"))
+
+
+class BatchResultOut(BaseModel):
+    status: int
+    notification: NotificationOut | None = None
+    count: int | None = None
+    channel: str | None = None
+    error: ErrorBody | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResultOut]

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from tidings.domain.delivery import DeliveryState
+from tidings.domain.errors import ValidationFailed
 from tidings.domain.model import Medium, isoformat, parse_instant
 
 
@@ -157,3 +158,5 @@ class Accepted:
 
 
 CreateOutcome = Created | Accepted
+# One item of a bulk create: its outcome, or why it was refused.
+BatchItem = CreateOutcome | ValidationFailed

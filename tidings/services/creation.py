@@ -9,7 +9,7 @@ transaction before anyone hears of it; the fan-out after the commit is only the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,6 +82,16 @@ class CreationService:
     async def create(
         self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None = None
     ) -> CreateOutcome:
+        request = self.prepare(principal, draft, idempotency_key)
+        written = await self._batcher.submit(request)
+        if written.stored:
+            await self.announce(request, written.stored)
+        return written.outcome
+
+    def prepare(
+        self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None
+    ) -> CreationRequest:
+        """The rules a create must pass before anything is written."""
         if not principal.may_create:
             raise Forbidden("creating notifications needs the role 'service' or 'admin'")
         if draft.template is not None:
@@ -92,29 +102,28 @@ class CreationService:
             raise ValidationFailed(
                 "encryption at rest is not configured on this server (ENCRYPTION_KEYS), so "
                 "nothing can be marked sensitive", field="sensitive")
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
-        ):
-            raise ValidationFailed(
-                "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
-            )
+        check_key(idempotency_key)
         now = utcnow()
         due = draft.scheduled_at
-        request = CreationRequest(principal, draft, idempotency_key, now,
-                                  due if due is not None and due > now else now)
-        written = await self._batcher.submit(request)
-        if written.stored:
-            await self._announce(request, written.stored)
-        return written.outcome
+        return CreationRequest(principal, draft, idempotency_key, now,
+                               due if due is not None and due > now else now)
 
     # -- writing --------------------------------------------------------------------------
 
     async def _write_batch(
         self, requests: list[CreationRequest]
     ) -> list[Written | BaseException]:
-        """Write many creations in one transaction (see `batching.py`). If the batch fails
-        for any reason but an outage, each request is written again alone, so that one bad
-        request (or a key another node took first) fails only itself."""
+        return await self.write_together(requests)
+
+    async def write_together(
+        self, requests: list[CreationRequest],
+        also: Callable[[AsyncConnection, list[Written | BaseException]], Awaitable[None]]
+        | None = None,
+    ) -> list[Written | BaseException]:
+        """Write many creations in one transaction (the group commit's, and a bulk
+        request's), with `also` in the same transaction. If it fails for any reason but an
+        outage, each request is written again alone, so that one bad request (or a key
+        another node took first) fails only itself; `also` then runs on its own."""
         try:
             async with self._db.begin() as conn:
                 plain = [r for r in requests if r.key is None and r.addressed]
@@ -125,13 +134,19 @@ class CreationService:
                         results.append(next(bulk))
                     else:
                         results.append(await self._write(conn, request))
+                if also is not None:
+                    await also(conn, results)
                 return results
         except Unavailable:
             raise
         except Exception as exc:
-            if len(requests) == 1:
+            if len(requests) == 1 and also is None:
                 return [await self._write_alone(requests[0], exc)]
-        return [await self._settle_alone(request) for request in requests]
+        alone = [await self._settle_alone(request) for request in requests]
+        if also is not None:
+            async with self._db.begin() as conn:
+                await also(conn, alone)
+        return alone
 
     async def _settle_alone(self, request: CreationRequest) -> Written | BaseException:
         try:
@@ -212,7 +227,7 @@ class CreationService:
 
     # -- after the commit -----------------------------------------------------------------
 
-    async def _announce(self, request: CreationRequest, stored: list[Notification]) -> None:
+    async def announce(self, request: CreationRequest, stored: list[Notification]) -> None:
         """Count, wake the delivery workers, then emit now or wake the scheduler for
         later."""
         self._metrics.notifications_created.inc(len(stored))
@@ -234,3 +249,12 @@ def _outcome(draft: NotificationDraft, stored: Sequence[Notification]) -> Create
     if draft.user_id is not None:
         return Created(stored[0])
     return Accepted(len(stored), draft.channel)
+
+
+def check_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
+    ):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
+        )

@@ -64,12 +64,13 @@ class CreateLimit:
         self._pool = pool
         self._storage_down = False
 
-    async def check(self, producer: str) -> None:
-        """Counts one creation by `producer`; raises RateLimited when over the limit."""
+    async def check(self, producer: str, count: int = 1) -> None:
+        """Counts `count` creations by `producer` (a bulk request counts each item);
+        raises RateLimited when over the limit."""
         if self._rate is None:
             return
         try:
-            allowed = await self._limiter.hit(self._rate, "creates", producer)
+            allowed = await self._limiter.hit(self._rate, "creates", producer, cost=count)
             if allowed:
                 self._storage_up()
                 return

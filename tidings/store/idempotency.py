@@ -13,14 +13,23 @@ import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
-from tidings.domain.errors import DuplicateKey, KeyReused
-from tidings.domain.notification import Accepted, Created, CreateOutcome, Notification
+from tidings.domain.errors import DuplicateKey, KeyReused, ValidationFailed
+from tidings.domain.notification import (
+    Accepted,
+    BatchItem,
+    Created,
+    CreateOutcome,
+    Notification,
+)
 from tidings.store.sealing import open_record, seal_record
 from tidings.store.tables import idempotency_keys
 
 # How an outcome's kind is kept in the `status_code` column (the numbers are those the
 # column held from the start, so keys written by earlier versions still read back).
 _CREATED, _ACCEPTED = 201, 202
+# A bulk request's key keeps every item's outcome (an item that was refused keeps its
+# error), so a repeat answers the whole first answer.
+_BATCH = 200
 
 
 SENSITIVE = "$sensitive"  # the kept answer's list of sealed parts
@@ -41,7 +50,9 @@ async def find(
     row = result.first()
     if row is None:
         return None
-    if row.fingerprint is not None and row.fingerprint != fingerprint:
+    if row.status_code == _BATCH or (
+        row.fingerprint is not None and row.fingerprint != fingerprint
+    ):
         raise KeyReused("this Idempotency-Key was first used with a different request",
                         field="Idempotency-Key")
     if row.status_code == _CREATED:
@@ -80,3 +91,53 @@ def _kept(notification: Notification, cipher: FieldCipher | None) -> dict[str, o
     body = seal_record(cipher, notification).to_json()
     body[SENSITIVE] = list(notification.sensitive)
     return body
+
+
+async def find_batch(
+    conn: AsyncConnection, producer: str, key: str, fingerprint: str,
+    *, cipher: FieldCipher | None,
+) -> list[BatchItem] | None:
+    row = (await conn.execute(
+        sa.select(idempotency_keys.c.status_code, idempotency_keys.c.response,
+                  idempotency_keys.c.fingerprint).where(
+            idempotency_keys.c.producer == producer, idempotency_keys.c.key == key)
+    )).first()
+    if row is None:
+        return None
+    if row.status_code != _BATCH or (
+        row.fingerprint is not None and row.fingerprint != fingerprint
+    ):
+        raise KeyReused("this Idempotency-Key was first used with a different request",
+                        field="Idempotency-Key")
+    items: list[BatchItem] = []
+    for kept in row.response["results"]:
+        if "created" in kept:
+            notification = Notification.from_json(kept["created"], producer=producer)
+            items.append(Created(open_record(cipher, notification)))
+        elif "accepted" in kept:
+            items.append(Accepted(int(kept["accepted"]["count"]),
+                                  str(kept["accepted"]["channel"])))
+        else:
+            error = kept["error"]
+            items.append(ValidationFailed(error["message"], field=error.get("field")))
+    return items
+
+
+async def record_batch(
+    conn: AsyncConnection, producer: str, key: str, fingerprint: str,
+    items: list[BatchItem], now: datetime, *, cipher: FieldCipher | None,
+) -> None:
+    kept: list[dict[str, object]] = []
+    for item in items:
+        if isinstance(item, Created):
+            kept.append({"created": _kept(item.notification, cipher)})
+        elif isinstance(item, Accepted):
+            kept.append({"accepted": {"count": item.count, "channel": item.channel}})
+        else:
+            kept.append({"error": item.body()})
+    try:
+        await conn.execute(idempotency_keys.insert().values(
+            producer=producer, key=key, status_code=_BATCH, response={"results": kept},
+            fingerprint=fingerprint, created_at=now))
+    except sqlalchemy.exc.IntegrityError as exc:
+        raise DuplicateKey("this idempotency key was taken concurrently") from exc
