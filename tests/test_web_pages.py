@@ -6,6 +6,8 @@ letter replayed from the console. Screenshots of both pages go to docs/img/."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.browser import chromium, serve_on
 from tests.conftest import RunningServer, free_port, make_settings
@@ -364,3 +368,66 @@ async def test_the_console_charts_metrics_and_replays_a_dead_letter(
     finally:
         await server.stop()
 
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# The browser's push service is out of reach here (headless, no network): the page's own
+# service worker registration is real, and only PushManager.subscribe answers locally with
+# a subscription of the shape browsers give (recording the key the page passed to it).
+PUSH_SERVICE = """
+PushManager.prototype.subscribe = async function (options) {
+  window.usedKey = Array.from(new Uint8Array(options.applicationServerKey));
+  const subscription = %s;
+  return { toJSON: () => subscription };
+};
+"""
+
+
+async def test_web_push_registers_the_service_worker_and_the_device(
+    sqlite_template: Path, tmp_path: Path, browser: Any
+) -> None:
+    vapid = ec.generate_private_key(ec.SECP256R1())
+    public = vapid.public_key().public_bytes(serialization.Encoding.X962,
+                                             serialization.PublicFormat.UncompressedPoint)
+    browser_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    path = tmp_path / "tidings.db"
+    shutil.copy(sqlite_template, path)
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{path}", allow_private_targets=True,
+        vapid_private_key=b64(vapid.private_numbers().private_value.to_bytes(32, "big")),
+        vapid_subject="mailto:ops@example.com")
+    subscription = {"endpoint": "https://push.example.com/wpush/v2/abc123",
+                    "keys": {"p256dh": b64(browser_key), "auth": b64(bytes(range(16)))}}
+    server = await serve_on(settings, free_port())
+    try:
+        context = await browser.new_context()
+        await context.grant_permissions(["notifications"], origin=server.url)
+        await context.add_init_script(PUSH_SERVICE % json.dumps(subscription))
+        page = Page(await context.new_page())
+        page.page.set_default_timeout(WAIT_MS)
+        await page.page.goto(f"{server.url}/inbox#token={server.token('alice')}")
+        await page.page.locator("tidings-inbox .bar button[aria-expanded]").click()
+        await page.page.locator("tidings-inbox button.push").click()
+        await expect(page.page.locator("tidings-inbox .notice")).to_have_text(
+            "Push enabled in this browser.")
+        await expect(page.page.locator("tidings-inbox .devices")).to_contain_text(
+            "Web Push (a browser), added")
+        assert await page.page.evaluate("window.usedKey") == list(public)
+        worker = await page.page.evaluate(
+            "async () => (await navigator.serviceWorker.getRegistration('/static/'))"
+            ".active.scriptURL")
+        assert worker == f"{server.url}/static/tidings-sw.js"
+        async with server.http("alice") as http:
+            devices = (await http.get("/api/devices")).json()["items"]
+        assert [d["platform"] for d in devices] == ["webpush"]
+        await page.page.locator("tidings-inbox .devices button.remove").click()
+        await expect(page.page.locator("tidings-inbox .settings")).to_contain_text("No devices.")
+        async with server.http("alice") as http:
+            assert (await http.get("/api/devices")).json()["items"] == []
+        assert page.errors == []
+    finally:
+        await server.stop()

@@ -7,6 +7,7 @@ import { TidingsSocket } from "./tidings-socket.js";
 
 const MEDIA = [["in_app", "In-app"], ["email", "Email"], ["push", "Push"]];
 const PAGE = 20;
+const PLATFORMS = { webpush: "Web Push (a browser)", fcm: "Android (FCM)", apns: "Apple (APNs)" };
 
 /** An element with attributes, listeners ("on..." keys) and children (strings are text). */
 function h(tag, attrs = {}, ...children) {
@@ -403,9 +404,9 @@ export class TidingsInbox extends HTMLElement {
     try { items = (await this.api("/api/devices")).items; }
     catch (error) { box.textContent = error.message; return; }
     const list = h("ul", { class: "devices" }, items.map((device) => h("li", {},
-      `${device.platform} #${device.id}, added ${new Date(device.created_at).toLocaleDateString()}`,
+      `${PLATFORMS[device.platform] || device.platform}, added ${new Date(device.created_at).toLocaleString()}`,
       device.disabled_at ? " (disabled)" : "", " ",
-      h("button", { type: "button", onclick: async () => {
+      h("button", { type: "button", class: "remove", onclick: async () => {
         try { await this.api(`/api/devices/${device.id}`, { method: "DELETE" }); this.devices(box); }
         catch (error) { this.say(`Could not remove: ${error.message}`); }
       } }, "Remove"))));
