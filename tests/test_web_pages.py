@@ -336,9 +336,15 @@ async def test_the_console_charts_metrics_and_replays_a_dead_letter(
         await row.locator("button.open").click()
         await expect(page.page.locator("#detail table.history tbody tr")).to_have_count(2)
         await expect(page.page.locator("#replay-one")).to_be_enabled()
-        # Two samples make a rate; the charts then have lines.
+        # Two samples make a rate; the charts then have lines. One inbox open is one
+        # connection; its notifications show as creates and in-app deliveries.
+        inbox = await open_inbox(browser, server)
+        await expect(page.page.locator("[data-chart=connections] .now")).to_have_text("1")
+        for n in range(6):
+            await create(server, title=f"Load {n}", media=["in_app"])
+        await expect(inbox.page.locator("tidings-inbox li.item")).to_have_count(7)
         await expect(page.page.locator("[data-chart=creates] polyline")).to_have_count(1)
-        await expect(page.page.locator("[data-chart=connections] .now")).to_have_text("0")
+        await expect(page.page.locator("[data-chart=deliveries] .legend")).to_contain_text("in_app")
         await expect(page.page.locator("[data-chart=queue] .legend")).to_contain_text("email")
         await page.page.screenshot(path=str(IMAGES / "admin.png"), full_page=True)
         parsed = await page.page.evaluate(

@@ -146,10 +146,11 @@ export class TidingsInbox extends HTMLElement {
   }
 
   // After every (re)connection: what was created since the newest one seen comes again as
-  // `notification` events; arrive() drops those already shown.
+  // `notification` events; arrive() drops those already shown. With nothing seen yet,
+  // everything the user has is new to this inbox.
   async replay() {
-    if (!this.newest) return;
-    const answer = await this.socket.emit("requestMissedNotifications", { since: this.newest })
+    const since = this.newest || "1970-01-01T00:00:00Z";
+    const answer = await this.socket.emit("requestMissedNotifications", { since })
       .catch(() => null);
     if (answer && answer.ok) this.refreshUnread();
   }
