@@ -10,6 +10,7 @@ import base64
 import json
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ class Page:
         self.errors: list[str] = []
         self.refused: list[tuple[int, str]] = []
         page.on("console", self._console)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("pageerror", lambda e: self.errors.append(f"{e} {e.stack}"))
         page.on("response", self._response)
 
     def _console(self, message: Any) -> None:
@@ -268,9 +269,11 @@ async def test_infinite_scroll_loads_older_pages(web: RunningServer, browser: An
             assert response.status_code == 201
     page = await open_inbox(browser, web)
     items = page.page.locator("tidings-inbox li.item")
-    # The sentinel shows under 20 items in an 800 px window only after scrolling.
-    await page.page.locator("tidings-inbox button.more").scroll_into_view_if_needed()
-    await page.page.locator("tidings-inbox button.more").scroll_into_view_if_needed()
+    more = page.page.locator("tidings-inbox button.more")
+    # Pages of 20; the "Load more" sentinel below them loads the next when scrolled to.
+    for shown in (20, 40):
+        await expect(items).to_have_count(shown)
+        await more.scroll_into_view_if_needed()
     await expect(items).to_have_count(45)
     await expect(page.page.locator("tidings-inbox button.more")).to_be_hidden()
     await expect(page.page.locator("tidings-inbox .badge")).to_have_text("45")
@@ -437,3 +440,57 @@ async def test_web_push_registers_the_service_worker_and_the_device(
         assert page.errors == []
     finally:
         await server.stop()
+
+
+@asynccontextmanager
+async def product_page(html: str) -> AsyncIterator[str]:
+    """A product's own page on another origin (localhost rather than 127.0.0.1, another
+    port), served by a minimal loopback HTTP server."""
+    body = html.encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://localhost:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_element_works_embedded_in_a_page_of_another_origin(
+    sqlite_template: Path, tmp_path: Path, browser: Any
+) -> None:
+    path = tmp_path / "tidings.db"
+    shutil.copy(sqlite_template, path)
+    port = free_port()
+    html = ("<!doctype html><title>Shop</title><h1>Shop</h1>"
+            f'<script type="module" src="http://127.0.0.1:{port}/static/tidings-inbox.js">'
+            "</script><tidings-inbox></tidings-inbox>")
+    async with product_page(html) as origin:
+        settings = make_settings(f"sqlite+aiosqlite:///{path}", cors_origins=[origin])
+        server = await serve_on(settings, port)
+        try:
+            page = await open_page(browser, f"{origin}/")
+            inbox = page.page.locator("tidings-inbox")
+            await inbox.evaluate("(el, [server, token]) => { el.setAttribute('server', server);"
+                                 " el.setAttribute('token', token); }",
+                                 [server.url, server.token("alice")])
+            await expect(page.page.locator("tidings-inbox .conn")).to_have_text("Live")
+            note = await create(server, title="From the shop")
+            await expect(item(page, note["id"])).to_be_visible()
+            await item(page, note["id"]).locator("button.read").click()
+            await expect(item(page, note["id"])).to_have_attribute("data-status", "read")
+            # Its styles came from the Tidings server into the shadow root.
+            colour = await page.page.locator("tidings-inbox .badge").evaluate(
+                "el => getComputedStyle(el).backgroundColor")
+            assert colour == "rgb(179, 38, 30)"
+            assert page.errors == [] and page.refused == []
+        finally:
+            await server.stop()

@@ -72,7 +72,8 @@ export class TidingsInbox extends HTMLElement {
     const response = await fetch(this.server + path, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
-    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    const data = response.status === 204 ? null : await response.json().catch(() => undefined);
+    if (response.ok && data === undefined) throw new Error(`not a Tidings answer from ${path}`);
     if (!response.ok) {
       const error = (data && data.error) || {};
       const where = error.field ? ` (${error.field})` : "";
@@ -91,7 +92,7 @@ export class TidingsInbox extends HTMLElement {
     this.live = h("div", { class: "sr-only", "aria-live": "polite", "aria-atomic": "true" });
     this.notice = h("div", { class: "notice", role: "status" });
     this.list = h("ul", { class: "list", "aria-label": "Notifications", onkeydown: (e) => this.key(e) });
-    this.more = h("button", { class: "more", type: "button", onclick: () => this.page() }, "Load more");
+    this.more = h("button", { class: "more", type: "button", onclick: () => this.older() }, "Load more");
     this.empty = h("p", { class: "empty" }, "No notifications yet.");
     this.toast = h("div", { class: "toast", "aria-hidden": "true", hidden: true });
     this.panel = h("section", { class: "settings", hidden: true, "aria-label": "Settings" });
@@ -106,22 +107,29 @@ export class TidingsInbox extends HTMLElement {
     this.root.append(css, bar, this.notice, this.panel, this.list, this.empty, this.more,
                      this.live, this.toast);
     this.observer = new IntersectionObserver((entries) => {
-      if (entries.some((entry) => entry.isIntersecting)) this.page();
+      if (entries.some((entry) => entry.isIntersecting)) this.older();
     });
     this.observer.observe(this.more);
   }
 
+  // Each start is a run: one still waiting for its first page when the attributes change
+  // again drops what it gets, so the element never holds two sockets or mixed lists.
   async start() {
     this.stop();
     this.build();
+    this.run = (this.run || 0) + 1;
+    const run = this.run;
     this.notes.clear();
     this.cursor = null;
     this.newest = null;
     this.done = false;
+    this.loading = false;
     if (!this.token) { this.setState("Signed out", "off"); return; }
     try {
       await this.page(true);
+      if (run !== this.run) return;
     } catch (error) {
+      if (run !== this.run) return;
       this.say(`Could not load notifications: ${error.message}`);
       if (error.status === 401) { this.setState("Sign-in refused", "off"); return; }
     }
@@ -155,21 +163,29 @@ export class TidingsInbox extends HTMLElement {
     if (answer && answer.ok) this.refreshUnread();
   }
 
+  older() {
+    this.page().catch((error) => this.say(`Could not load older notifications: ${error.message}`));
+  }
+
   async page(first = false) {
-    if (this.loading || (this.done && !first)) return;
+    if (!this.token || this.loading || (this.done && !first)) return;
     this.loading = true;
+    const run = this.run;
     try {
       const query = new URLSearchParams({ limit: String(PAGE) });
       if (this.cursor) query.set("cursor", this.cursor);
       const body = await this.api(`/api/notifications?${query}`);
+      if (run !== this.run) return;
       if (first) this.unread = body.unread_count;
       for (const note of body.items) this.arrive(note, false);
       this.cursor = body.next_cursor;
       this.done = !this.cursor;
     } finally {
-      this.loading = false;
-      this.more.hidden = this.done;
-      this.paint();
+      if (run === this.run) {
+        this.loading = false;
+        this.more.hidden = this.done;
+        this.paint();
+      }
     }
   }
 
@@ -310,7 +326,7 @@ export class TidingsInbox extends HTMLElement {
       li.tabIndex = -1;
       target.tabIndex = 0;
       target.focus();
-      if (go >= items.length - 1 && !this.done) this.page();
+      if (go >= items.length - 1 && !this.done) this.older();
     } else if (event.key === "Enter") {
       event.preventDefault();
       this.markRead(li.dataset.id);
