@@ -320,7 +320,7 @@ async def test_the_console_charts_metrics_and_replays_a_dead_letter(
     settings = make_settings(
         f"sqlite+aiosqlite:///{path}", smtp_host="127.0.0.1", smtp_port=free_port(),
         smtp_starttls=False, email_from="tidings@example.test",
-        retry_delays_ms=[50], max_retry_attempts=1,
+        retry_delays_ms=[50], max_retry_attempts=1, metrics_token="scrape-token",
     )
     server = await serve_on(settings, free_port())
     try:
@@ -333,7 +333,12 @@ async def test_the_console_charts_metrics_and_replays_a_dead_letter(
         await expect(refused.page.locator("#sign-in-error")).to_contain_text("Sign-in failed")
 
         admin_token = server.token("ops", "admin")
-        page = await open_page(browser, f"{server.url}/admin?every=1#token={admin_token}")
+        blind = await open_page(browser, f"{server.url}/admin#token={admin_token}")
+        await expect(blind.page.locator("#metrics-status")).to_have_text(
+            "Metrics unavailable: /metrics needs METRICS_TOKEN (sign in again with it)")
+
+        page = await open_page(
+            browser, f"{server.url}/admin?every=1#token={admin_token}&metrics=scrape-token")
         row = page.page.locator(f"#deliveries tr[data-id='{delivery_id}']")
         await expect(row).to_have_attribute("data-status", "dead")
         await row.locator("button.open").click()
@@ -494,3 +499,33 @@ async def test_the_element_works_embedded_in_a_page_of_another_origin(
             assert page.errors == [] and page.refused == []
         finally:
             await server.stop()
+
+
+CONTRAST = """selectors => selectors.map(selector => {
+  const el = document.querySelector('tidings-inbox').shadowRoot.querySelector(selector)
+    || document.querySelector(selector);
+  const rgb = c => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+    .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  let node = el, back = null;
+  while (node && !back) {
+    if (node.nodeType === 1) {
+      const c = rgb(getComputedStyle(node).backgroundColor);
+      if (c.length < 4 || c[3] > 0) back = c;
+    }
+    node = node.parentNode || node.host;
+  }
+  const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(back || [255, 255, 255])];
+  return [selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+})"""
+
+
+async def test_text_keeps_a_contrast_of_at_least_4_5(web: RunningServer, browser: Any) -> None:
+    await create(web, title="Unread one")
+    page = await open_inbox(browser, web)
+    await expect(page.page.locator("tidings-inbox li.item")).to_have_count(1)
+    selectors = [".badge", ".conn", ".title", ".msg", ".meta", "button.read", ".bar h2",
+                 "#who", "#sign-out", ".top h1"]
+    ratios = dict(await page.page.evaluate(CONTRAST, selectors))
+    assert all(ratio >= 4.5 for ratio in ratios.values()), ratios
