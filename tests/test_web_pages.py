@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.browser import chromium, serve_on
 from tests.conftest import RunningServer, free_port, make_settings
+from tidings.realtime.lean import server as lean_server
 from tidings.settings import Settings
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "img"
@@ -529,3 +530,40 @@ async def test_text_keeps_a_contrast_of_at_least_4_5(web: RunningServer, browser
                  "#who", "#sign-out", ".top h1"]
     ratios = dict(await page.page.evaluate(CONTRAST, selectors))
     assert all(ratio >= 4.5 for ratio in ratios.values()), ratios
+
+
+# Counts the PONGs the page sends (observing WebSocket.send, not replacing it).
+COUNT_PONGS = """
+window.pongs = 0;
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  if (data === "3") window.pongs += 1;
+  return send.call(this, data);
+};
+"""
+
+
+async def test_the_page_answers_pings_and_keeps_its_connection(
+    monkeypatch: pytest.MonkeyPatch, db_settings: Settings, browser: Any
+) -> None:
+    if db_settings.realtime_transport != "lean":
+        pytest.skip("the heartbeat's timing is set on the lean transport")
+    monkeypatch.setattr(lean_server, "PING_INTERVAL", 0.2)
+    monkeypatch.setattr(lean_server, "PING_TIMEOUT", 0.3)
+    server = await serve_on(db_settings, free_port())
+    try:
+        context = await browser.new_context()
+        await context.add_init_script(COUNT_PONGS)
+        page = Page(await context.new_page())
+        page.page.set_default_timeout(WAIT_MS)
+        await page.page.goto(f"{server.url}/inbox#token={server.token('alice')}")
+        await expect(page.page.locator("tidings-inbox .conn")).to_have_text("Live")
+        # Five intervals: longer than interval + timeout, so an unanswered ping would have
+        # closed the connection.
+        await page.page.wait_for_function("() => window.pongs >= 5")
+        assert server.metric("tidings_socket_disconnects_total") == 0
+        note = await create(server, title="Still here")
+        await expect(item(page, note["id"])).to_be_visible()
+        await expect(page.page.locator("tidings-inbox .conn")).to_have_text("Live")
+    finally:
+        await server.stop()
