@@ -177,6 +177,7 @@ async def test_live_notification_read_in_one_tab_follows_in_the_other(
         "items => items.map(li => li.dataset.id)")
     assert ids == [note["id"], older["id"]]
     await expect(item(first, note["id"]).locator(".status")).to_have_text("delivered")
+    await expect(item(first, older["id"]).locator(".status")).to_have_text("delivered")
 
     await item(first, note["id"]).locator("button.read").click()
     for page in (first, second):

@@ -161,6 +161,7 @@ export class TidingsInbox extends HTMLElement {
     const answer = await this.socket.emit("requestMissedNotifications", { since })
       .catch(() => null);
     if (answer && answer.ok) this.refreshUnread();
+    for (const note of this.notes.values()) this.ack(note);
   }
 
   older() {
@@ -195,11 +196,18 @@ export class TidingsInbox extends HTMLElement {
     if (!this.newest || note.created_at > this.newest) this.newest = note.created_at;
     if (live) {
       if (note.status !== "read") this.unread += 1;
-      if (note.status === "pending" && this.socket) this.socket.emit("ack", { id: note.id }).catch(() => {});
       this.announce(note);
     }
+    this.ack(note);
     this.place(note);
     this.paint();
+  }
+
+  // Shown in the inbox is delivered: confirm it (the server answers notificationStatus).
+  ack(note) {
+    if (note.status === "pending" && this.socket && this.socket.connected) {
+      this.socket.emit("ack", { id: note.id }).catch(() => {});
+    }
   }
 
   announce(note) {
