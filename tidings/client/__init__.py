@@ -1,0 +1,59 @@
+"""The Python client of Tidings.
+
+Producers: `TidingsClient` (blocking) and `AsyncTidingsClient` (asyncio) over the HTTP
+API, with idempotent retries. Users: `Inbox` / `inbox()`, live notifications over
+Socket.IO that survive reconnects (needs `pip install 'tidings[client]'`)."""
+
+from tidings.client.calls import Page
+from tidings.client.consumer import Inbox, inbox
+from tidings.client.errors import (
+    AuthenticationError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    TidingsError,
+    Unavailable,
+    ValidationError,
+)
+from tidings.client.models import (
+    Accepted,
+    BatchResult,
+    CreateResult,
+    Delivery,
+    Notification,
+    NotificationRequest,
+    Preference,
+    Rejected,
+    StatusChange,
+)
+from tidings.client.producer import AsyncTidingsClient, TidingsClient
+from tidings.client.retry import RetryPolicy
+
+__all__ = [
+    "Accepted",
+    "AsyncTidingsClient",
+    "AuthenticationError",
+    "BatchResult",
+    "Conflict",
+    "CreateResult",
+    "Delivery",
+    "Inbox",
+    "NotFound",
+    "Notification",
+    "NotificationRequest",
+    "Page",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Preference",
+    "RateLimited",
+    "Rejected",
+    "RetryPolicy",
+    "StatusChange",
+    "TidingsClient",
+    "TidingsError",
+    "Unavailable",
+    "ValidationError",
+    "inbox",
+]
