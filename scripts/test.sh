@@ -19,6 +19,19 @@ if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   rm -f "$apt_log"
 fi
 
+# The web page tests (tests/test_web_pages.py) drive Debian's chromium headless; without it
+# they skip, except under CI=true where they fail. Output only when the install fails.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing chromium (Debian package chromium)"
+  apt_log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends chromium; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
+fi
+
 echo "== ruff"
 .venv/bin/ruff check tidings tests benchmarks
 echo "== mypy"

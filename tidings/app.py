@@ -20,6 +20,7 @@ from tidings.api import (
     notifications,
     preferences,
     unsubscribe,
+    web,
 )
 from tidings.api.limits import BodySizeLimit
 from tidings.api.requests import RequestContext
@@ -64,6 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(contacts.router)
     api.include_router(devices.router)
     api.include_router(unsubscribe.router)
+    api.include_router(web.build_router())
 
     app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
     return RequestContext(app, services.metrics)
