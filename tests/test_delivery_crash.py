@@ -90,10 +90,11 @@ async def pending_emails(database_url: str) -> int:
         await db.dispose()
 
 
-async def create_emails(database_url: str, users: int) -> None:
+async def create_emails(database_url: str, users: int, smtp_port: int) -> None:
     """One producer request for `users` recipients, through a real server that runs no
-    workers of its own."""
-    server = await start_server(make_settings(database_url, workers_in_serve=False))
+    workers of its own (email is configured, so the deliveries are queued, not skipped)."""
+    server = await start_server(make_settings(database_url, workers_in_serve=False,
+                                              smtp_host="127.0.0.1", smtp_port=smtp_port))
     try:
         async with server.http("billing", "service") as http:
             response = await http.post("/api/notifications", json={
@@ -138,7 +139,7 @@ async def test_two_workers_and_one_killed_mid_batch_lose_no_email(
 ) -> None:
     handler, port = sink
     await seed(database_url, COUNT)
-    await create_emails(database_url, COUNT)
+    await create_emails(database_url, COUNT, port)
     env = environment(database_url, port)
     doomed, survivor = spawn(["worker"], env, tmp_path), spawn(["worker"], env, tmp_path)
     try:
@@ -175,7 +176,7 @@ async def test_serve_killed_and_restarted_on_sqlite_loses_no_email(
     handler, port = sink
     users = 200
     await seed(database_url, users)
-    await create_emails(database_url, users)
+    await create_emails(database_url, users, port)
     env = environment(database_url, port, WEBSOCKET_PORT="0", HOST="127.0.0.1")
     first = spawn(["serve"], env, tmp_path)
     try:
