@@ -29,6 +29,17 @@ UNAVAILABLE = (
 )
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """An error that says the database could not be reached, not that the request was
+    wrong. A connection the server closed mid-transaction (a restart, a failover,
+    `pg_terminate_backend`) reaches us from asyncpg as a generic or internal driver error,
+    not an OperationalError; SQLAlchemy marks it `connection_invalidated` (and drops the
+    connection from the pool, so a retry gets a fresh one)."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
 class Database:
     """Owns the engine. Services open a transaction with `begin()` and hand the connection
     to the store functions, so one business operation is one transaction."""
@@ -73,7 +84,9 @@ class Database:
         try:
             async with self.engine.begin() as conn:
                 yield conn
-        except UNAVAILABLE as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             log.warning("database unavailable: %s", exc)
             raise Unavailable("the database is unavailable, try again") from exc
 
