@@ -114,9 +114,25 @@ async def _terminate_backends(admin: asyncpg.Connection, database: str,
     return len(killed)
 
 
-async def _received(client: Client, ids: set[str], since: str) -> set[str]:
-    """The ids among `ids` that reached `client`: live, else by replay since `since`."""
-    seen: set[str] = set()
+async def _acknowledge(client: Client, seen: set[str], load: Load,
+                       stop: asyncio.Event) -> None:
+    """The recipient acks each notification as it arrives (as a client does), until `stop`
+    and an empty queue: an ack hit by a fault answers `unavailable`, never anything else."""
+    queue = client.queue("notification")
+    while not (stop.is_set() and queue.empty()):
+        try:
+            note = await asyncio.wait_for(queue.get(), 0.2)
+        except TimeoutError:
+            continue
+        seen.add(note["id"])
+        answer = await client.call("ack", {"id": note["id"]})
+        if not answer["ok"] and answer["error"]["code"] != "unavailable":
+            load.unexpected.append(f"ack: {answer}")
+
+
+async def _received(client: Client, ids: set[str], since: str, seen: set[str]) -> set[str]:
+    """The ids among `ids` that reached `client`: `seen` live, else by replay since
+    `since`."""
     queue = client.queue("notification")
 
     def drain() -> None:
@@ -158,6 +174,8 @@ async def test_killed_database_connections_lose_no_created_notification(
         for n in range(PRODUCERS)]
     producers.append(asyncio.create_task(
         _read_inbox(server.url, server.token(RECIPIENT), load, stop, deadline)))
+    seen: set[str] = set()
+    acknowledging = asyncio.create_task(_acknowledge(alice, seen, load, stop))
     admin = await asyncpg.connect(PG_DSN)
     try:
         killed = []
@@ -169,8 +187,9 @@ async def test_killed_database_connections_lose_no_created_notification(
         await asyncio.gather(*producers)
     finally:
         stop.set()
-        await asyncio.gather(*producers, return_exceptions=True)
+        await asyncio.gather(*producers, acknowledging, return_exceptions=True)
         await admin.close()
+    acknowledging.result()  # it ended by itself, without error
 
     assert sum(killed) > 0, "no connection of the server was killed: the test tested nothing"
     assert not load.unexpected, load.unexpected
@@ -184,7 +203,7 @@ async def test_killed_database_connections_lose_no_created_notification(
     created = [*load.created, after.json()["id"]]
 
     assert await _stored(server, created) == []
-    assert await _received(alice, set(created), since) == set(created)
+    assert await _received(alice, set(created), since, seen) == set(created)
 
 
 async def test_server_stopped_under_load_keeps_every_answered_create(

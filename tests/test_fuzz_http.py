@@ -28,7 +28,7 @@ from tests.conftest import RunningServer
 from tests.threaded_server import server_in_thread
 from tidings.settings import Settings
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 20
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     schemathesis.checks.status_code_conformance,
