@@ -142,3 +142,18 @@ def test_fuzzed_requests_are_answered_as_documented(settings: Settings) -> None:
 
     assert not failures, f"{len(failures)} kinds of failure:\n\n" + "\n\n".join(
         failures.values())
+
+
+async def test_body_of_undecodable_bytes_is_a_400_naming_the_body(
+    server: RunningServer,
+) -> None:
+    """Found by the fuzzer: bytes that are not UTF-8 failed before JSON parsing and were
+    answered without the error code and field that any other invalid JSON gets."""
+    async with server.http("fuzz-billing", "service") as http:
+        for body in (b"\xf4", b")\xee\x86\xa2{&D<\xc7\xdf3"):
+            response = await http.post("/api/notifications", content=body,
+                                       headers={"Content-Type": "application/json"})
+            assert response.status_code == 400, response.text
+            assert response.json() == {"error": {
+                "code": "invalid_json", "message": "the body is not valid JSON",
+                "field": "body"}}
