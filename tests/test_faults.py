@@ -242,3 +242,35 @@ async def test_server_stopped_under_load_keeps_every_answered_create(
         assert after.status_code == 201, after.text
     finally:
         await second.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_database_refusing_connections_answers_503_then_recovers(
+    server: RunningServer,
+) -> None:
+    database = server.settings.database_url.rsplit("/", 1)[1]
+    note = {"user_id": RECIPIENT, "type": "fault", "title": "t", "message": "m"}
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await _terminate_backends(admin, database, time.monotonic())
+        async with server.http("fault-svc0", "service") as http, \
+                server.http(RECIPIENT) as reader, server.http() as anon:
+            refused = [await http.post("/api/notifications", json=note),
+                       await reader.get("/api/notifications"),
+                       await reader.get("/api/notifications/preferences")]
+            assert [r.status_code for r in refused] == [503, 503, 503], [
+                r.text for r in refused]
+            assert {r.json()["error"]["code"] for r in refused} == {"unavailable"}
+            ready = await anon.get("/ready")
+            assert ready.status_code == 503, ready.text
+            documented = (await anon.get("/openapi.json")).json()["paths"]["/ready"]["get"]
+            assert "503" in documented["responses"]
+
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            assert (await anon.get("/ready")).status_code == 200
+            created = await http.post("/api/notifications", json=note)
+            assert created.status_code == 201, created.text
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()

@@ -40,6 +40,11 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
 
 
+def _unavailable(exc: BaseException) -> Unavailable:
+    log.warning("database unavailable: %s", exc)
+    return Unavailable("the database is unavailable, try again")
+
+
 class Database:
     """Owns the engine. Services open a transaction with `begin()` and hand the connection
     to the store functions, so one business operation is one transaction."""
@@ -81,14 +86,24 @@ class Database:
         """One transaction. A database that cannot be reached (or a pool that stays
         exhausted) surfaces as `Unavailable`, which the edges answer with 503 / an `error`
         event: the caller may retry, and nothing was half-written."""
+        conn = self.engine.connect()
         try:
-            async with self.engine.begin() as conn:
+            await conn.start()
+        except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
+            # Whatever stops a connection from opening (refused, a database that does not
+            # accept connections, too many clients) is an outage, not a bad request.
+            raise _unavailable(exc) from exc
+        try:
+            async with conn.begin():
                 yield conn
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
-            log.warning("database unavailable: %s", exc)
-            raise Unavailable("the database is unavailable, try again") from exc
+            raise _unavailable(exc) from exc
+        finally:
+            # Shielded as `AsyncConnection.__aexit__` does: a cancelled request still
+            # returns its connection to the pool.
+            await asyncio.shield(conn.close())
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
