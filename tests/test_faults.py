@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,12 +98,13 @@ async def _wait_for_answers(load: Load, count: int, deadline: float) -> None:
             await asyncio.wait_for(load.answered.wait(), max(0.0, deadline - time.monotonic()))
 
 
-async def _terminate_backends(admin: asyncpg.Connection, database: str,
-                              deadline: float) -> int:
+async def _terminate_backends(admin: asyncpg.Connection, database: str, deadline: float,
+                              load_over: Callable[[], bool] = lambda: True) -> int:
     """Kills every PostgreSQL session of `database` (the server's pooled connections),
-    waiting first, until the deadline, for one of them to be inside a statement or a
-    transaction: a connection killed while idle in the pool is only a pre-ping's work."""
-    while time.monotonic() < deadline:
+    waiting first, until the deadline or the load's end, for one of them to be inside a
+    statement or a transaction: a connection killed while idle in the pool is only a
+    pre-ping's work."""
+    while time.monotonic() < deadline and not load_over():
         busy = await admin.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
             " AND pid <> pg_backend_pid() AND state <> 'idle'", database)
@@ -183,7 +185,8 @@ async def test_killed_database_connections_lose_no_created_notification(
         for kill in range(1, KILLS + 1):
             # Kill at points spread over the load, between its first and last answers.
             await _wait_for_answers(load, total * kill // (KILLS + 2), deadline)
-            killed.append(await _terminate_backends(admin, database, deadline))
+            killed.append(await _terminate_backends(
+                admin, database, deadline, lambda: all(p.done() for p in producers)))
         await asyncio.gather(*producers)
     finally:
         stop.set()
