@@ -76,6 +76,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not decode at all (bytes that are not
+            # UTF-8): the same answer as any other body that is not JSON, naming the field.
+            return error_response(400, error_body("invalid_json", "the body is not valid JSON",
+                                                  "body"))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, error_body(code, str(exc.detail)), headers)

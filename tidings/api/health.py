@@ -21,7 +21,10 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="The database answers")
+@router.get("/ready", summary="The database answers", responses={
+    503: {"description": "The database does not answer",
+          "content": {"application/json": {"example": {"status": "unavailable",
+                                                        "database": "unreachable"}}}}})
 async def ready(app: App) -> JSONResponse:
     try:
         await app.db.ping()

@@ -38,7 +38,10 @@ async def create_notification(
     draft: NotificationDraft,
     caller: Caller,
     app: App,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", description="1-255 printable characters",
+        # Documented only: the creation service judges the key, naming the header.
+        json_schema_extra={"minLength": 1, "maxLength": 255})] = None,
 ) -> JSONResponse:
     await app.limits.creates.check(caller.user_id)
     outcome = await app.creation.create(caller, draft, idempotency_key)

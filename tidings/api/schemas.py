@@ -6,6 +6,7 @@ document, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -20,6 +21,8 @@ class DeliveryStateOut(BaseModel):
     digest_id: str | None
     deferred_until: str | None
 
+from tidings.domain.model import Priority, Status
+
 
 class NotificationOut(BaseModel):
     id: str
@@ -28,12 +31,12 @@ class NotificationOut(BaseModel):
     title: str
     message: str
     channel: str
-    priority: str
-    status: str
-    scheduled_at: str | None
-    created_at: str
-    delivered_at: str | None
-    read_at: str | None
+    priority: Priority
+    status: Status
+    scheduled_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    read_at: datetime | None
     data: dict[str, Any]
     deliveries: list[DeliveryStateOut]
 

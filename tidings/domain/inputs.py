@@ -104,8 +104,13 @@ def _utc(value: datetime) -> datetime:
     return parse_instant(value.isoformat())
 
 
-Name = Annotated[str, _name_rule(wildcard=False)]
-NameOrWildcard = Annotated[str, _name_rule(wildcard=True)]
+# The same rule for the OpenAPI document, so that clients (and generated ones) see which
+# names are accepted; `_name_rule` stays the one that judges, with its clearer message.
+_NAME_DOC = Field(json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"})
+_NAME_OR_WILDCARD_DOC = Field(
+    json_schema_extra={"pattern": f"^(\\*|{NAME_PATTERN.pattern})$"})
+Name = Annotated[str, _name_rule(wildcard=False), _NAME_DOC]
+NameOrWildcard = Annotated[str, _name_rule(wildcard=True), _NAME_OR_WILDCARD_DOC]
 UserId = Annotated[Text, Field(min_length=1, max_length=255)]
 
 

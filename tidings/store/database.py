@@ -29,6 +29,22 @@ UNAVAILABLE = (
 )
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """An error that says the database could not be reached, not that the request was
+    wrong. A connection the server closed mid-transaction (a restart, a failover,
+    `pg_terminate_backend`) reaches us from asyncpg as a generic or internal driver error,
+    not an OperationalError; SQLAlchemy marks it `connection_invalidated` (and drops the
+    connection from the pool, so a retry gets a fresh one)."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+def _unavailable(exc: BaseException) -> Unavailable:
+    log.warning("database unavailable: %s", exc)
+    return Unavailable("the database is unavailable, try again")
+
+
 class Database:
     """Owns the engine. Services open a transaction with `begin()` and hand the connection
     to the store functions, so one business operation is one transaction."""
@@ -70,12 +86,24 @@ class Database:
         """One transaction. A database that cannot be reached (or a pool that stays
         exhausted) surfaces as `Unavailable`, which the edges answer with 503 / an `error`
         event: the caller may retry, and nothing was half-written."""
+        conn = self.engine.connect()
         try:
-            async with self.engine.begin() as conn:
+            await conn.start()
+        except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
+            # Whatever stops a connection from opening (refused, a database that does not
+            # accept connections, too many clients) is an outage, not a bad request.
+            raise _unavailable(exc) from exc
+        try:
+            async with conn.begin():
                 yield conn
-        except UNAVAILABLE as exc:
-            log.warning("database unavailable: %s", exc)
-            raise Unavailable("the database is unavailable, try again") from exc
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            raise _unavailable(exc) from exc
+        finally:
+            # Shielded as `AsyncConnection.__aexit__` does: a cancelled request still
+            # returns its connection to the pool.
+            await asyncio.shield(conn.close())
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
