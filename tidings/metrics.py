@@ -69,8 +69,9 @@ class Metrics:
             registry=self.registry,
         )
         self.fanout_received = Counter(
-            "tidings_fanout_received", "Messages this node's Redis subscribers read",
-            registry=self.registry,
+            "tidings_fanout_received", "Messages this node's Redis subscribers read, by "
+            "channel kind (user: a user's channel, control: wake-ups and invalidations)",
+            ["channel"], registry=self.registry,
         )
         self.fanout_published = Counter(
             "tidings_fanout_published", "Messages this node published to Redis",
@@ -87,6 +88,8 @@ class Metrics:
             registry=self.registry,
         )
         # Series that alerts compare over time exist from the start, at zero.
+        for channel in ("user", "control"):
+            self.fanout_received.labels(channel=channel)
         for medium in QUEUED_MEDIA:
             self.dead_letters.labels(medium=medium)
             self.queue_depth.labels(medium=medium)

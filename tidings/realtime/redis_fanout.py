@@ -109,6 +109,15 @@ class RedisFanout:
     def up(self) -> bool:
         return self._up
 
+    @property
+    def publishing(self) -> bool:
+        """False while the breaker skips Redis after a failed publish."""
+        return time.monotonic() >= self._breaker_until
+
+    def subscribed_users(self) -> set[str]:
+        """Users whose channel this node listens to (their sockets, and the linger)."""
+        return set(self._subscribed)
+
     async def start(self) -> None:
         """Connects if it can; a Redis that is down does not stop the node (it polls)."""
         self._closing.clear()
@@ -316,7 +325,8 @@ class RedisFanout:
                 if future is not None and not future.done():
                     future.set_result(None)
                 continue
-            self._metrics.fanout_received.inc()
+            kind = "control" if received.channel == self.ctl_channel else "user"
+            self._metrics.fanout_received.labels(channel=kind).inc()
             try:
                 self._buffer.put_nowait(received)
             except asyncio.QueueFull:

@@ -1,0 +1,244 @@
+"""Several nodes on one database and one Redis: what is created or changed on one node
+reaches the sockets on another, a node listens only for the users it holds, and a Redis
+outage falls back to polling the database without losing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EVENT_TIMEOUT, Client, RunningServer, make_settings, start_server
+from tests.redis_servers import RedisServer, create_cluster, redis_binaries_missing
+from tidings.realtime.redis_fanout import RedisFanout
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+Nodes = Callable[..., Awaitable[list[RunningServer]]]
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis() -> None:
+    missing = redis_binaries_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing} (required under CI=true)")
+        pytest.skip(missing)
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def nodes(database_url: str) -> AsyncIterator[Nodes]:
+    """Starts Tidings nodes on the test's database; all are stopped at the end."""
+    started: list[RunningServer] = []
+
+    async def _start(count: int, redis_url: str, **overrides: Any) -> list[RunningServer]:
+        for _ in range(count):
+            settings = make_settings(database_url, redis_url=redis_url,
+                                     redis_prefix="t", **overrides)
+            started.append(await start_server(settings))
+        for node in started:
+            await until(lambda node=node: node.metric("tidings_redis_up") == 1)
+        return started[-count:]
+
+    yield _start
+    for node in started:
+        await node.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[RunningServer, str], Awaitable[Client]]]:
+    opened: list[Client] = []
+
+    async def _connect(node: RunningServer, user: str) -> Client:
+        client = Client()
+        await client.sio.connect(node.url, auth={"token": node.token(user)},
+                                 transports=["websocket"], wait_timeout=EVENT_TIMEOUT)
+        opened.append(client)
+        assert await client.next("connectionStatus") == {"status": "connected",
+                                                         "user_id": user}
+        return client
+
+    yield _connect
+    for client in opened:
+        await client.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = EVENT_TIMEOUT) -> None:
+    """Waits (bounded) for a condition that a background task makes true."""
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110 - metrics and state have no event
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def create(node: RunningServer, user: str, title: str = "hello") -> dict[str, Any]:
+    async with node.http("billing", "service") as http:
+        response = await http.post("/api/notifications", json={
+            "user_id": user, "type": "invoice", "title": title, "message": "m",
+            "media": ["in_app"]})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def fanout_of(node: RunningServer) -> RedisFanout:
+    fanout = node.services.fanout
+    assert isinstance(fanout, RedisFanout)
+    return fanout
+
+
+def user_messages(node: RunningServer) -> float:
+    return node.metric("tidings_fanout_received_total", channel="user") or 0.0
+
+
+async def test_a_client_on_one_node_gets_what_is_created_through_another(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    alice = await clients(a, "alice")
+    created = await create(b, "alice")
+    received = await alice.next("notification")
+    assert received["id"] == created["id"]
+    assert received["title"] == "hello"
+
+
+async def test_status_changes_cross_nodes(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    on_a = await clients(a, "alice")
+    on_b = await clients(b, "alice")
+    created = await create(b, "alice")
+    assert (await on_a.next("notification"))["id"] == created["id"]
+    assert (await on_b.next("notification"))["id"] == created["id"]
+    ack = await on_b.call("markAsRead", {"id": created["id"]})
+    assert ack["ok"] is True
+    status = await on_a.next("notificationStatus")
+    assert status["id"] == created["id"]
+    assert status["status"] == "read"
+    # The node where it happened tells its own sockets once, not again through Redis.
+    assert (await on_b.next("notificationStatus"))["status"] == "read"
+    assert on_b.queue("notificationStatus").empty()
+
+
+async def test_a_node_without_a_socket_of_the_user_reads_nothing_of_theirs(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    alice = await clients(a, "alice")
+    before_a, before_b = user_messages(a), user_messages(b)
+    for title in ("one", "two", "three"):
+        await create(b, "alice", title)
+    titles = [(await alice.next("notification"))["title"] for _ in range(3)]
+    assert titles == ["one", "two", "three"]
+    assert user_messages(a) - before_a == 3
+    assert user_messages(b) == before_b  # b published them but holds no socket of alice
+    # and nothing went to alice twice (a did not deliver its own echo or a copy)
+    assert alice.queue("notification").empty()
+
+
+async def test_no_gap_between_connect_and_live_delivery(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    for index in range(5):
+        # The subscription is confirmed before connectionStatus: a create right after it
+        # arrives live, with no replay.
+        client = await clients(a, f"newcomer-{index}")
+        created = await create(b, f"newcomer-{index}")
+        assert (await client.next("notification"))["id"] == created["id"]
+
+
+async def test_a_user_channel_is_left_after_the_last_socket_goes(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url, redis_unsubscribe_after_s=0)
+    alice = await clients(a, "alice")
+    await create(b, "alice")
+    await alice.next("notification")
+    await alice.close()
+    await until(lambda: not fanout_of(a).subscribed_users())
+    before = user_messages(a)
+    await create(b, "alice")
+    bob = await clients(a, "bob")  # something a reads after that create, to await
+    await create(b, "bob")
+    await bob.next("notification")
+    assert user_messages(a) == before + 1
+
+
+async def test_redis_outage_falls_back_to_polling_and_recovers(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    alice = await clients(a, "alice")
+    created: list[str] = []
+    received: list[str] = []
+
+    async def expect_all() -> None:
+        while len(received) < len(created):
+            received.append((await alice.next("notification"))["id"])
+
+    for index in range(3):
+        created.append((await create(b, "alice", f"before-{index}"))["id"])
+    await expect_all()
+
+    await redis_server.stop()
+    await until(lambda: a.metric("tidings_redis_up") == 0)
+    # Under a small load while Redis is away: every create answers 201 and reaches alice.
+    for index in range(6):
+        created.append((await create(b, "alice", f"during-{index}"))["id"])
+    await expect_all()
+    async with a.http() as http:
+        assert (await http.get("/ready")).status_code == 200
+
+    await redis_server.start()
+    await until(lambda: a.metric("tidings_redis_up") == 1, timeout=15)
+    await until(lambda: b.metric("tidings_redis_up") == 1, timeout=15)
+    await until(lambda: fanout_of(b).publishing)
+    before = user_messages(a)
+    created.append((await create(b, "alice", "after"))["id"])
+    await expect_all()
+    assert received == created  # all of them, once each, in order
+    assert user_messages(a) == before + 1  # the last one came through Redis again
+    assert alice.queue("notification").empty()
+
+
+async def test_sharded_pub_sub_on_a_cluster(
+    nodes: Nodes, tmp_path: Path, clients: Any,
+) -> None:
+    masters = [RedisServer(tmp_path, cluster=True) for _ in range(3)]
+    try:
+        for master in masters:
+            await master.start()
+        await create_cluster(masters)
+        a, b = await nodes(2, masters[0].url, redis_cluster=True)
+        users = [f"user-{index}" for index in range(6)]  # spread over the masters' slots
+        sockets = {user: await clients(a, user) for user in users}
+        for user in users:
+            created = await create(b, user)
+            assert (await sockets[user].next("notification"))["id"] == created["id"]
+        # A node with no socket of these users read none of their messages.
+        assert user_messages(b) == 0
+        # Status changes ride the same sharded channels.
+        on_b = await clients(b, users[-1])
+        assert (await on_b.call("markAsRead", {"id": created["id"]}))["ok"] is True
+        status = await sockets[users[-1]].next("notificationStatus")
+        assert (status["id"], status["status"]) == (created["id"], "read")
+    finally:
+        for master in masters:
+            await master.stop()
