@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import EVENT_TIMEOUT, Client, RunningServer, make_settings, start_server
+from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.redis_servers import RedisServer, create_cluster, redis_binaries_missing
+from tests.test_delivery_email import add_email
+from tidings import worker_process
+from tidings.domain.notification import Notification, StatusChange
+from tidings.metrics import Metrics
+from tidings.realtime import redis_messages as wire
 from tidings.realtime.redis_fanout import RedisFanout
+from tidings.realtime.redis_links import build_links
+from tidings.store.database import Database
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -242,3 +251,146 @@ async def test_sharded_pub_sub_on_a_cluster(
     finally:
         for master in masters:
             await master.stop()
+
+
+async def test_a_create_wakes_a_separate_worker_whose_status_changes_reach_sockets(
+    database_url: str, redis_server: RedisServer, nodes: Nodes, clients: Any,
+) -> None:
+    handler = ScriptedHandler()
+    async with smtp_server(handler) as smtp_port:
+        smtp = {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_starttls": False}
+        (serve,) = await nodes(1, redis_server.url, workers_in_serve=False, **smtp)
+        # The worker polls once a minute: only the wake from the serve node makes it send
+        # within the test's wait.
+        settings = make_settings(database_url, redis_url=redis_server.url, redis_prefix="t",
+                                 scheduler_interval_s=60, **smtp)
+        ready, stop = asyncio.Event(), asyncio.Event()
+        worker = asyncio.create_task(worker_process.run(settings, ready=ready, stop=stop))
+        try:
+            await asyncio.wait_for(ready.wait(), EVENT_TIMEOUT)
+            await add_email(serve, "alice", "alice@example.com")
+            alice = await clients(serve, "alice")
+            async with serve.http("billing", "service") as http:
+                response = await http.post("/api/notifications", json={
+                    "user_id": "alice", "type": "invoice", "title": "t", "message": "m",
+                    "media": ["in_app", "email"]})
+            assert response.status_code == 201
+            created = response.json()
+            assert (await alice.next("notification"))["id"] == created["id"]
+            status = await alice.next("notificationStatus")
+            assert (status["id"], status["status"]) == (created["id"], "delivered")
+            assert len(handler.received) == 1
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, EVENT_TIMEOUT * 2)
+
+
+async def test_a_notification_too_large_for_a_message_is_read_from_the_database(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url, max_event_bytes=1024)
+    alice = await clients(a, "alice")
+    async with b.http("billing", "service") as http:
+        response = await http.post("/api/notifications", json={
+            "user_id": "alice", "type": "invoice", "title": "big", "message": "m" * 4000,
+            "media": ["in_app"]})
+    assert response.status_code == 201
+    received = await alice.next("notification")
+    assert (received["id"], received["message"]) == (response.json()["id"], "m" * 4000)
+
+
+class HeldHandler:
+    """A node's receiving end that holds every delivery until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.delivered: list[Notification] = []
+
+    async def deliver(self, notifications: Sequence[Notification]) -> None:
+        await self.release.wait()
+        self.delivered += notifications
+
+    async def status_changed(self, change: StatusChange) -> None:
+        return None
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    await db.start()
+    yield db
+    await db.dispose()
+
+
+def direct_fanout(redis: RedisServer, db: Database, metrics: Metrics,
+                  **options: Any) -> RedisFanout:
+    return RedisFanout(build_links(redis.url, "", False), db, metrics, prefix="t",
+                       max_event_bytes=65_536, poll_s=0.2, **options)
+
+
+async def test_a_full_receive_buffer_drops_and_counts_without_blocking_the_reader(
+    redis_server: RedisServer, database: Database,
+) -> None:
+    metrics = Metrics()
+    fanout = direct_fanout(redis_server, database, metrics, buffer_size=2)
+    handler = HeldHandler()
+    fanout.attach(handler)
+    await fanout.start()
+    publisher = Redis.from_url(redis_server.url)
+    try:
+        await fanout.watch("alice")
+        sent = 50
+        async with publisher.pipeline(transaction=False) as pipe:
+            for index in range(sent):
+                pipe.publish("t:u:alice", wire.encode("elsewhere", StatusChange(
+                    f"n-{index}", "alice", "read", None, None), 1024))
+            await pipe.execute()
+
+        def read_all() -> bool:
+            return metrics.registry.get_sample_value(
+                "tidings_fanout_received_total", {"channel": "user"}) == sent
+
+        await until(read_all)  # the reader went on while the handler was stuck
+        dropped = metrics.registry.get_sample_value("tidings_fanout_dropped_total")
+        assert dropped is not None and dropped >= sent - 3
+    finally:
+        handler.release.set()
+        await publisher.aclose()
+        await fanout.close()
+
+
+async def test_cache_invalidations_reach_every_node(
+    redis_server: RedisServer, database: Database,
+) -> None:
+    one, two = (direct_fanout(redis_server, database, Metrics()) for _ in range(2))
+    heard: dict[str, list[wire.Invalidate]] = {"one": [], "two": []}
+    one.on_invalidate(heard["one"].append)
+    two.on_invalidate(heard["two"].append)
+    await one.start()
+    await two.start()
+    try:
+        assert one.up and two.up
+        await one.invalidate("tokens", "alice")
+        await until(lambda: bool(heard["two"]))
+        assert heard == {"one": [wire.Invalidate("tokens", "alice")],
+                         "two": [wire.Invalidate("tokens", "alice")]}
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_node_starts_and_serves_while_redis_is_down(
+    nodes: Nodes, tmp_path: Path, clients: Any, database_url: str,
+) -> None:
+    absent = RedisServer(tmp_path)  # never started: nothing listens on its port
+    node = await start_server(make_settings(database_url, redis_url=absent.url))
+    try:
+        assert node.metric("tidings_redis_up") == 0
+        alice = await clients(node, "alice")
+        created = await create(node, "alice")
+        assert (await alice.next("notification"))["id"] == created["id"]
+        async with node.http() as http:
+            assert (await http.get("/ready")).status_code == 200
+        assert alice.queue("notification").empty()
+    finally:
+        await node.stop()

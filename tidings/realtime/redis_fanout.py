@@ -84,6 +84,7 @@ class RedisFanout:
         self._breaker_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._readers: list[asyncio.Task[None]] = []
+        self._first_attempt = asyncio.Event()
         self._closing = asyncio.Event()
         self._wake_pending = asyncio.Event()
         self.ctl_channel = f"{prefix}:ctl"
@@ -119,11 +120,14 @@ class RedisFanout:
         return set(self._subscribed)
 
     async def start(self) -> None:
-        """Connects if it can; a Redis that is down does not stop the node (it polls)."""
+        """Connects, waiting at most CONFIRM_TIMEOUT_S for it; a Redis that is down does
+        not stop the node (it polls, and keeps trying)."""
         self._closing.clear()
         self._spawn(self._supervise(), "tidings-redis")
         self._spawn(self._drain(), "tidings-redis-drain")
         self._spawn(self._publish_wakes(), "tidings-redis-wake")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_attempt.wait(), CONFIRM_TIMEOUT_S)
 
     async def close(self) -> None:
         self._closing.set()
@@ -269,6 +273,7 @@ class RedisFanout:
             try:
                 await self._connect()
                 self._set_up(True)
+                self._first_attempt.set()
                 # Sockets that arrived while this node was reconnecting.
                 await self._subscribe_confirmed(
                     [user for user in self._sockets if user not in self._subscribed])
@@ -287,6 +292,7 @@ class RedisFanout:
                                 type(exc).__name__)
                     self._catchup.rewind(OUTAGE_LAG)
                 self._set_up(False)
+                self._first_attempt.set()
                 if poller is None:
                     poller = self._spawn(self._poll_while_down(), "tidings-redis-poll")
                 with contextlib.suppress(TimeoutError):
