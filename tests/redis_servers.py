@@ -6,13 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import signal
+import socket
 from pathlib import Path
 
 from tests.conftest import free_port
 
 START_TIMEOUT = 10.0
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) is free and valid too."""
+    for _ in range(100):
+        port = random.randint(20_000, 50_000)
+        with socket.socket() as one, socket.socket() as bus:
+            try:
+                one.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free pair of ports for a cluster node")
 
 
 def redis_binaries_missing() -> str | None:
@@ -27,7 +43,7 @@ class RedisServer:
     """One redis-server; `stop` and `start` again keep its port (an outage and a return)."""
 
     def __init__(self, directory: Path, *, cluster: bool = False) -> None:
-        self.port = free_port()
+        self.port = cluster_port() if cluster else free_port()
         self.directory = directory / f"redis-{self.port}"
         self.directory.mkdir(parents=True)
         self.cluster = cluster
