@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from tidings.domain.notification import Notification, StatusChange
 from tidings.metrics import Metrics
@@ -53,7 +53,11 @@ RECONNECT_S = 0.5
 # Messages published just before an outage was noticed may never have arrived.
 OUTAGE_LAG = timedelta(seconds=5)
 
-Failure = (RedisError, OSError, TimeoutError)
+# A subscriber connection that read nothing, not even the answer to its PING, for twice
+# this long is taken for dead (a peer gone without closing the connection).
+HEARTBEAT_S = 5.0
+
+Failure = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class RedisFanout:
@@ -85,6 +89,9 @@ class RedisFanout:
         self._tasks: set[asyncio.Task[None]] = set()
         self._readers: list[asyncio.Task[None]] = []
         self._first_attempt = asyncio.Event()
+        # Subscribe and unsubscribe commands go out one at a time, so that a user who comes
+        # back during the linger is never left unsubscribed by a late UNSUBSCRIBE.
+        self._commands_lock = asyncio.Lock()
         self._closing = asyncio.Event()
         self._wake_pending = asyncio.Event()
         self.ctl_channel = f"{prefix}:ctl"
@@ -212,7 +219,14 @@ class RedisFanout:
         timer = self._leaving.pop(user_id, None)
         if timer is not None:
             timer.cancel()
-        if user_id in self._subscribed or not self._up:
+        if not self._up:
+            return
+        if user_id in self._subscribed:
+            # Another socket of the user may still wait for the confirmation.
+            pending = self._confirm.get(self.user_channel(user_id))
+            if pending is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pending), CONFIRM_TIMEOUT_S)
             return
         self._subscribed.add(user_id)
         try:
@@ -236,12 +250,15 @@ class RedisFanout:
             return
         self._subscribed.discard(user_id)
         if self._up:
-            channel = self.user_channel(user_id)
-            self._spawn(self._unsubscribe(channel), "tidings-redis-unsubscribe")
+            self._spawn(self._unsubscribe(user_id), "tidings-redis-unsubscribe")
 
-    async def _unsubscribe(self, channel: str) -> None:
-        with contextlib.suppress(*Failure):
-            await self._links.shard_of(channel).unsubscribe([channel])
+    async def _unsubscribe(self, user_id: str) -> None:
+        async with self._commands_lock:
+            if user_id in self._subscribed or not self._up:
+                return  # back meanwhile, or Redis gone (no subscription to drop)
+            channel = self.user_channel(user_id)
+            with contextlib.suppress(*Failure):
+                await self._links.shard_of(channel).unsubscribe([channel])
 
     async def _subscribe_confirmed(self, users: Sequence[str], *,
                                    extra: Sequence[str] = ()) -> None:
@@ -257,8 +274,9 @@ class RedisFanout:
             shard = self._links.shard_of(channel)
             by_shard.setdefault(id(shard), (shard, []))[1].append(channel)
         try:
-            for shard, names in by_shard.values():
-                await shard.subscribe(names)
+            async with self._commands_lock:
+                for shard, names in by_shard.values():
+                    await shard.subscribe(names)
             await asyncio.wait_for(asyncio.gather(*waits), CONFIRM_TIMEOUT_S)
         finally:
             for channel in channels:
@@ -314,12 +332,19 @@ class RedisFanout:
         self._readers = []
 
     async def _read_all(self) -> None:
-        """Returns (raising) when any subscriber connection fails."""
-        done, _ = await asyncio.wait(self._readers, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if not task.cancelled():
-                task.result()
-        raise ConnectionError("a subscriber connection ended")
+        """Returns (raising) when any subscriber connection fails or stops answering."""
+        while True:
+            done, _ = await asyncio.wait(self._readers, timeout=HEARTBEAT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled():
+                    task.result()
+            if done:
+                raise ConnectionError("a subscriber connection ended")
+            for shard in self._links.shards():
+                if shard.silent_for() > 2 * HEARTBEAT_S:
+                    raise ConnectionError("a subscriber connection stopped answering")
+                await asyncio.wait_for(shard.ping(), PUBLISH_TIMEOUT_S)
 
     async def _read(self, shard: Shard) -> None:
         while True:

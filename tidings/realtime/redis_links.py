@@ -13,6 +13,7 @@ No retries here: a failure surfaces at once and the fan-out decides (breaker, po
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Shard:
         self._pubsub: PubSub = client.pubsub()
         # The connection opens with the first subscription; reading waits for it.
         self._opened = asyncio.Event()
+        self._last_read = time.monotonic()
 
     async def subscribe(self, channels: Sequence[str]) -> None:
         for batch in _batches(channels, self._sharded):
@@ -55,6 +57,7 @@ class Shard:
             else:
                 await self._pubsub.subscribe(*batch)
             self._opened.set()
+            self._last_read = time.monotonic()
 
     async def unsubscribe(self, channels: Sequence[str]) -> None:
         for batch in _batches(channels, self._sharded):
@@ -68,6 +71,7 @@ class Shard:
         connection is lost."""
         await self._opened.wait()
         message: dict[str, Any] | None = await self._pubsub.get_message(timeout=None)
+        self._last_read = time.monotonic()
         if message is None:
             return None
         kind = _text(message["type"])
@@ -77,6 +81,15 @@ class Shard:
         if kind in ("subscribe", "ssubscribe"):
             return Received(channel, b"", confirmed=True)
         return None
+
+    def silent_for(self) -> float:
+        """Seconds since this connection last read anything (0 before it is opened)."""
+        return time.monotonic() - self._last_read if self._opened.is_set() else 0.0
+
+    async def ping(self) -> None:
+        """Ask for an answer on the subscriber connection itself (read by `read`)."""
+        if self._opened.is_set():
+            await self._pubsub.ping()
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
