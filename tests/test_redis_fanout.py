@@ -202,15 +202,18 @@ async def test_redis_outage_falls_back_to_polling_and_recovers(
         while len(received) < len(created):
             received.append((await alice.next("notification"))["id"])
 
-    for index in range(3):
-        created.append((await create(b, "alice", f"before-{index}"))["id"])
-    await expect_all()
+    async def load() -> None:
+        """A small steady create load through the other node; every create answers 201."""
+        for index in range(30):
+            created.append((await create(b, "alice", f"load-{index}"))["id"])
+            await asyncio.sleep(0.03)
 
+    loading = asyncio.create_task(load())
+    await until(lambda: len(created) >= 5)
     await redis_server.stop()
     await until(lambda: a.metric("tidings_redis_up") == 0)
-    # Under a small load while Redis is away: every create answers 201 and reaches alice.
-    for index in range(6):
-        created.append((await create(b, "alice", f"during-{index}"))["id"])
+    bob = await clients(a, "bob")  # arrives while Redis is away
+    await asyncio.wait_for(loading, 30)
     await expect_all()
     async with a.http() as http:
         assert (await http.get("/ready")).status_code == 200
@@ -219,11 +222,15 @@ async def test_redis_outage_falls_back_to_polling_and_recovers(
     await until(lambda: a.metric("tidings_redis_up") == 1, timeout=15)
     await until(lambda: b.metric("tidings_redis_up") == 1, timeout=15)
     await until(lambda: fanout_of(b).publishing)
+    assert fanout_of(a).subscribed_users() == {"alice", "bob"}
     before = user_messages(a)
     created.append((await create(b, "alice", "after"))["id"])
     await expect_all()
-    assert received == created  # all of them, once each, in order
-    assert user_messages(a) == before + 1  # the last one came through Redis again
+    for_bob = await create(b, "bob", "after")
+    assert (await bob.next("notification"))["id"] == for_bob["id"]
+    assert sorted(received) == sorted(created)  # all of them
+    assert len(set(received)) == len(received)  # once each
+    assert user_messages(a) == before + 2  # back on Redis, for both
     assert alice.queue("notification").empty()
 
 
