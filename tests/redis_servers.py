@@ -42,11 +42,12 @@ def redis_binaries_missing() -> str | None:
 class RedisServer:
     """One redis-server; `stop` and `start` again keep its port (an outage and a return)."""
 
-    def __init__(self, directory: Path, *, cluster: bool = False) -> None:
+    def __init__(self, directory: Path, *, cluster: bool = False, password: str = "") -> None:
         self.port = cluster_port() if cluster else free_port()
         self.directory = directory / f"redis-{self.port}"
         self.directory.mkdir(parents=True)
         self.cluster = cluster
+        self.password = password
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -56,6 +57,8 @@ class RedisServer:
     async def start(self) -> None:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.directory)]
+        if self.password:
+            args += ["--requirepass", self.password]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         self.process = await asyncio.create_subprocess_exec(
@@ -73,7 +76,8 @@ class RedisServer:
             await writer.drain()
             line = await reader.readline()
             writer.close()
-            return line.startswith(b"+PONG")
+            # Without the password a server that requires one answers -NOAUTH: it is up.
+            return line.startswith((b"+PONG", b"-NOAUTH"))
 
         async def poll() -> None:
             while not await ping():  # noqa: ASYNC110 - a process we do not control

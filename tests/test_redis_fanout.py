@@ -401,3 +401,18 @@ async def test_a_node_starts_and_serves_while_redis_is_down(
         assert alice.queue("notification").empty()
     finally:
         await node.stop()
+
+
+async def test_redis_password_is_used(
+    nodes: Nodes, tmp_path: Path, clients: Any,
+) -> None:
+    guarded = RedisServer(tmp_path, password="a-redis-password")
+    await guarded.start()
+    try:
+        a, b = await nodes(2, guarded.url, redis_password="a-redis-password")
+        alice = await clients(a, "alice")
+        created = await create(b, "alice")
+        assert (await alice.next("notification"))["id"] == created["id"]
+        assert user_messages(a) == 1
+    finally:
+        await guarded.stop()
