@@ -217,6 +217,11 @@ async def test_redis_outage_falls_back_to_polling_and_recovers(
     await expect_all()
     async with a.http() as http:
         assert (await http.get("/ready")).status_code == 200
+    # A status change on the other node reaches alice by polling too.
+    async with b.http("alice") as http:
+        assert (await http.put(f"/api/notifications/{created[-1]}/read")).status_code == 200
+    status = await alice.next("notificationStatus")
+    assert (status["id"], status["status"]) == (created[-1], "read")
 
     await redis_server.start()
     await until(lambda: a.metric("tidings_redis_up") == 1, timeout=15)

@@ -137,14 +137,8 @@ def make_transport(settings: Settings) -> SocketTransport:
     return PythonSocketIOTransport(settings)
 
 
-def build_fanout(settings: Settings, db: Database, metrics: Metrics) -> Fanout:
-    """In-process on a single node; over Redis when REDIS_URL is set."""
-    if not settings.redis_url:
-        return InProcessFanout()
-    return build_redis_fanout(settings, db, metrics)
-
-
 def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics) -> RedisFanout:
+    """The fan-out between nodes (REDIS_URL set)."""
     links = build_links(settings.redis_url, settings.redis_password, settings.redis_cluster)
     return RedisFanout(
         links, db, metrics, prefix=settings.redis_prefix,
@@ -157,7 +151,9 @@ def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics) -> Re
 def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     metrics = Metrics()
-    fanout = build_fanout(settings, db, metrics)
+    # In process on a single node; over Redis when REDIS_URL is set.
+    redis = build_redis_fanout(settings, db, metrics) if settings.redis_url else None
+    fanout: Fanout = redis or InProcessFanout()
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
     subscriptions = SubscriptionService(db)
@@ -169,8 +165,8 @@ def build_services(settings: Settings) -> Services:
         worker.wake()
         fanout.wake_workers()
 
-    if isinstance(fanout, RedisFanout) and settings.workers_in_serve:
-        fanout.on_wake(worker.wake)
+    if redis is not None and settings.workers_in_serve:
+        redis.on_wake(worker.wake)  # creates on other nodes
     inbox = InboxService(db, fanout, on_queued=queued)
     scheduler = DueScheduler(
         db, fanout,
