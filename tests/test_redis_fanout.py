@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.redis_servers import RedisServer, create_cluster, redis_binaries_missing
 from tests.test_delivery_email import add_email
 from tidings import worker_process
+from tidings.domain.model import utcnow
 from tidings.domain.notification import Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime import redis_messages as wire
+from tidings.realtime.catchup import CatchUp, Recent
 from tidings.realtime.redis_fanout import RedisFanout
 from tidings.realtime.redis_links import build_links
 from tidings.store.database import Database
@@ -421,3 +424,37 @@ async def test_redis_password_is_used(
         assert user_messages(a) == 1
     finally:
         await guarded.stop()
+
+
+class Recorder:
+    """A node's receiving end that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.notifications: list[str] = []
+        self.statuses: list[tuple[str, str]] = []
+
+    async def deliver(self, notifications: Sequence[Notification]) -> None:
+        self.notifications += [note.id for note in notifications]
+
+    async def status_changed(self, change: StatusChange) -> None:
+        self.statuses.append((change.id, change.status))
+
+
+async def test_polling_goes_on_where_a_full_poll_stopped_and_sends_nothing_twice(
+    database: Database, database_url: str,
+) -> None:
+    node = await start_server(make_settings(database_url))  # one node, no Redis
+    try:
+        start = utcnow() - timedelta(seconds=1)
+        created = [(await create(node, "alice", f"n{index}"))["id"] for index in range(5)]
+        async with node.http("alice") as http:
+            assert (await http.put(f"/api/notifications/{created[0]}/read")).status_code == 200
+    finally:
+        await node.stop()
+    recorder = Recorder()
+    catchup = CatchUp(database, Recent(), lambda: ["alice", "bob"], limit=2)
+    catchup.watermark = start
+    for _ in range(5):
+        await catchup.poll(recorder)
+    assert recorder.notifications == created
+    assert recorder.statuses == [(created[0], "read")]

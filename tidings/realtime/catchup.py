@@ -50,8 +50,9 @@ class CatchUp:
     """The polling side of the fan-out, for the users `held()` names."""
 
     def __init__(self, db: Database, recent: Recent, held: Callable[[], list[str]],
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, limit: int = POLL_LIMIT) -> None:
         self._db = db
+        self._limit = limit
         self._recent = recent
         self._held = held
         self._clock = clock
@@ -70,13 +71,17 @@ class CatchUp:
             return 0
         after = self.watermark
         async with self._db.begin() as conn:
-            notes = await store.visible_since(conn, users, after, now, POLL_LIMIT)
-            changes = await store.statuses_since(conn, users, after, POLL_LIMIT)
-        fresh = self._recent.fresh_notifications(notes)
+            visible = await store.visible_since(conn, users, after, now, self._limit)
+            changes = await store.statuses_since(conn, users, after, self._limit)
+        fresh = self._recent.fresh_notifications(visible.notifications)
         if fresh:
             await handler.deliver(fresh)
         moved = [change for change in changes if self._recent.fresh_status(change)]
         for change in moved:
             await handler.status_changed(change)
-        self.watermark = max(after, now - OVERLAP)
+        if visible.complete_until < now:
+            # More than one poll's worth: the next one goes on from where this one stopped.
+            self.watermark = max(after, visible.complete_until - timedelta(microseconds=1))
+        else:
+            self.watermark = max(after, now - OVERLAP)
         return len(fresh) + len(moved)

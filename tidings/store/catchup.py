@@ -5,6 +5,7 @@ watermark, for the users it holds."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,16 +19,26 @@ from tidings.store.tables import notifications
 USERS_PER_QUERY = 500
 
 
+@dataclass(frozen=True, slots=True)
+class Visible:
+    """What a poll found, and up to when it is complete: `complete_until` is `now` unless
+    a slice hit its limit, then the last instant that slice returned."""
+
+    notifications: list[Notification]
+    complete_until: datetime
+
+
 async def visible_since(
     conn: AsyncConnection, user_ids: Sequence[str], after: datetime, now: datetime,
     limit: int,
-) -> list[Notification]:
+) -> Visible:
     """In-app notifications of these users that became visible in (after, now], oldest
     first, with their deliveries; at most `limit` per slice of users."""
     found: list[Notification] = []
+    complete_until = now
     for start in range(0, len(user_ids), USERS_PER_QUERY):
         query = (
-            sa.select(notifications.c.id)
+            sa.select(notifications.c.id, notifications.c.visible_at)
             .where(
                 notifications.c.user_id.in_(user_ids[start:start + USERS_PER_QUERY]),
                 notifications.c.in_app.is_(True),
@@ -37,10 +48,12 @@ async def visible_since(
             .order_by(notifications.c.visible_at, notifications.c.id)
             .limit(limit)
         )
-        ids = [row.id for row in await conn.execute(query)]
-        found += await notification_store.get_many(conn, ids)
+        rows = list(await conn.execute(query))
+        if len(rows) >= limit:
+            complete_until = min(complete_until, rows[-1].visible_at)
+        found += await notification_store.get_many(conn, [row.id for row in rows])
     found.sort(key=lambda note: note.position)
-    return await notification_store.with_deliveries(conn, found)
+    return Visible(await notification_store.with_deliveries(conn, found), complete_until)
 
 
 async def statuses_since(
