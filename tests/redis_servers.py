@@ -85,6 +85,16 @@ class RedisServer:
 
         await asyncio.wait_for(poll(), START_TIMEOUT)
 
+    def pause(self) -> None:
+        """The process stops answering but its connections stay open (a peer gone
+        silent, as behind a dead network path)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
     async def stop(self) -> None:
         if self.process is None or self.process.returncode is not None:
             return

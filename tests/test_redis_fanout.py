@@ -458,3 +458,36 @@ async def test_polling_goes_on_where_a_full_poll_stopped_and_sends_nothing_twice
         await catchup.poll(recorder)
     assert recorder.notifications == created
     assert recorder.statuses == [(created[0], "read")]
+
+
+async def test_a_redis_that_stops_answering_is_noticed_and_its_return_too(
+    redis_server: RedisServer, database: Database,
+) -> None:
+    fanout = direct_fanout(redis_server, database, Metrics(), heartbeat_s=0.2)
+    fanout.attach(Recorder())
+    await fanout.start()
+    try:
+        assert fanout.up
+        redis_server.pause()
+        await until(lambda: not fanout.up)
+        redis_server.resume()
+        await until(lambda: fanout.up, timeout=15)
+    finally:
+        redis_server.resume()
+        await fanout.close()
+
+
+async def test_sockets_arriving_together_or_within_the_linger_share_one_subscription(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    first, second = await asyncio.gather(clients(a, "alice"), clients(a, "alice"))
+    created = await create(b, "alice")
+    for client in (first, second):
+        assert (await client.next("notification"))["id"] == created["id"]
+    await first.close()
+    await second.close()
+    third = await clients(a, "alice")  # back within the linger: still subscribed
+    assert fanout_of(a).subscribed_users() == {"alice"}
+    created = await create(b, "alice")
+    assert (await third.next("notification"))["id"] == created["id"]

@@ -65,7 +65,7 @@ class RedisFanout:
 
     def __init__(self, links: Links, db: Database, metrics: Metrics, *, prefix: str,
                  max_event_bytes: int, poll_s: float, linger_s: float = 30.0,
-                 buffer_size: int = 10_000) -> None:
+                 buffer_size: int = 10_000, heartbeat_s: float = HEARTBEAT_S) -> None:
         self._links = links
         self._db = db
         self._metrics = metrics
@@ -73,6 +73,7 @@ class RedisFanout:
         self._max_bytes = max_event_bytes
         self._poll_s = poll_s
         self._linger_s = linger_s
+        self._heartbeat_s = heartbeat_s
         self.node_id = uuid.uuid4().hex
         self._handler: FanoutHandler | None = None
         self._wake_listeners: list[Callable[[], None]] = []
@@ -334,7 +335,7 @@ class RedisFanout:
     async def _read_all(self) -> None:
         """Returns (raising) when any subscriber connection fails or stops answering."""
         while True:
-            done, _ = await asyncio.wait(self._readers, timeout=HEARTBEAT_S,
+            done, _ = await asyncio.wait(self._readers, timeout=self._heartbeat_s,
                                          return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if not task.cancelled():
@@ -342,7 +343,7 @@ class RedisFanout:
             if done:
                 raise ConnectionError("a subscriber connection ended")
             for shard in self._links.shards():
-                if shard.silent_for() > 2 * HEARTBEAT_S:
+                if shard.silent_for() > 2 * self._heartbeat_s:
                     raise ConnectionError("a subscriber connection stopped answering")
                 await asyncio.wait_for(shard.ping(), PUBLISH_TIMEOUT_S)
 
