@@ -38,6 +38,11 @@ COUNTERS_AND_GAUGES = frozenset({
     "tidings_deliveries_total",
     "tidings_dead_letters_total",
     "tidings_queue_depth",
+    "tidings_redis_up",
+    "tidings_fanout_received_total",
+    "tidings_fanout_published_total",
+    "tidings_fanout_publish_skipped_total",
+    "tidings_fanout_dropped_total",
 })
 HISTOGRAMS = frozenset({"tidings_create_to_emit_seconds", "tidings_delivery_seconds"})
 METRICS = COUNTERS_AND_GAUGES | HISTOGRAMS

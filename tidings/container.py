@@ -22,6 +22,8 @@ from tidings.queue.worker import DeliveryWorker
 from tidings.realtime.fanout import Fanout, InProcessFanout
 from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
+from tidings.realtime.redis_fanout import RedisFanout
+from tidings.realtime.redis_links import build_links
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.bulk import BulkCreationService
@@ -161,17 +163,40 @@ def make_transport(settings: Settings) -> SocketTransport:
     return PythonSocketIOTransport(settings)
 
 
+def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics,
+                       cipher: FieldCipher | None = None) -> RedisFanout:
+    """The fan-out between nodes (REDIS_URL set)."""
+    links = build_links(settings.redis_url, settings.redis_password, settings.redis_cluster)
+    return RedisFanout(
+        links, db, metrics, prefix=settings.redis_prefix,
+        max_event_bytes=settings.max_event_bytes, poll_s=settings.scheduler_interval_s,
+        linger_s=settings.redis_unsubscribe_after_s,
+        buffer_size=settings.redis_receive_buffer, cipher=cipher,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    fanout = InProcessFanout()
     metrics = Metrics()
     cipher = build_cipher(settings)
+    # In process on a single node; over Redis when REDIS_URL is set.
+    redis = build_redis_fanout(settings, db, metrics, cipher) if settings.redis_url else None
+    fanout: Fanout = redis or InProcessFanout()
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
     limits = RateLimits.from_settings(settings)
     subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
     delivery = build_delivery(settings, db, fanout, metrics)
-    inbox = InboxService(db, fanout, on_queued=delivery.worker.wake, cipher=cipher)
+    worker = delivery.worker
+
+    def queued() -> None:
+        """Deliveries were written: this process's worker and every other one look now."""
+        worker.wake()
+        fanout.wake_workers()
+
+    if redis is not None and settings.workers_in_serve:
+        redis.on_wake(worker.wake)  # creates on other nodes
+    inbox = InboxService(db, fanout, on_queued=queued, cipher=cipher)
     scheduler = DueScheduler(
         db, fanout,
         interval_s=settings.scheduler_interval_s,
@@ -179,18 +204,18 @@ def build_services(settings: Settings) -> Services:
         cipher=cipher,
     )
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
-                               on_queued=delivery.worker.wake,
+                               on_queued=queued,
                                deliverable=delivery.deliverable, cipher=cipher)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
-                            subscriptions, metrics, limits)
+                            subscriptions, metrics, limits, presence=fanout)
     fanout.attach(gateway)
     return Services(
         settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
         creation=creation, bulk=bulk, inbox=inbox, preferences=preferences,
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
         delivery=delivery,
-        dead_letters=DeadLetterService(db, fanout, on_due=delivery.worker.wake),
+        dead_letters=DeadLetterService(db, fanout, on_due=queued),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings),

@@ -63,7 +63,33 @@ class Metrics:
             "From a delivery's creation to the provider accepting it, by medium",
             ["medium"], buckets=DELIVERY_BUCKETS, registry=self.registry,
         )
+        # The fan-out between nodes (REDIS_URL); on a single node they stay at zero.
+        self.redis_up = Gauge(
+            "tidings_redis_up", "1 while this node's subscriber connections to Redis are up",
+            registry=self.registry,
+        )
+        self.fanout_received = Counter(
+            "tidings_fanout_received", "Messages this node's Redis subscribers read, by "
+            "channel kind (user: a user's channel, control: wake-ups and invalidations)",
+            ["channel"], registry=self.registry,
+        )
+        self.fanout_published = Counter(
+            "tidings_fanout_published", "Messages this node published to Redis",
+            registry=self.registry,
+        )
+        self.fanout_publish_skipped = Counter(
+            "tidings_fanout_publish_skipped",
+            "Messages not published: Redis failed or its breaker was open",
+            registry=self.registry,
+        )
+        self.fanout_dropped = Counter(
+            "tidings_fanout_dropped",
+            "Messages read from Redis and dropped: receive buffer full, or undecodable",
+            registry=self.registry,
+        )
         # Series that alerts compare over time exist from the start, at zero.
+        for channel in ("user", "control"):
+            self.fanout_received.labels(channel=channel)
         for medium in QUEUED_MEDIA:
             self.dead_letters.labels(medium=medium)
             self.queue_depth.labels(medium=medium)

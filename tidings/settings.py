@@ -63,6 +63,16 @@ class Settings(BaseSettings):
 
     redis_url: str = Field("", validation_alias="REDIS_URL")
     redis_password: str = Field("", validation_alias="REDIS_PASSWORD")
+    # Channel names start with it: several deployments may share one Redis.
+    redis_prefix: str = Field("tidings", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$",
+                              validation_alias="REDIS_PREFIX")
+    # REDIS_URL names a node of a Redis Cluster: sharded pub/sub (Redis >= 7).
+    redis_cluster: bool = Field(False, validation_alias="REDIS_CLUSTER")
+    # Seconds a node keeps a user's channel after the user's last socket left.
+    redis_unsubscribe_after_s: float = Field(30.0, ge=0,
+                                             validation_alias="REDIS_UNSUBSCRIBE_AFTER")
+    # Messages read from Redis and waiting to be emitted; beyond, dropped and counted.
+    redis_receive_buffer: int = Field(10_000, ge=1, validation_alias="REDIS_RECEIVE_BUFFER")
 
     # Declared before JWT_SECRET: its validator reads this flag.
     allow_short_jwt_secret: bool = Field(False, validation_alias="ALLOW_SHORT_JWT_SECRET")

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 
-from tidings.container import build_delivery
+from tidings.container import build_cipher, build_delivery, build_redis_fanout
 from tidings.metrics import Metrics
 from tidings.settings import Settings
 from tidings.store.database import Database
@@ -29,10 +29,18 @@ async def run(settings: Settings, *, ready: asyncio.Event | None = None,
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    # No sockets here: status changes reach sockets through the serve nodes' clients'
-    # replay (and live, once a fan-out between processes is configured).
-    delivery = build_delivery(settings, db, None, Metrics())
+    metrics = Metrics()
+    # No sockets here. With Redis, the status changes this worker makes reach the sockets
+    # on the serve nodes live, and a create on any node wakes this worker at once; without
+    # it, clients learn them by replay and the worker polls.
+    cipher = build_cipher(settings)
+    fanout = (build_redis_fanout(settings, db, metrics, cipher) if settings.redis_url
+              else None)
+    delivery = build_delivery(settings, db, fanout, metrics)
     await db.start()
+    if fanout is not None:
+        fanout.on_wake(delivery.worker.wake)
+        await fanout.start()
     delivery.worker.start()
     log.info("Tidings delivery worker started")
     if ready is not None:
@@ -42,5 +50,7 @@ async def run(settings: Settings, *, ready: asyncio.Event | None = None,
     finally:
         log.info("Tidings delivery worker stopping: finishing the batch in hand")
         await delivery.stop()
+        if fanout is not None:
+            await fanout.close()
         await db.dispose()
         log.info("Tidings delivery worker stopped")

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidings.domain.model import Priority, Status
+
 
 class DeliveryStateOut(BaseModel):
     medium: str
@@ -21,7 +23,6 @@ class DeliveryStateOut(BaseModel):
     digest_id: str | None
     deferred_until: str | None
 
-from tidings.domain.model import Priority, Status
 
 
 class NotificationOut(BaseModel):

@@ -6,6 +6,10 @@ receives what the fan-out carries and emits it to the node's own sockets. Everyt
 crosses is a plain record of the domain (`Notification`, `StatusChange`), so a fan-out
 between processes (Redis) serialises it as it is.
 
+The gateway also tells the fan-out who is here (`watch` when a socket of a user arrives,
+`unwatch` when one leaves), so that a fan-out between nodes listens only for the users the
+node holds. `wake_workers` reaches the delivery workers of every process.
+
 Guarantees a caller may rely on: best effort and at most once per call. A socket that is not
 connected at that moment, or a node that is unreachable, misses the message; durability
 is the database's job (clients replay with `requestMissedNotifications`). Messages of one
@@ -45,6 +49,16 @@ class Fanout(Protocol):
     async def status_changed(self, change: StatusChange) -> None:
         """To every socket of the user, on whichever node (other tabs and devices)."""
 
+    async def watch(self, user_id: str) -> None:
+        """A socket of `user_id` arrived on this node. When this returns, whatever is
+        published for the user from then on reaches this node. Never raises."""
+
+    def unwatch(self, user_id: str) -> None:
+        """One socket of `user_id` left this node (one call per `watch`)."""
+
+    def wake_workers(self) -> None:
+        """Deliveries were written: the delivery workers of other processes look now."""
+
 
 class NoHandlerAttached(RuntimeError):
     """A fan-out was used before the application attached its handler: a wiring bug."""
@@ -76,3 +90,12 @@ class InProcessFanout:
 
     async def status_changed(self, change: StatusChange) -> None:
         await self._local().status_changed(change)
+
+    async def watch(self, user_id: str) -> None:
+        return None  # every socket is in this process: nothing to listen for
+
+    def unwatch(self, user_id: str) -> None:
+        return None
+
+    def wake_workers(self) -> None:
+        return None  # the workers of this process are woken directly

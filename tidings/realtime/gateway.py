@@ -32,6 +32,7 @@ from tidings.domain.inputs import (
 from tidings.domain.model import Principal
 from tidings.domain.notification import Notification, StatusChange
 from tidings.metrics import Metrics
+from tidings.realtime.fanout import Fanout
 from tidings.realtime.transport import ConnectionRefused, SocketTransport
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
@@ -68,8 +69,11 @@ class SocketGateway:
         subscriptions: SubscriptionService,
         metrics: Metrics,
         limits: RateLimits,
+        presence: Fanout | None = None,
     ) -> None:
         self.transport = transport
+        # Told who connects and leaves, so a fan-out between nodes listens for them.
+        self._presence = presence
         self._tokens = tokens
         self._inbox = inbox
         self._preferences = preferences
@@ -136,6 +140,10 @@ class SocketGateway:
             loop = asyncio.get_running_loop()
             when = loop.time() + (principal.expires_at - time.time())
             self._expiry[sid] = loop.call_at(when, self._expire, sid)
+        if self._presence is not None:
+            # Before `connectionStatus`: the client's replay, which it sends on that event,
+            # then covers everything that was not published to this node live.
+            await self._presence.watch(principal.user_id)
 
     def _expire(self, sid: str) -> None:
         task = asyncio.ensure_future(self._close_expired(sid))
@@ -162,7 +170,10 @@ class SocketGateway:
         if timer is not None:
             timer.cancel()
         self._limits.events.forget(sid)
-        if self._principals.pop(sid, None) is not None:
+        principal = self._principals.pop(sid, None)
+        if principal is not None:
+            if self._presence is not None:
+                self._presence.unwatch(principal.user_id)
             self._metrics.connections.dec()
             self._metrics.disconnects.inc()
 
