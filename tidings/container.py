@@ -124,6 +124,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         batch_size=settings.notification_batch_size,
         lease_s=settings.delivery_lease_seconds,
         poll_s=settings.scheduler_interval_s,
+        throttle_per_hour=settings.throttle_per_hour,
     )
     return Delivery(worker, senders, http)
 

@@ -121,6 +121,7 @@ class NewDelivery:
     attempts: int
     due_at: datetime
     created_at: datetime
+    digest_id: str | None = None  # held for this digest (pacing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,9 @@ from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
 
 MediaByUser = dict[str, frozenset[Medium]]
+# (user, medium) -> the digest that user's deliveries of that medium are held for.
+HeldFor = dict[tuple[str, str], str]
+HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH})  # in-app is never held
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +49,18 @@ class CreationRequest:
         return list(dict.fromkeys(self.draft.user_ids or ()))
 
 
+def held_pairs(recipients: Sequence[str], media: MediaByUser) -> list[tuple[str, str]]:
+    """The (user, medium) pairs a create with `digest` holds: email and push only."""
+    return [(user_id, medium.value) for user_id in recipients
+            for medium in sorted(media[user_id] & HELD_MEDIA)]
+
+
 def build_copies(
-    request: CreationRequest, recipients: Sequence[str], media: MediaByUser
+    request: CreationRequest, recipients: Sequence[str], media: MediaByUser,
+    held: HeldFor | None = None,
 ) -> tuple[list[Notification], list[NewDelivery]]:
-    """One stored copy per recipient, with one delivery per chosen medium."""
+    """One stored copy per recipient, with one delivery per chosen medium; those in
+    `held` wait, `pending`, for their digest."""
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
@@ -58,12 +69,15 @@ def build_copies(
     states: dict[frozenset[Medium], tuple[DeliveryState, ...]] = {}
     for user_id in recipients:
         chosen = media[user_id]
-        shared = states.get(chosen)
+        shared = None if held else states.get(chosen)
         if shared is None:
-            shared = states[chosen] = tuple(
-                DeliveryState(medium.value, status, attempts, None, now)
+            shared = tuple(
+                DeliveryState(medium.value, status, attempts, None, now,
+                              digest_id=_held(held, user_id, medium))
                 for medium, status, attempts in _initial(chosen, request.scheduled)
             )
+            if not held:
+                states[chosen] = shared
         notification = Notification(
             id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
             message=draft.message, channel=draft.channel, priority=draft.priority.value,
@@ -75,10 +89,15 @@ def build_copies(
         stored.append(notification)
         deliveries.extend(
             NewDelivery(notification_id=notification.id, user_id=user_id, medium=medium,
-                        status=status, attempts=attempts, due_at=visible_at, created_at=now)
+                        status=status, attempts=attempts, due_at=visible_at, created_at=now,
+                        digest_id=_held(held, user_id, medium))
             for medium, status, attempts in _initial(chosen, request.scheduled)
         )
     return stored, deliveries
+
+
+def _held(held: HeldFor | None, user_id: str, medium: Medium) -> str | None:
+    return held.get((user_id, medium.value)) if held else None
 
 
 def _initial(chosen: frozenset[Medium], scheduled: bool) -> list[tuple[Medium, str, int]]:

@@ -59,6 +59,7 @@ async def insert_many(
             "next_attempt_at": d.due_at,
             "created_at": d.created_at,
             "updated_at": d.created_at,
+            "digest_id": d.digest_id,
         }
         for d in new_deliveries
     ]

@@ -63,7 +63,8 @@ async def claim(
     token = str(uuid.uuid4())
     due = (
         sa.select(deliveries.c.id)
-        .where(DUE, deliveries.c.next_attempt_at <= now)
+        # Deliveries held for a digest go out with it (`store.pacing.claim_digests`).
+        .where(DUE, deliveries.c.next_attempt_at <= now, deliveries.c.digest_id.is_(None))
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
