@@ -174,7 +174,7 @@ async def test_several_creates_in_one_window_arrive_as_one_digest_email(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert all(f"Invoice {n}" in text for n in range(3))
     # All items share one (channel, type): the one-click header unsubscribes from it.
-    assert message["List-Unsubscribe"].startswith("<https://notify.example.test/unsubscribe/")
+    assert message["List-Unsubscribe"].strip().startswith("<https://notify.example.test/unsubscribe/")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
@@ -210,7 +210,7 @@ async def test_a_bad_digest_is_a_422_naming_the_field(
         response = await http.post("/api/notifications",
                                    json={**NOTE, "user_id": "alice", "digest": digest})
     assert response.status_code == 422, response.text
-    assert response.json()["field"] == field_name
+    assert response.json()["error"]["field"] == field_name
 
 
 async def test_a_digest_with_a_schedule_is_refused(mailer: RunningServer) -> None:
@@ -218,7 +218,7 @@ async def test_a_digest_with_a_schedule_is_refused(mailer: RunningServer) -> Non
         response = await http.post("/api/notifications", json={
             **NOTE, "user_id": "alice", "scheduled_at": "2099-01-01T00:00:00Z",
             "digest": {"key": "k", "window_seconds": 5}})
-    assert response.status_code == 422 and response.json()["field"] == "digest"
+    assert response.status_code == 422 and response.json()["error"]["field"] == "digest"
 
 
 # -- on an injected clock -----------------------------------------------------------------
