@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +21,10 @@ import pytest
 
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
+from tests.pushfakes.server import running
+from tests.pushfakes.service import FakePushGateway
 from tidings.delivery.email_sender import build_email_sender
+from tidings.delivery.push import build_push_senders
 from tidings.domain.model import utcnow
 from tidings.metrics import Metrics
 from tidings.queue import pacing
@@ -61,15 +64,24 @@ async def mailer(database_url: str, smtp: tuple[ScriptedHandler, int]
 
 
 @pytest.fixture
-async def quiet_server(database_url: str, smtp: tuple[ScriptedHandler, int]
-                       ) -> AsyncIterator[RunningServer]:
+async def gateway() -> AsyncIterator[FakePushGateway]:
+    fake = FakePushGateway("gw-secret")
+    async with running(fake) as url:
+        fake.url = f"{url}/v1/push"  # type: ignore[attr-defined]
+        yield fake
+
+
+@pytest.fixture
+async def quiet_server(database_url: str, smtp: tuple[ScriptedHandler, int],
+                       gateway: FakePushGateway) -> AsyncIterator[RunningServer]:
     """A server that only takes notifications: the test's own worker sends them."""
-    running = await start_server(mail_settings(database_url, smtp[1], workers_in_serve=False,
-                                               throttle_per_hour=2))
+    server = await start_server(mail_settings(
+        database_url, smtp[1], workers_in_serve=False, throttle_per_hour=2,
+        push_service_url=gateway.url, push_service_api_key="gw-secret"))  # type: ignore[attr-defined]
     try:
-        yield running
+        yield server
     finally:
-        await running.stop()
+        await server.stop()
 
 
 @dataclass
@@ -100,7 +112,8 @@ async def stepped(quiet_server: RunningServer) -> AsyncIterator[SteppedWorker]:
     await db.start()
     http = httpx.AsyncClient()
     dispatcher = Dispatcher(
-        Senders(email=build_email_sender(settings, http, timeout_s=5)),
+        Senders(email=build_email_sender(settings, http, timeout_s=5),
+                push=build_push_senders(settings, http)),
         RetryPolicy(2, (0.05,)), settings.public_url, clock, random.Random(1))
     worker = DeliveryWorker(db, None, dispatcher, Metrics(), batch_size=100, lease_s=30,
                             poll_s=0.2, throttle_per_hour=settings.throttle_per_hour,
@@ -126,17 +139,19 @@ async def create(server: RunningServer, **fields: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
-async def email_of(server: RunningServer, note_id: str) -> dict[str, Any]:
+async def email_of(server: RunningServer, note_id: str,
+                   medium: str = "email") -> dict[str, Any]:
     async with server.http("alice") as http:
         body = (await http.get(f"/api/notifications/{note_id}")).json()
-    return dict(next(d for d in body["deliveries"] if d["medium"] == "email"))
+    return dict(next(d for d in body["deliveries"] if d["medium"] == medium))
 
 
-async def all_sent(server: RunningServer, ids: list[str]) -> list[dict[str, Any]]:
-    """The email deliveries once all are sent (polled: the worker settles in its own
-    task, and HTTP has no event to await; bounded)."""
+async def all_sent(server: RunningServer, ids: list[str],
+                   medium: str = "email") -> list[dict[str, Any]]:
+    """The deliveries once all are sent (polled: the worker settles in its own task, and
+    HTTP has no event to await; bounded)."""
     for _ in range(250):
-        states = [await email_of(server, note_id) for note_id in ids]
+        states = [await email_of(server, note_id, medium) for note_id in ids]
         if all(state["status"] == "sent" for state in states):
             return states
         await asyncio.sleep(0.02)
@@ -322,4 +337,110 @@ async def test_the_excess_over_the_hourly_limit_goes_in_one_digest_next_hour(
         assert await pacing_store.sends_in(conn, "alice", "email", earlier) == 2
 
 
-Step = Callable[[datetime], Any]
+
+async def test_a_retry_is_neither_throttled_nor_counted(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    handler.data.append("451 4.3.0 try again later")  # the first message fails for now
+    await put_contact(quiet_server, "alice", email="alice@example.test")
+    ids = [(await create(quiet_server, title=f"Item {n}"))["id"] for n in range(2)]
+    assert await stepped.at(at("2027-01-10T10:15:00+00:00")) == 2
+    states = [await email_of(quiet_server, i) for i in ids]
+    assert sorted(s["status"] for s in states) == ["pending", "sent"]
+    # The limit (2) is reached; the retry goes all the same and is not counted.
+    assert await stepped.at(at("2027-01-10T10:16:00+00:00")) == 1
+    states = await all_sent(quiet_server, ids)
+    assert sorted(s["attempts"] for s in states) == [1, 2]
+    async with stepped.db.begin() as conn:
+        hour = pacing.hour_of(at("2027-01-10T10:00:00+00:00"))
+        assert await pacing_store.sends_in(conn, "alice", "email", hour) == 2
+
+
+async def test_a_digest_that_fails_for_now_is_retried_as_one(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    handler.data.append("451 4.3.0 try again later")
+    await put_contact(quiet_server, "alice", email="alice@example.test")
+    created_at = utcnow()
+    ids = [(await create(quiet_server, digest={"key": "k", "window_seconds": 5}))["id"]
+           for _ in range(2)]
+    assert await stepped.at(created_at + timedelta(seconds=6)) == 1
+    states = [await email_of(quiet_server, i) for i in ids]
+    assert all(s["status"] == "pending" and s["attempts"] == 1 for s in states)
+    assert all(s["last_error"] and "451" in s["last_error"] for s in states)
+    assert await stepped.at(created_at + timedelta(seconds=7)) == 1
+    states = await all_sent(quiet_server, ids)
+    assert all(s["attempts"] == 2 for s in states) and len(handler.received) == 1
+
+
+async def test_a_digest_whose_notifications_were_deleted_sends_nothing(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    await put_contact(quiet_server, "alice", email="alice@example.test")
+    created_at = utcnow()
+    note = await create(quiet_server, digest={"key": "k", "window_seconds": 5},
+                        media=["email", "in_app"])
+    async with quiet_server.http("alice") as http:
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 204
+    assert await stepped.at(created_at + timedelta(seconds=6)) == 1
+    assert await stepped.at(created_at + timedelta(seconds=7)) == 0  # ended, not retried
+    assert not handler.received
+
+
+async def test_a_digest_without_an_address_is_skipped(
+    quiet_server: RunningServer, stepped: SteppedWorker
+) -> None:
+    created_at = utcnow()
+    note = await create(quiet_server, digest={"key": "k", "window_seconds": 5})
+    assert await stepped.at(created_at + timedelta(seconds=6)) == 1
+    for _ in range(250):
+        state = await email_of(quiet_server, note["id"])
+        if state["status"] == "skipped":
+            break
+        await asyncio.sleep(0.02)
+    assert state["status"] == "skipped" and state["digest_id"]
+    assert state["last_error"] == "the user has no email address"
+
+
+async def add_device(server: RunningServer, token: str) -> str:
+    async with server.http("alice") as http:
+        response = await http.post("/api/devices", json={"platform": "fcm", "token": token})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_a_push_digest_reaches_every_device_once(
+    quiet_server: RunningServer, stepped: SteppedWorker, gateway: FakePushGateway
+) -> None:
+    devices = {await add_device(quiet_server, f"token-{n}") for n in range(2)}
+    created_at = utcnow()
+    ids = [(await create(quiet_server, title=f"Build {n}", media=["push"],
+                         digest={"key": "builds", "window_seconds": 5}))["id"]
+           for n in range(3)]
+    assert await stepped.at(created_at + timedelta(seconds=6)) == 1
+    states = await all_sent(quiet_server, ids, "push")
+    assert len({s["digest_id"] for s in states}) == 1
+    bodies = [seen.json() for seen in gateway.seen]
+    assert {b["device"]["id"] for b in bodies} == devices and len(bodies) == 2
+    assert all(b["title"] == "3 new notifications" for b in bodies)
+    assert bodies[0]["body"] == "Build 0, Build 1, Build 2"
+
+
+async def test_push_is_throttled_per_user_not_per_device(
+    quiet_server: RunningServer, stepped: SteppedWorker, gateway: FakePushGateway
+) -> None:
+    for n in range(2):
+        await add_device(quiet_server, f"token-{n}")
+    ids = [(await create(quiet_server, title=f"Build {n}", media=["push"]))["id"]
+           for n in range(3)]
+    assert await stepped.at(at("2027-01-10T10:15:00+00:00")) == 3
+    states = [await email_of(quiet_server, i, "push") for i in ids]
+    assert sorted(s["status"] for s in states) == ["pending", "sent", "sent"]
+    assert len(gateway.seen) == 4  # two notifications, each to both devices
+    assert await stepped.at(at("2027-01-10T11:00:00+00:00")) == 1
+    await all_sent(quiet_server, ids, "push")
+    assert len(gateway.seen) == 6
+    assert gateway.seen[-1].json()["title"] == "1 new notification"

@@ -154,13 +154,9 @@ class DeliveryWorker:
         every delivery is settled as the message was."""
         now = self._clock()
         notes = [context.notifications.get(m.notification_id) for m in digest.members]
+        # A deleted notification takes its delivery rows with it: nothing to settle.
         alive = [m for m, n in zip(digest.members, notes, strict=True) if n is not None]
         items = [n for n in notes if n is not None]
-        for member in digest.members:
-            if member not in alive:  # its notification was deleted meanwhile
-                await self._settler.submit(Settlement(
-                    member, DeliveryStatus.SKIPPED.value,
-                    last_error="the notification was deleted"))
         if not alive:
             async with self._db.begin() as conn:
                 await pacing_store.settle_digest(conn, digest, DeliveryStatus.SKIPPED.value,
