@@ -375,6 +375,29 @@ async def test_a_digest_that_fails_for_now_is_retried_as_one(
     assert all(s["attempts"] == 2 for s in states) and len(handler.received) == 1
 
 
+async def test_a_dead_digest_item_replayed_goes_out_alone(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    handler.data.append("554 5.7.1 rejected")
+    await put_contact(quiet_server, "alice", email="alice@example.test")
+    created_at = utcnow()
+    ids = [(await create(quiet_server, title=f"Item {n}",
+                         digest={"key": "k", "window_seconds": 5}))["id"] for n in range(2)]
+    assert await stepped.at(created_at + timedelta(seconds=6)) == 1
+    states = [await email_of(quiet_server, i) for i in ids]
+    assert [s["status"] for s in states] == ["dead", "dead"]
+    async with quiet_server.http("ops", "admin") as http:
+        dead = (await http.get("/api/admin/deliveries?status=dead")).json()["items"]
+        first = next(d for d in dead if d["notification_id"] == ids[0])
+        replayed = await http.post(f"/api/admin/deliveries/{first['id']}/replay")
+    assert replayed.status_code == 200, replayed.text
+    assert await stepped.at(created_at + timedelta(seconds=7)) == 1
+    state = (await all_sent(quiet_server, ids[:1]))[0]
+    assert state["digest_id"] is None and len(handler.received) == 1
+    assert handler.received[0].message["Subject"] == "Item 0"
+
+
 async def test_a_digest_whose_notifications_were_deleted_sends_nothing(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:

@@ -140,7 +140,9 @@ async def devices_reached(
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
-    result = await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(DUE))
+    # Held deliveries are due with their digest (`store.pacing.next_due`), not by their row.
+    result = await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at))
+                                .where(DUE, deliveries.c.digest_id.is_(None)))
     value: datetime | None = result.scalar_one_or_none()
     return value
 
