@@ -146,8 +146,9 @@ class DeliveryWorker:
         closes = pacing.next_hour(now)
         windows = await pacing_store.open_windows(conn, [(item.user_id, item.medium)],
                                                   pacing.THROTTLE_KEY, closes, now)
-        digest_id = windows[(item.user_id, item.medium)]
-        await pacing_store.release(conn, item, now, due_at=closes, digest_id=digest_id)
+        window = windows[(item.user_id, item.medium)]
+        await pacing_store.release(conn, item, now, due_at=window.closes_at,
+                                   digest_id=window.id)
 
     async def _send_digest(self, digest: ClaimedDigest, context: BatchContext) -> None:
         """One message for all the digest's held deliveries, unless quiet hours hold it;

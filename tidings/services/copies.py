@@ -13,10 +13,11 @@ from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
+from tidings.store.pacing import Window
 
 MediaByUser = dict[str, frozenset[Medium]]
-# (user, medium) -> the digest that user's deliveries of that medium are held for.
-HeldFor = dict[tuple[str, str], str]
+# (user, medium) -> the digest window that user's deliveries of that medium are held for.
+HeldFor = dict[tuple[str, str], Window]
 HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH})  # in-app is never held
 
 
@@ -73,7 +74,7 @@ def build_copies(
         if shared is None:
             shared = tuple(
                 DeliveryState(medium.value, status, attempts, None, now,
-                              digest_id=_held(held, user_id, medium))
+                              digest_id=_digest_of(held, user_id, medium))
                 for medium, status, attempts in _initial(chosen, request.scheduled)
             )
             if not held:
@@ -89,15 +90,23 @@ def build_copies(
         stored.append(notification)
         deliveries.extend(
             NewDelivery(notification_id=notification.id, user_id=user_id, medium=medium,
-                        status=status, attempts=attempts, due_at=visible_at, created_at=now,
-                        digest_id=_held(held, user_id, medium))
+                        status=status, attempts=attempts,
+                        due_at=_due(held, user_id, medium, visible_at), created_at=now,
+                        digest_id=_digest_of(held, user_id, medium))
             for medium, status, attempts in _initial(chosen, request.scheduled)
         )
     return stored, deliveries
 
 
-def _held(held: HeldFor | None, user_id: str, medium: Medium) -> str | None:
-    return held.get((user_id, medium.value)) if held else None
+def _digest_of(held: HeldFor | None, user_id: str, medium: Medium) -> str | None:
+    window = held.get((user_id, medium.value)) if held else None
+    return window.id if window else None
+
+
+def _due(held: HeldFor | None, user_id: str, medium: Medium, visible_at: datetime) -> datetime:
+    """A held delivery is due with its window's close; any other when visible."""
+    window = held.get((user_id, medium.value)) if held else None
+    return window.closes_at if window else visible_at
 
 
 def _initial(chosen: frozenset[Medium], scheduled: bool) -> list[tuple[Medium, str, int]]:

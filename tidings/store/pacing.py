@@ -28,6 +28,15 @@ _CLAIMED = (deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id,
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """An open digest window: its id, and when it closes (its held deliveries' due time,
+    so the ordinary claim's index scan never wades through them before then)."""
+
+    id: str
+    closes_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDigest:
     """A closed digest this worker holds, with its held deliveries claimed under the same
     lease token (each counts one more try, as the digest does)."""
@@ -44,28 +53,28 @@ class ClaimedDigest:
 async def open_windows(
     conn: AsyncConnection, wanted: Sequence[tuple[str, str]], key: str, closes_at: datetime,
     now: datetime,
-) -> dict[tuple[str, str], str]:
+) -> dict[tuple[str, str], Window]:
     """The digest each (user, medium) in `wanted` joins for `key`: its open window if one
     has not closed yet (whatever `closes_at` this caller would give it), else a new window
-    from `now` to `closes_at`. Returns (user, medium) -> digest id."""
-    found: dict[tuple[str, str], str] = {}
+    from `now` to `closes_at`."""
+    found: dict[tuple[str, str], Window] = {}
     users = sorted({user for user, _ in wanted})
     for start in range(0, len(users), 500):
         rows = await conn.execute(
-            sa.select(digests.c.user_id, digests.c.medium, digests.c.id)
+            sa.select(digests.c.user_id, digests.c.medium, digests.c.id, digests.c.closes_at)
             .where(digests.c.user_id.in_(users[start:start + 500]), digests.c.key == key,
                    digests.c.status == OPEN, digests.c.closes_at > now)
             .order_by(digests.c.closes_at)
         )
-        for user_id, medium, digest_id in rows:
-            found.setdefault((user_id, medium), digest_id)
-    fresh = {pair: str(uuid.uuid4()) for pair in wanted if pair not in found}
+        for user_id, medium, digest_id, closes in rows:
+            found.setdefault((user_id, medium), Window(digest_id, closes))
+    fresh = {pair: Window(str(uuid.uuid4()), closes_at) for pair in wanted if pair not in found}
     if fresh:
         await conn.execute(digests.insert(), [
-            {"id": digest_id, "user_id": user, "key": key, "medium": medium,
+            {"id": window.id, "user_id": user, "key": key, "medium": medium,
              "opens_at": now, "closes_at": closes_at, "status": OPEN, "attempts": 0,
              "next_attempt_at": closes_at, "updated_at": now}
-            for (user, medium), digest_id in fresh.items()])
+            for (user, medium), window in fresh.items()])
         found.update(fresh)
     return found
 
