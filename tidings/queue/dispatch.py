@@ -22,7 +22,7 @@ from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.push import PushRouter
 from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.delivery import WEBHOOK, AttemptRecord
-from tidings.domain.model import DeliveryStatus, Medium
+from tidings.domain.model import DeliveryStatus, Medium, Priority
 from tidings.domain.notification import Notification
 from tidings.domain.webhook import event_id
 from tidings.queue.digest_layout import DigestLayout, plain_digest
@@ -231,8 +231,9 @@ class Dispatcher:
 
 
 def _rank(priority: str) -> int:
-    order = ("low", "medium", "high", "critical")
-    return order.index(priority) if priority in order else 1
+    """A digest push is as urgent as its most urgent item (the enum lists low to critical)."""
+    ranks = [p.value for p in Priority]
+    return ranks.index(priority) if priority in ranks else 1
 
 
 def _record(attempt: Attempt, now: datetime) -> AttemptRecord:

@@ -180,8 +180,9 @@ class DeliveryWorker:
         except Exception as exc:  # as for one delivery: retried, never lost
             log.exception("digest %s failed unexpectedly", digest.id)
             outcome = self._dispatcher.unexpected(stand_in, exc)
-        for member in alive:
-            await self._settler.submit(replace(outcome, delivery=member))
+        # Submitted together, so the settler writes them in one transaction.
+        await asyncio.gather(*(self._settler.submit(replace(outcome, delivery=member))
+                               for member in alive))
         async with self._db.begin() as conn:
             await pacing_store.settle_digest(conn, digest, outcome.status, outcome.due_at,
                                              self._clock())
