@@ -33,6 +33,7 @@ from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
+from tidings.store.tables import notification_deliveries as deliveries
 
 NOTE = {"type": "invoice", "title": "Invoice ready", "message": "Your invoice is ready",
         "media": ["email"]}
@@ -396,6 +397,33 @@ async def test_a_dead_digest_item_replayed_goes_out_alone(
     state = (await all_sent(quiet_server, ids[:1]))[0]
     assert state["digest_id"] is None and len(handler.received) == 1
     assert handler.received[0].message["Subject"] == "Item 0"
+
+
+async def test_a_delivery_joining_while_its_digest_is_sent_goes_in_another(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    handler.gate = asyncio.Event()
+    await put_contact(quiet_server, "alice", email="alice@example.test")
+    created_at = utcnow()
+    first = await create(quiet_server, title="First", digest={"key": "k", "window_seconds": 5})
+    late = await create(quiet_server, title="Late", digest={"key": "other",
+                                                           "window_seconds": 600})
+    digest_id = first["deliveries"][0]["digest_id"]
+    sending = asyncio.create_task(stepped.at(created_at + timedelta(seconds=6)))
+    await asyncio.wait_for(handler.in_data.wait(), 10)
+    # A create that read the window as open just before the worker took it (the race).
+    async with stepped.db.begin() as conn:
+        await conn.execute(deliveries.update()
+                           .where(deliveries.c.notification_id == late["id"])
+                           .values(digest_id=digest_id))
+    handler.gate.set()
+    assert await asyncio.wait_for(sending, 10) == 1
+    assert (await email_of(quiet_server, late["id"]))["status"] == "pending"
+    assert await stepped.at(created_at + timedelta(seconds=7)) == 1
+    states = await all_sent(quiet_server, [first["id"], late["id"]])
+    assert {s["digest_id"] for s in states} == {digest_id}
+    assert [r.message["Subject"] for r in handler.received] == ["1 new notification"] * 2
 
 
 async def test_a_digest_whose_notifications_were_deleted_sends_nothing(
