@@ -146,6 +146,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         poll_s=settings.scheduler_interval_s,
         cipher=build_cipher(settings),
         maintenance=Maintenance(db, retention_days=settings.retention_days),
+        throttle_per_hour=settings.throttle_per_hour,
     )
     return Delivery(worker, senders, http)
 

@@ -118,6 +118,13 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DigestInput(_Input):
+    """`digest` on a create: hold email and push for the (user, key) window."""
+
+    key: Name
+    window_seconds: int = Field(..., ge=1, le=86_400, strict=True)
+
+
 class NotificationDraft(_Input):
     """The body of `POST /api/notifications`."""
 
@@ -139,11 +146,21 @@ class NotificationDraft(_Input):
         default_factory=list, max_length=100,
         description="Parts to encrypt at rest: 'title', 'message', 'data' or 'data.<key>'; "
         "needs ENCRYPTION_KEYS on the server. Clients always see plaintext.")
+    digest: DigestInput | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _digest_now(cls, value: DigestInput | None, info: ValidationInfo) -> DigestInput | None:
+        # A window opens when its first delivery is held; a scheduled one is not due yet.
+        if value is not None and info.data.get("scheduled_at") is not None:
+            raise ValueError("digest cannot be combined with scheduled_at")
+        return value
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationDraft:
         if self.user_id is not None and self.user_ids is not None:
             raise ValueError("give user_id or user_ids, not both")
+
         if self.media is not None and len(set(self.media)) != len(self.media):
             raise ValueError("media must not repeat")
         return self

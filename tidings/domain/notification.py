@@ -126,6 +126,7 @@ class NewDelivery:
     due_at: datetime
     created_at: datetime
     last_error: str | None = None
+    digest_id: str | None = None  # held for this digest (pacing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,11 @@ from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.push import PushRouter
 from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.delivery import WEBHOOK, AttemptRecord
-from tidings.domain.model import DeliveryStatus, Medium
+from tidings.domain.model import DeliveryStatus, Medium, Priority
 from tidings.domain.notification import Notification
 from tidings.domain.webhook import event_id
+from tidings.queue.digest_layout import DigestLayout, plain_digest
+from tidings.queue.pacing import Quiet
 from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
 
@@ -43,6 +45,7 @@ class BatchContext:
     devices: dict[str, list[Device]] = field(default_factory=dict)
     reached: dict[int, set[str]] = field(default_factory=dict)  # push: devices already sent
     webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, secret)
+    quiet: dict[str, Quiet] = field(default_factory=dict)  # user -> quiet hours and zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,13 @@ class Dispatcher:
 
     def __init__(self, senders: Senders, policy: RetryPolicy, public_url: str,
                  clock: Callable[[], datetime], rng: random.Random | None = None,
-                 unsubscribe_link: UnsubscribeLink | None = None) -> None:
+                 unsubscribe_link: UnsubscribeLink | None = None,
+                 digest_layout: DigestLayout = plain_digest) -> None:
         self._senders = senders
+        # Where a digest without one-click unsubscribe points its reader instead.
+        self._preferences_url = (public_url.rstrip("/") + "/api/preferences"
+                                 if public_url else None)
+        self._digest_layout = digest_layout
         self._unsubscribe_link = unsubscribe_link
         self._policy = policy
         self._host = urlsplit(public_url).hostname or "localhost"
@@ -76,6 +84,57 @@ class Dispatcher:
         if claimed.medium == Medium.PUSH.value:
             return await self._push(claimed, notification, context)
         return Settlement(claimed, DEAD, last_error=f"unknown medium {claimed.medium!r}")
+
+    async def run_digest(self, claimed: Claimed, items: Sequence[Notification],
+                         context: BatchContext) -> Settlement:
+        """One message for a whole digest: `claimed` stands for all its deliveries (its
+        `attempts` are the digest's tries), `items` are their notifications, oldest
+        first. The settlement applies to every one of them."""
+        parts = self._digest_layout(items, self._preferences_url)
+        if claimed.medium == Medium.EMAIL.value:
+            sender = self._senders.email
+            if sender is None:
+                return Settlement(claimed, SKIPPED, last_error="no email provider is configured")
+            address = context.emails.get(claimed.user_id)
+            if address is None:
+                return Settlement(claimed, SKIPPED, last_error="the user has no email address")
+            topics = {(item.channel, item.type) for item in items}
+            email = Email(
+                to=address, subject=parts.subject, text=parts.text, html=parts.html,
+                message_id=f"<digest.{claimed.id}.{items[0].id}@{self._host}>",
+                # One click can turn off only one (channel, type): offered when all share it.
+                unsubscribe_url=self._unsubscribe_link(claimed.user_id, *next(iter(topics)))
+                if self._unsubscribe_link and len(topics) == 1 else None,
+                idempotency_key=f"tidings-digest-{claimed.id}",
+            )
+            return self._settle(claimed, [await sender.send(email)], reached_before=False)
+        push = Push(
+            notification_id=items[-1].id, title=parts.subject, body=parts.push_body,
+            data={"notification_ids": ",".join(item.id for item in items),
+                  "count": str(len(items))},
+            priority=max((item.priority for item in items), key=_rank),
+            idempotency_key=f"tidings-digest-{claimed.id}",
+        )
+        return await self._push_out(claimed, push, context)
+
+    async def _push_out(self, claimed: Claimed, push: Push,
+                        context: BatchContext) -> Settlement:
+        """A built push to each of the user's reachable devices not reached before."""
+        router = self._senders.push
+        if router is None:
+            return Settlement(claimed, SKIPPED, last_error="no push provider is configured")
+        reached = context.reached.get(claimed.id, set())
+        targets = [d for d in context.devices.get(claimed.user_id, ())
+                   if d.id not in reached and router.configured(d.platform)]
+        if not targets:
+            if reached:
+                return Settlement(claimed, SENT)
+            return Settlement(claimed, SKIPPED,
+                              last_error="the user has no device a provider can reach")
+        attempts = await asyncio.gather(*(router.send(device, push) for device in targets))
+        settlement = self._settle(claimed, list(attempts), reached_before=bool(reached))
+        gone = tuple(a.device_id for a in attempts if a.outcome is Outcome.GONE and a.device_id)
+        return replace(settlement, gone=gone) if gone else settlement
 
     def unexpected(self, claimed: Claimed, exc: Exception) -> Settlement:
         """A failure no sender answered for (a bug): treated as transient, so the delivery
@@ -169,6 +228,12 @@ class Dispatcher:
         status = SENT if delivered else DEAD
         return Settlement(claimed, status, None, None if status == SENT else last_error,
                           provider_id, records)
+
+
+def _rank(priority: str) -> int:
+    """A digest push is as urgent as its most urgent item (the enum lists low to critical)."""
+    ranks = [p.value for p in Priority]
+    return ranks.index(priority) if priority in ranks else 1
 
 
 def _record(attempt: Attempt, now: datetime) -> AttemptRecord:

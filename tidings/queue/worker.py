@@ -15,13 +15,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.delivery import WEBHOOK
-from tidings.domain.model import DeliveryStatus, Medium, utcnow
+from tidings.domain.model import DeliveryStatus, Medium, Priority, utcnow
 from tidings.maintenance import Maintenance
 from tidings.metrics import Metrics
+from tidings.queue import pacing
 from tidings.queue.dispatch import BatchContext, Dispatcher
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher
@@ -30,9 +34,11 @@ from tidings.store import deliveries as delivery_store
 from tidings.store import devices as device_store
 from tidings.store import events
 from tidings.store import notifications as notification_store
+from tidings.store import pacing as pacing_store
 from tidings.store import queue as store
 from tidings.store import webhooks as webhook_store
 from tidings.store.database import Database
+from tidings.store.pacing import ClaimedDigest
 from tidings.store.queue import Claimed, Settlement
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ class DeliveryWorker:
         batch_size: int,
         lease_s: float,
         poll_s: float,
+        throttle_per_hour: int = 0,
         clock: Callable[[], datetime] = utcnow,
         cipher: FieldCipher | None = None,
         maintenance: Maintenance | None = None,
@@ -70,6 +77,7 @@ class DeliveryWorker:
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._clock = clock
+        self._throttle = throttle_per_hour
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -99,13 +107,96 @@ class DeliveryWorker:
             self._task = None
 
     async def run_once(self) -> int:
-        """One pass: claim a batch, send it, settle it; returns how many were claimed."""
+        """One pass: claim a batch, pace it (quiet hours, hourly limit), send what may go
+        and settle it; then the same for closed digests. Returns how many were claimed."""
         async with self._db.begin() as conn:
             claimed = await store.claim(conn, self._clock(), self._batch, self._lease_s)
         if claimed:
             context = await self._context(claimed)
-            await asyncio.gather(*(self._deliver(item, context) for item in claimed))
-        return len(claimed)
+            going = await self._pace(claimed, context)
+            await asyncio.gather(*(self._deliver(item, context) for item in going))
+        async with self._db.begin() as conn:
+            digests = await pacing_store.claim_digests(conn, self._clock(), self._batch,
+                                                       self._lease_s)
+        if digests:
+            members = [m for d in digests for m in d.members]
+            context = await self._context(members)
+            await asyncio.gather(*(self._send_digest(d, context) for d in digests))
+        return len(claimed) + len(digests)
+
+    async def _pace(self, claimed: Sequence[Claimed], context: BatchContext) -> list[Claimed]:
+        """The pacing checks, at claim time (contract section 9): a delivery due inside
+        its user's quiet hours goes back to `pending` until they end; one past
+        THROTTLE_PER_HOUR joins the (user, medium) digest sent at the next clock hour.
+        Neither counts as a try. Returns the deliveries that go now."""
+        now = self._clock()
+        going: list[Claimed] = []
+        async with self._db.begin() as conn:
+            for item in claimed:
+                note = context.notifications.get(item.notification_id)
+                if item.medium == WEBHOOK or note is None:
+                    going.append(item)
+                    continue
+                verdict, until = pacing.verdict(now, note.priority,
+                                                context.quiet.get(item.user_id))
+                if verdict is pacing.Verdict.DEFER and until is not None:
+                    await pacing_store.release(conn, item, now, due_at=until,
+                                               deferred_until=until)
+                elif pacing.throttled(note.priority, item.attempts == 1, self._throttle) and (
+                    not await pacing_store.count_send(conn, item.user_id, item.medium,
+                                                      pacing.hour_of(now), self._throttle)
+                ):
+                    await self._fold(conn, item, now)
+                else:
+                    going.append(item)
+        return going
+
+    async def _fold(self, conn: AsyncConnection, item: Claimed, now: datetime) -> None:
+        """Past the hourly limit: into the throttle digest of (user, medium), which goes
+        at the start of the next hour and counts there as one send."""
+        closes = pacing.next_hour(now)
+        windows = await pacing_store.open_windows(conn, [(item.user_id, item.medium)],
+                                                  pacing.THROTTLE_KEY, closes, now)
+        window = windows[(item.user_id, item.medium)]
+        await pacing_store.release(conn, item, now, due_at=window.closes_at,
+                                   digest_id=window.id)
+
+    async def _send_digest(self, digest: ClaimedDigest, context: BatchContext) -> None:
+        """One message for all the digest's held deliveries, unless quiet hours hold it;
+        every delivery is settled as the message was."""
+        now = self._clock()
+        notes = [context.notifications.get(m.notification_id) for m in digest.members]
+        # A deleted notification takes its delivery rows with it: nothing to settle.
+        alive = [m for m, n in zip(digest.members, notes, strict=True) if n is not None]
+        items = [n for n in notes if n is not None]
+        if not alive:
+            async with self._db.begin() as conn:
+                await pacing_store.settle_digest(conn, digest, DeliveryStatus.SKIPPED.value,
+                                                 None, now)
+            return
+        urgent = Priority.CRITICAL.value if any(
+            n.priority == Priority.CRITICAL.value for n in items) else Priority.MEDIUM.value
+        verdict, until = pacing.verdict(now, urgent, context.quiet.get(digest.user_id))
+        if verdict is pacing.Verdict.DEFER and until is not None:
+            async with self._db.begin() as conn:
+                await pacing_store.defer_digest(conn, digest, until, now)
+            return
+        if digest.attempts == 1 and self._throttle > 0 and urgent != Priority.CRITICAL.value:
+            async with self._db.begin() as conn:  # a digest counts as one send
+                await pacing_store.count_send(conn, digest.user_id, digest.medium,
+                                              pacing.hour_of(now), None)
+        stand_in = replace(alive[0], attempts=digest.attempts)
+        try:
+            outcome = await self._dispatcher.run_digest(stand_in, items, context)
+        except Exception as exc:  # as for one delivery: retried, never lost
+            log.exception("digest %s failed unexpectedly", digest.id)
+            outcome = self._dispatcher.unexpected(stand_in, exc)
+        # Submitted together, so the settler writes them in one transaction.
+        await asyncio.gather(*(self._settler.submit(replace(outcome, delivery=member))
+                               for member in alive))
+        async with self._db.begin() as conn:
+            await pacing_store.settle_digest(conn, digest, outcome.status, outcome.due_at,
+                                             self._clock())
 
     async def _deliver(self, claimed: Claimed, context: BatchContext) -> None:
         try:
@@ -117,21 +208,24 @@ class DeliveryWorker:
 
     async def _context(self, claimed: Sequence[Claimed]) -> BatchContext:
         push = [c.id for c in claimed if c.medium == Medium.PUSH.value and c.attempts > 1]
+        users = sorted({c.user_id for c in claimed if c.medium != WEBHOOK})
         async with self._db.begin() as conn:
             notes = await notification_store.get_many(
                 conn, sorted({c.notification_id for c in claimed if c.medium != WEBHOOK}),
                 cipher=self._cipher)
+            contacts = await contact_store.contact_of(conn, users)
+            emailed = {c.user_id for c in claimed if c.medium == Medium.EMAIL.value}
             return BatchContext(
                 notifications={n.id: n for n in notes},
-                emails={user_id: contact.email for user_id, contact in (
-                    await contact_store.contact_of(conn, [
-                        c.user_id for c in claimed if c.medium == Medium.EMAIL.value])
-                ).items() if contact.email},
+                emails={user_id: contact.email for user_id, contact in contacts.items()
+                        if contact.email and user_id in emailed},
                 devices=await device_store.active_devices(
                     conn, [c.user_id for c in claimed if c.medium == Medium.PUSH.value]),
                 reached=await store.devices_reached(conn, push),
                 webhooks=await webhook_store.webhook_targets(
                     conn, [c.webhook_id for c in claimed if c.webhook_id]),
+                quiet={user_id: quiet for user_id, contact in contacts.items()
+                       if (quiet := pacing.quiet_of(contact.quiet_hours, contact.timezone))},
             )
 
     async def _write_settlements(self, items: list[Settlement]) -> list[BaseException | None]:
@@ -188,7 +282,8 @@ class DeliveryWorker:
 
     async def _delay(self) -> float:
         async with self._db.begin() as conn:
-            due = await store.next_due(conn)
+            dues = [await store.next_due(conn), await pacing_store.next_due(conn)]
+        due = min((d for d in dues if d is not None), default=None)
         if due is None:
             return self._poll_s
         return min(self._poll_s, max(0.0, (due - self._clock()).total_seconds()))

@@ -13,8 +13,12 @@ from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
+from tidings.store.pacing import Window
 
 MediaByUser = dict[str, frozenset[Medium]]
+# (user, medium) -> the digest window that user's deliveries of that medium are held for.
+HeldFor = dict[tuple[str, str], Window]
+HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH})  # in-app is never held
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +52,20 @@ class CreationRequest:
         return list(dict.fromkeys(self.draft.user_ids or ()))
 
 
+def held_pairs(recipients: Sequence[str], media: MediaByUser) -> list[tuple[str, str]]:
+    """The (user, medium) pairs a create with `digest` holds: email and push only."""
+    return [(user_id, medium.value) for user_id in recipients
+            for medium in sorted(media[user_id] & HELD_MEDIA)]
+
+
 def build_copies(
     request: CreationRequest, recipients: Sequence[str], media: MediaByUser,
     deliverable: frozenset[Medium] = frozenset(Medium),
+    held: HeldFor | None = None,
 ) -> tuple[list[Notification], list[NewDelivery]]:
-    """One stored copy per recipient, with one delivery per chosen medium (`skipped` from
-    the start for a medium no provider is configured for)."""
+    """One stored copy per recipient, with one delivery per chosen medium: `skipped` from
+    the start for a medium no provider is configured for; those in `held` wait, `pending`,
+    for their digest."""
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
@@ -62,13 +74,16 @@ def build_copies(
     states: dict[frozenset[Medium], tuple[DeliveryState, ...]] = {}
     for user_id in recipients:
         chosen = media[user_id]
-        shared = states.get(chosen)
+        shared = None if held else states.get(chosen)
         if shared is None:
-            shared = states[chosen] = tuple(
-                DeliveryState(medium.value, status, attempts, error, now)
+            shared = tuple(
+                DeliveryState(medium.value, status, attempts, error, now,
+                              digest_id=_digest_of(held, user_id, medium))
                 for medium, status, attempts, error in _initial(chosen, request.scheduled,
                                                                  deliverable)
             )
+            if not held:
+                states[chosen] = shared
         notification = Notification(
             id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
             message=draft.message, channel=draft.channel, priority=draft.priority.value,
@@ -82,11 +97,24 @@ def build_copies(
         deliveries.extend(
             NewDelivery(notification_id=notification.id, user_id=user_id,
                         medium=Medium(state.medium), status=state.status,
-                        attempts=state.attempts, due_at=visible_at, created_at=now,
-                        last_error=state.last_error)
+                        attempts=state.attempts,
+                        due_at=_due(held, user_id, Medium(state.medium), visible_at),
+                        created_at=now, last_error=state.last_error,
+                        digest_id=state.digest_id)
             for state in shared
         )
     return stored, deliveries
+
+
+def _digest_of(held: HeldFor | None, user_id: str, medium: Medium) -> str | None:
+    window = held.get((user_id, medium.value)) if held else None
+    return window.id if window else None
+
+
+def _due(held: HeldFor | None, user_id: str, medium: Medium, visible_at: datetime) -> datetime:
+    """A held delivery is due with its window's close; any other when visible."""
+    window = held.get((user_id, medium.value)) if held else None
+    return window.closes_at if window else visible_at
 
 
 def _initial(

@@ -27,12 +27,21 @@ from tidings.domain.notification import (
     Notification,
 )
 from tidings.metrics import Metrics
+from tidings.queue.pacing import window_closes
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher
-from tidings.services.copies import CreationRequest, build_copies, given_media
+from tidings.services.copies import (
+    CreationRequest,
+    HeldFor,
+    MediaByUser,
+    build_copies,
+    given_media,
+    held_pairs,
+)
 from tidings.services.preferences import PreferenceService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
+from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
 
 # Creations written per transaction at most, when requests arrive faster than commits.
@@ -193,7 +202,9 @@ class CreationService:
             media = given_media(draft, recipients)
             if media is None:
                 media = decided[(draft.channel, draft.type)]
-            stored, deliveries = build_copies(request, recipients, media, self._deliverable)
+            held = await _hold(conn, request, recipients, media)
+            stored, deliveries = build_copies(request, recipients, media, self._deliverable,
+                                              held)
             all_stored.extend(stored)
             all_deliveries.extend(deliveries)
             written.append(Written(_outcome(draft, stored), stored))
@@ -216,7 +227,8 @@ class CreationService:
         if media is None:
             media = await self._preferences.media_for(conn, recipients, draft.channel,
                                                       draft.type)
-        stored, deliveries = build_copies(request, recipients, media, self._deliverable)
+        held = await _hold(conn, request, recipients, media)
+        stored, deliveries = build_copies(request, recipients, media, self._deliverable, held)
         await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
         outcome = _outcome(draft, stored)
         if key is not None:
@@ -243,6 +255,20 @@ class CreationService:
             await self._fanout.notify(live)
         elif self.on_scheduled is not None:
             self.on_scheduled(request.visible_at)
+
+
+async def _hold(conn: AsyncConnection, request: CreationRequest, recipients: Sequence[str],
+                media: MediaByUser) -> HeldFor | None:
+    """With `digest`: the window each recipient's email and push join (opened now, closing
+    `window_seconds` later, unless one is open already), in the creating transaction."""
+    digest = request.draft.digest
+    if digest is None:
+        return None
+    pairs = held_pairs(recipients, media)
+    if not pairs:
+        return None
+    closes = window_closes(request.now, digest.window_seconds)
+    return await pacing_store.open_windows(conn, pairs, digest.key, closes, request.now)
 
 
 def _outcome(draft: NotificationDraft, stored: Sequence[Notification]) -> CreateOutcome:

@@ -87,6 +87,8 @@ def _requeued(now: datetime) -> dict[str, Any]:
     return {
         "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
         "locked_until": None, "lease_token": None, "updated_at": now,
+        # A dead letter of a digest is replayed on its own: its digest has ended.
+        "digest_id": None,
     }
 
 

@@ -84,6 +84,7 @@ async def insert_many(
             "last_error": d.last_error,
             "created_at": d.created_at,
             "updated_at": d.created_at,
+            "digest_id": d.digest_id,
         }
         for d in new_deliveries
     ]

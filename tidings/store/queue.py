@@ -63,7 +63,8 @@ async def claim(
     token = str(uuid.uuid4())
     due = (
         sa.select(deliveries.c.id)
-        .where(DUE, deliveries.c.next_attempt_at <= now)
+        # Deliveries held for a digest go out with it (`store.pacing.claim_digests`).
+        .where(DUE, deliveries.c.next_attempt_at <= now, deliveries.c.digest_id.is_(None))
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -142,7 +143,9 @@ async def devices_reached(
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
-    result = await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(DUE))
+    # Held deliveries are due with their digest (`store.pacing.next_due`), not by their row.
+    result = await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at))
+                                .where(DUE, deliveries.c.digest_id.is_(None)))
     value: datetime | None = result.scalar_one_or_none()
     return value
 

@@ -143,6 +143,7 @@ notification_deliveries = sa.Table(
         sqlite_where=sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'"),
     ),
     sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
+    sa.Index("ix_deliveries_digest", "digest_id"),
     postgresql_partition_by="RANGE (notification_id)",
 )
 
@@ -168,6 +169,37 @@ delivery_attempts = sa.Table(
     sa.Index("ix_delivery_attempts_delivery", "delivery_id", "id"),
     sa.Index("ix_delivery_attempts_notification", "notification_id"),
     postgresql_partition_by="RANGE (notification_id)",
+)
+
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    # The producer's digest key, or the throttle's own (`~throttle`).
+    sa.Column("key", sa.String(100), nullable=False),
+    sa.Column("medium", sa.String(16), nullable=False),
+    sa.Column("opens_at", UTCDateTime, nullable=False),
+    sa.Column("closes_at", UTCDateTime, nullable=False),
+    # open (collecting, then waiting to be sent), sending (under a lease), sent, dead.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # As on deliveries: closes_at at first, then a retry's time or the lease's end.
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_token", sa.String(36), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_digests_open", "user_id", "key", "medium", "status"),
+    sa.Index("ix_digests_due", "status", "next_attempt_at"),
+)
+
+# Sends per user, medium and UTC clock hour, for THROTTLE_PER_HOUR.
+send_counts = sa.Table(
+    "send_counts",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("medium", sa.String(16), primary_key=True),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 
 contacts = sa.Table(

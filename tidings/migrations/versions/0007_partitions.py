@@ -1,7 +1,7 @@
 """monthly partitions of notifications, deliveries and attempts (PostgreSQL)
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-28
 
 On PostgreSQL each existing table becomes the first partition of its new partitioned
@@ -34,7 +34,7 @@ from tidings.store.partitions import (
 )
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -44,7 +44,8 @@ AHEAD = 3
 INDEXES = {
     "notifications": ["ix_notifications_user_visible", "ix_notifications_user_status"],
     "notification_deliveries": ["ix_deliveries_notification", "ix_deliveries_due",
-                                "ix_deliveries_queue", "ix_deliveries_status_updated"],
+                                "ix_deliveries_queue", "ix_deliveries_status_updated",
+                                "ix_deliveries_digest"],
     "delivery_attempts": ["ix_delivery_attempts_delivery",
                           "ix_delivery_attempts_notification"],
 }
@@ -64,6 +65,7 @@ PARENT_DDL = {
         " WHERE status IN ('pending', 'sending') AND medium <> 'in_app'",
         "CREATE INDEX ix_deliveries_status_updated ON notification_deliveries"
         " (status, updated_at)",
+        "CREATE INDEX ix_deliveries_digest ON notification_deliveries (digest_id)",
     ],
     "delivery_attempts": [
         "ALTER TABLE delivery_attempts ADD CONSTRAINT pk_delivery_attempts"
