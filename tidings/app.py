@@ -19,6 +19,7 @@ from tidings.api import (
     health,
     notifications,
     preferences,
+    templates,
     unsubscribe,
 )
 from tidings.api.limits import BodySizeLimit
@@ -64,6 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(contacts.router)
     api.include_router(devices.router)
     api.include_router(unsubscribe.router)
+    api.include_router(templates.router)
 
     app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
     return RequestContext(app, services.metrics)

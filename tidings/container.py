@@ -29,6 +29,7 @@ from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.subscriptions import SubscriptionService
+from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import (
     UnsubscribeService,
@@ -39,6 +40,7 @@ from tidings.services.unsubscribe import (
 from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
+from tidings.templates.engine import TemplateEngine
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Services:
     contacts: ContactService
     devices: DeviceService
     unsubscribe: UnsubscribeService
+    templates: TemplateService
 
     async def start(self) -> None:
         await self.db.start()
@@ -149,8 +152,9 @@ def build_services(settings: Settings) -> Services:
         interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size,
     )
+    templates = TemplateService(db, TemplateEngine())
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
-                               on_queued=delivery.worker.wake)
+                               on_queued=delivery.worker.wake, templates=templates)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics)
     fanout.attach(gateway)
@@ -162,5 +166,5 @@ def build_services(settings: Settings) -> Services:
         dead_letters=DeadLetterService(db, fanout, on_due=delivery.worker.wake),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db), devices=DeviceService(db, settings),
-        unsubscribe=UnsubscribeService(db, settings),
+        unsubscribe=UnsubscribeService(db, settings), templates=templates,
     )

@@ -21,6 +21,12 @@ class DeliveryStateOut(BaseModel):
     deferred_until: str | None
 
 
+class TemplateRefOut(BaseModel):
+    key: str
+    version: int
+    locale: str
+
+
 class NotificationOut(BaseModel):
     id: str
     user_id: str
@@ -36,6 +42,7 @@ class NotificationOut(BaseModel):
     read_at: str | None
     data: dict[str, Any]
     deliveries: list[DeliveryStateOut]
+    template: TemplateRefOut | None
 
 
 class AudienceOut(BaseModel):
@@ -158,3 +165,27 @@ class DeviceList(BaseModel):
 
 class VapidKeyOut(BaseModel):
     public_key: str
+
+
+class TemplateSummaryOut(BaseModel):
+    key: str
+    version: int
+    default_locale: str
+    locales: list[str]
+    updated_at: str
+
+
+class TemplateOut(TemplateSummaryOut):
+    variants: dict[str, dict[str, str]]
+    created_by: str
+
+
+class TemplatePageOut(BaseModel):
+    items: list[TemplateSummaryOut]
+    next_cursor: str | None
+
+
+class PreviewOut(BaseModel):
+    locale: str
+    version: int
+    parts: dict[str, str]

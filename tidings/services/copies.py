@@ -4,15 +4,17 @@ per medium chosen for that recipient."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
+from tidings.domain.template import Rendered, Template
 
 MediaByUser = dict[str, frozenset[Medium]]
 
@@ -26,6 +28,10 @@ class CreationRequest:
     key: str | None
     now: datetime
     visible_at: datetime  # now, or the scheduled time when that is later
+    # The template version the create names (resolved before the write), if any.
+    template: Template | None = None
+    # The producer's `html`, cleaned once per request.
+    html: str | None = field(default=None)
 
     @property
     def scheduled(self) -> bool:
@@ -47,9 +53,11 @@ class CreationRequest:
 
 
 def build_copies(
-    request: CreationRequest, recipients: Sequence[str], media: MediaByUser
+    request: CreationRequest, recipients: Sequence[str], media: MediaByUser,
+    rendered: Mapping[str, Rendered] | None = None,
 ) -> tuple[list[Notification], list[NewDelivery]]:
-    """One stored copy per recipient, with one delivery per chosen medium."""
+    """One stored copy per recipient, with one delivery per chosen medium; with a
+    template, each copy carries its recipient's rendering."""
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
@@ -64,13 +72,14 @@ def build_copies(
                 DeliveryState(medium.value, status, attempts, None, now)
                 for medium, status, attempts in _initial(chosen, request.scheduled)
             )
+        title, message, template, content = _texts(request, rendered, user_id)
         notification = Notification(
-            id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
-            message=draft.message, channel=draft.channel, priority=draft.priority.value,
+            id=uuid7(), user_id=user_id, type=draft.type, title=title,
+            message=message, channel=draft.channel, priority=draft.priority.value,
             status=Status.PENDING.value, scheduled_at=draft.scheduled_at, created_at=now,
             visible_at=visible_at, delivered_at=None, read_at=None, data=draft.data,
             in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
-            deliveries=shared,
+            deliveries=shared, template=template, content=content,
         )
         stored.append(notification)
         deliveries.extend(
@@ -79,6 +88,19 @@ def build_copies(
             for medium, status, attempts in _initial(chosen, request.scheduled)
         )
     return stored, deliveries
+
+
+def _texts(
+    request: CreationRequest, rendered: Mapping[str, Rendered] | None, user_id: str
+) -> tuple[str, str, dict[str, Any] | None, dict[str, str] | None]:
+    """(title, message, template reference, content) of one recipient's copy. The
+    producer's `html` fills the email's HTML where the template gives none."""
+    own = {"html": request.html} if request.html is not None else {}
+    if rendered is None:
+        return (request.draft.title or "", request.draft.message or "", None, own or None)
+    mine = rendered[user_id]
+    content = {**own, **mine.content}
+    return mine.parts["title"], mine.parts["message"], mine.ref, content or None
 
 
 def _initial(chosen: frozenset[Medium], scheduled: bool) -> list[tuple[Medium, str, int]]:

@@ -9,6 +9,7 @@ transaction before anyone hears of it; the fan-out after the commit is only the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,11 +26,13 @@ from tidings.domain.notification import (
     NewDelivery,
     Notification,
 )
+from tidings.domain.template import Rendered
 from tidings.metrics import Metrics
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher
 from tidings.services.copies import CreationRequest, build_copies, given_media
 from tidings.services.preferences import PreferenceService
+from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
 from tidings.store.database import Database
@@ -59,6 +62,7 @@ class CreationService:
         metrics: Metrics,
         on_scheduled: Callable[[datetime], None] | None = None,
         on_queued: Callable[[], None] | None = None,
+        templates: TemplateService | None = None,
     ) -> None:
         self._db = db
         self._fanout = fanout
@@ -68,6 +72,7 @@ class CreationService:
         self.on_scheduled = on_scheduled
         # Told when email, push or webhook deliveries were written: the workers look now.
         self.on_queued = on_queued
+        self._templates = templates
         self._batcher: Batcher[CreationRequest, Written] = Batcher(self._write_batch,
                                                                    WRITE_BATCH)
 
@@ -76,19 +81,25 @@ class CreationService:
     ) -> CreateOutcome:
         if not principal.may_create:
             raise Forbidden("creating notifications needs the role 'service' or 'admin'")
-        if draft.template is not None:
-            # Templates arrive with their own store; until then no key can resolve.
-            raise ValidationFailed(f"template '{draft.template}' not found", field="template")
+        draft.check_content()
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
         ):
             raise ValidationFailed(
                 "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
             )
+        template = None
+        if draft.template is not None:
+            if self._templates is None:
+                raise ValidationFailed("template: templates are not available here",
+                                       field="template")
+            template = await self._templates.resolve(draft.template)
+        html = await asyncio.to_thread(draft.cleaned_html) if draft.html is not None else None
         now = utcnow()
         due = draft.scheduled_at
         request = CreationRequest(principal, draft, idempotency_key, now,
-                                  due if due is not None and due > now else now)
+                                  due if due is not None and due > now else now,
+                                  template, html)
         written = await self._batcher.submit(request)
         if written.stored:
             await self._announce(request, written.stored)
@@ -165,7 +176,8 @@ class CreationService:
             media = given_media(draft, recipients)
             if media is None:
                 media = decided[(draft.channel, draft.type)]
-            stored, deliveries = build_copies(request, recipients, media)
+            rendered = await self._render(conn, request, recipients)
+            stored, deliveries = build_copies(request, recipients, media, rendered)
             all_stored.extend(stored)
             all_deliveries.extend(deliveries)
             written.append(Written(_outcome(draft, stored), stored))
@@ -188,13 +200,24 @@ class CreationService:
         if media is None:
             media = await self._preferences.media_for(conn, recipients, draft.channel,
                                                       draft.type)
-        stored, deliveries = build_copies(request, recipients, media)
+        rendered = await self._render(conn, request, recipients)
+        stored, deliveries = build_copies(request, recipients, media, rendered)
         await store.insert_many(conn, stored, deliveries)
         outcome = _outcome(draft, stored)
         if key is not None:
             await idempotency.record(conn, request.principal.user_id, key,
                                      request.fingerprint(), outcome, request.now)
         return Written(outcome, stored)
+
+    async def _render(self, conn: AsyncConnection, request: CreationRequest,
+                      recipients: Sequence[str]) -> dict[str, Rendered] | None:
+        """Each recipient's rendering of the request's template (None without one). In
+        the write's transaction, so the contacts read are those of the copies written;
+        a failure fails the request and nothing of it is stored."""
+        if request.template is None or self._templates is None:
+            return None
+        return await self._templates.render_for(conn, request.template,
+                                                request.draft.variables or {}, recipients)
 
     # -- after the commit -----------------------------------------------------------------
 

@@ -23,12 +23,13 @@ from tidings.store.tables import notifications
 INSERT_SLICE = 1000
 
 _FIELDS = tuple(field.name for field in fields(Notification) if field.name != "deliveries")
-# Selected in the record's field order, so a row becomes a record positionally.
+# Selected in the record's field order (`template` and `content` included: the JSON
+# columns of a notification made from a template), so a row maps onto the record by name.
 _COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
 
 
 def _record(row: Row[Any]) -> Notification:
-    return Notification(*tuple(row))
+    return Notification(**dict(zip(_FIELDS, tuple(row), strict=True)))
 
 
 async def with_deliveries(

@@ -79,6 +79,11 @@ notifications = sa.Table(
     sa.Column("data", JSONData, nullable=True),
     sa.Column("in_app", sa.Boolean, nullable=False),
     sa.Column("producer", sa.String(255), nullable=False),
+    # Made from a template: {"key", "version", "locale"} of the variant used; and the
+    # rendered email and push parts (subject, text, html, push_title, push_body) that
+    # differ from the rules for notifications without one. Null otherwise.
+    sa.Column("template", JSONData, nullable=True),
+    sa.Column("content", JSONData, nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
     sa.Index("ix_notifications_user_status", "user_id", "status"),
 )
@@ -223,5 +228,18 @@ idempotency_keys = sa.Table(
     # refused rather than answered with a result that does not belong to it. Null on keys
     # written before it existed.
     sa.Column("fingerprint", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every version of every template; the latest version of a key is the one creates use.
+# DELETE removes all the versions of a key, so a new POST starts at version 1 again.
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("default_locale", sa.String(35), nullable=False),
+    sa.Column("variants", JSONData, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
