@@ -88,7 +88,8 @@ async def test_one_user_gets_the_variant_of_their_locale_in_their_zone(
     note = answer.json()
     assert note["template"] == {"key": "invoice", "version": 1, "locale": "de"}
     assert note["title"] == "Rechnung A-7"
-    assert note["message"] == "Summe 1.234,50\xa0€, fällig 1 März 19:30"
+    # Austrian German puts the euro sign first.
+    assert note["message"] == "Summe €\xa01.234,50, fällig 1 März 19:30"
     rows = await stored_rows(server)
     assert rows[0].content == {"subject": "Ihre Rechnung A-7",
                                "text": "Hallo <Ada>, Rechnung A-7",

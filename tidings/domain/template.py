@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,11 +189,17 @@ class Rendered:
 
 
 def encode_key_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    """The opaque cursor of the list by key: the last key of a page."""
+    raw = json.dumps(["template", key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_key_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, binascii.Error) as exc:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, key = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
+        if kind != "template" or not isinstance(key, str):
+            raise ValueError("not a template cursor")
+        return key
+    except (ValueError, TypeError, binascii.Error) as exc:
         raise ValidationFailed("cursor is not one this server gave out", field="cursor") from exc
