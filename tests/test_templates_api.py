@@ -3,6 +3,7 @@ and PostgreSQL, with real rendering."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -200,3 +201,11 @@ async def test_preview_stops_a_runaway_template_and_refuses_internals(
                                      json={"variables": {}})
             assert answer.status_code == 422, answer.text
             assert answer.json()["error"]["field"] == "variants.en.message"
+
+
+async def test_concurrent_puts_each_make_their_own_version(server: RunningServer) -> None:
+    async with server.http(*ADMIN) as http:
+        await post(http, WELCOME)
+        answers = await asyncio.gather(*(
+            http.put("/api/admin/templates/welcome", json=WELCOME) for _ in range(5)))
+    assert sorted(answer.json()["version"] for answer in answers) == [2, 3, 4, 5, 6]

@@ -154,3 +154,38 @@ def test_drafts_normalise_locales_and_need_a_default_with_title_and_message() ->
         with pytest.raises(ValidationFailed) as caught:
             TemplateDraft.model_validate(full).checked()
         assert caught.value.field == field
+
+
+def test_a_render_past_its_deadline_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidings.templates import bounds
+
+    # Few steps, each of real work: only the clock can stop it, and it does.
+    monkeypatch.setattr(bounds, "RENDER_SECONDS", 0.0)
+    problem = failure("{% for i in range(50) %}{{ (t * 2000)|replace('a', 'bb')|length }}"
+                      "{% endfor %}", t="a" * 50)
+    assert "took longer than" in problem.message
+
+
+def test_output_over_100_kb_is_refused_even_when_built_in_small_steps() -> None:
+    problem = failure("{% for i in range(2000) %}{{ t }}{% endfor %}", t="x" * 100)
+    assert "longer than 102400" in problem.message
+
+
+def test_nul_in_rendered_text_is_refused() -> None:
+    assert failure("{{ t }}", t="a\x00").field == "variants.en.message"
+
+
+def test_joins_and_wordwraps_over_the_bound_are_refused_before_they_run() -> None:
+    assert "join" in failure("{{ items|join(t) }}", items=list(range(5000)),
+                             t="x" * 100).message
+    assert "wordwrap" in failure("{{ t|wordwrap(1, wrapstring=w) }}", t="a b " * 500,
+                                 w="y" * 1000).message
+    assert "tojson" in failure("{{ [1]|tojson(indent=100000) }}").message
+
+
+def test_dates_take_dates_epochs_and_aware_or_naive_instants() -> None:
+    assert render("{{ d|date('yyyy-MM-dd') }}", d=0) == "1970-01-01"
+    assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02") == "00:00"
+    assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02T10:00:00") == "10:00"
+    assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02T10:00:00+02:00",
+                  zone="UTC") == "08:00"
