@@ -189,3 +189,9 @@ def test_dates_take_dates_epochs_and_aware_or_naive_instants() -> None:
     assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02T10:00:00") == "10:00"
     assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02T10:00:00+02:00",
                   zone="UTC") == "08:00"
+
+
+@pytest.mark.parametrize("source", ["{{ 1 / 0 }}", "{{ 'x'|currency('EUR', format=7) }}",
+                                    "{% include 'other' %}", "{{ t|date('qqqqqqq') }}"])
+def test_whatever_a_templates_code_raises_is_a_422_naming_the_part(source: str) -> None:
+    assert failure(source, t="2026-01-01").field == "variants.en.message"

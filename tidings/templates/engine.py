@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Template as JinjaTemplate
-from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from tidings.domain.errors import ValidationFailed
@@ -92,8 +92,10 @@ class TemplateEngine:
         except TemplateSyntaxError as exc:
             raise ValidationFailed(f"{field}: line {exc.lineno}: {exc.message}",
                                    field=field) from exc
-        except (RenderLimit, TemplateError, ArithmeticError, TypeError, ValueError,
-                LookupError, RecursionError, AttributeError) as exc:
+        except Exception as exc:
+            # Whatever a template's own code raises (a bound, the sandbox, a filter given
+            # a bad value, a division by zero) is that template's failure: a 422 naming
+            # the part, never a 500.
             raise ValidationFailed(f"{field}: {_describe(exc)}", field=field) from exc
 
     def _compile(self, part: str, source: str) -> JinjaTemplate:
