@@ -78,6 +78,11 @@ def test_the_sandbox_refuses_internals_and_unbounded_methods(source: str) -> Non
     "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
     "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
     "{% for i in range(10000) %}{{ 'x' * 100 }}{% endfor %}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set t %}{{ ns.s }}{{ ns.s }}"
+    "{% endset %}{% set ns.s = t %}{% endfor %}",
+    "{% filter upper %}{% for i in range(9000) %}" + "x" * 2000 + "{% endfor %}{% endfilter %}",
+    "{% macro m() %}{% for i in range(9000) %}{{ '%s' % i }}" + "y" * 1000
+    + "{% endfor %}{% endmacro %}{{ m()|length }}",
 ])
 def test_runaway_renders_are_stopped(source: str) -> None:
     problem = failure(source)

@@ -13,6 +13,7 @@ deadline is met within a few milliseconds.
 
 from __future__ import annotations
 
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from tidings.domain.template import MAX_OUTPUT_CHARS
 MAX_STEPS = 200_000  # loop iterations, calls, filters and operators in one part
 MAX_ITEMS = 10_000  # the length of a range, and of any list a template builds
 MAX_CHARS = MAX_OUTPUT_CHARS  # any string a template builds
+# Everything a part's template emits, into its output or into the buffers of macros,
+# `{% set %}` and `{% filter %}` blocks (whose text is only measured once complete).
+MAX_EMITTED = 10 * MAX_OUTPUT_CHARS
 MAX_INT_BITS = 4096
 MAX_EXPONENT = 256
 RENDER_SECONDS = 1.0
@@ -41,6 +45,14 @@ class Budget:
     zone: str
     deadline: float = field(default_factory=lambda: time.monotonic() + RENDER_SECONDS)
     steps: int = 0
+    emitted: int = 0
+
+    def emit(self, size: int) -> None:
+        self.tick()
+        self.emitted += size
+        if self.emitted > MAX_EMITTED:
+            raise RenderLimit(f"rendering stopped: more than {MAX_EMITTED} characters "
+                              "written")
 
     def tick(self, count: int = 1) -> None:
         self.steps += count
@@ -71,6 +83,16 @@ class rendering:
 
     def __exit__(self, *_exc: object) -> None:
         _current.reset(self._token)
+
+
+# A printf conversion with a width or precision of 4+ digits, or one taken from `*`.
+_WIDE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{4,}|\d*\.(?:\*|\d{4,}))")
+
+
+def narrow_format(text: str) -> None:
+    """Refuse a printf format whose widths could build a huge string."""
+    if _WIDE_FORMAT.search(text):
+        raise RenderLimit("rendering stopped: a format width or precision of 1000 or more")
 
 
 def sized(value: Any) -> Any:

@@ -10,7 +10,6 @@ zone of the current rendering (the recipient's).
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -21,11 +20,17 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 
-from tidings.templates.bounds import MAX_CHARS, MAX_ITEMS, RenderLimit, current, sized
+from tidings.templates.bounds import (
+    MAX_CHARS,
+    MAX_ITEMS,
+    RenderLimit,
+    current,
+    narrow_format,
+    sized,
+)
 
 _CONTEXTS = frozenset({"environment", "eval_ctx", "context"})
 Estimate = Callable[[Mapping[str, Any]], int]
-_WIDE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{4,}|\d*\.(?:\*|\d{4,}))")
 
 
 def _text(value: Any) -> str:
@@ -57,8 +62,7 @@ def _wordwrap_size(a: Mapping[str, Any]) -> int:
 
 
 def _format_size(a: Mapping[str, Any]) -> int:
-    if _WIDE_FORMAT.search(_text(a["value"])):
-        raise RenderLimit("rendering stopped: a format width or precision of 1000 or more")
+    narrow_format(_text(a["value"]))
     return 0
 
 

@@ -3,8 +3,10 @@ names, and bounded (see `bounds.py`).
 
 On top of Jinja2's sandbox (no attribute starting with `_`, no `mro`, no function
 internals, no mutation of lists and dicts), this one:
-- rewrites every parsed template so that each `for` loop's iterable and each `~`
-  concatenation pass through a counting filter (`_parse`);
+- rewrites every parsed template so that each `for` loop's iterable, each `~`
+  concatenation and each piece of output (literal text too: a macro or a `{% set %}`
+  block buffers its output before anything measures it) pass through a counting filter
+  (`_parse`);
 - counts every call (macros included) and checks `+`, `*`, `**` and `%` before computing;
 - replaces `range` with one of at most `MAX_ITEMS` items, drops `lipsum`, and allows on
   strings only the methods that cannot grow them (`str.format`, `center`, `ljust`,
@@ -13,7 +15,6 @@ internals, no mutation of lists and dicts), this one:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -30,6 +31,7 @@ from tidings.templates.filters import bounded_filters, locale_filters
 
 LOOP_FILTER = "tidings_loop"
 SIZE_FILTER = "tidings_sized"
+EMIT_FILTER = "tidings_emit"
 SAFE_STR_METHODS = frozenset({
     "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",
     "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper",
@@ -37,8 +39,6 @@ SAFE_STR_METHODS = frozenset({
     "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
     "swapcase", "title", "upper",
 })
-# A printf conversion with a width or precision of 4+ digits, or one taken from `*`.
-_WIDE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{4,}|\d*\.(?:\*|\d{4,}))")
 
 
 class MissingVariable(UndefinedError):
@@ -72,6 +72,11 @@ def _sized(value: Any) -> Any:
     return sized(value)
 
 
+def _emit(value: Any) -> Any:
+    current().emit(len(value) if isinstance(value, str) else len(str(value)))
+    return value
+
+
 def _range(*args: int) -> range:
     numbers = range(*args)
     if len(numbers) > MAX_ITEMS:
@@ -86,6 +91,12 @@ class _Counted(NodeTransformer):
         self.generic_visit(node)
         node.iter = nodes.Filter(node.iter, LOOP_FILTER, [], [], None, None,
                                  lineno=node.lineno)
+        return node
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [nodes.Filter(child, EMIT_FILTER, [], [], None, None, lineno=child.lineno)
+                      for child in node.nodes]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
@@ -108,6 +119,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters.update(locale_filters())
         self.filters[LOOP_FILTER] = _loop
         self.filters[SIZE_FILTER] = _sized
+        self.filters[EMIT_FILTER] = _emit
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -139,6 +151,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             bounds.power_size(left, right)
         elif operator == "+":
             bounds.sum_size(left, right)
-        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
-            raise RenderLimit("rendering stopped: a format width or precision of 1000 or more")
+        elif operator == "%" and isinstance(left, str):
+            bounds.narrow_format(left)
         return sized(super().call_binop(context, operator, left, right))
