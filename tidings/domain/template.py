@@ -30,7 +30,6 @@ PARTS = (*TEXT_PARTS, "html")
 CONTENT_PARTS = ("subject", "text", "html", "push_title", "push_body")
 MAX_SOURCE_BYTES = 64 * 1024  # per part, as UTF-8
 MAX_OUTPUT_CHARS = 100 * 1024  # per rendered part
-MAX_KEY_LENGTH = 200
 KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}"
 
 
