@@ -269,3 +269,32 @@ async def test_the_producers_own_html_is_cleaned_and_sent(
     await asyncio.wait_for(handler.arrived.wait(), 10)
     html = handler.received[0].message.get_body(("html",)).get_content()
     assert "<b>there</b>" in html and "script" not in html and "onclick" not in html
+
+
+async def test_an_exact_regional_variant_wins_over_its_language(server: RunningServer) -> None:
+    await add_template(server, {"key": "greet", "default_locale": "en", "variants": {
+        "en": {"title": "Hello", "message": "m"}, "de": {"title": "Hallo"},
+        "de_AT": {"title": "Servus"}}})
+    await set_contact(server, "alice", locale="de_AT")
+    await set_contact(server, "bob", locale="de_CH")
+    await set_contact(server, "carol", locale="it")
+    answer = await create(server, template="greet", user_ids=["alice", "bob", "carol"])
+    assert answer.status_code == 202
+    seen = {user: (await inbox(server, user))[0] for user in ("alice", "bob", "carol")}
+    assert [(n["title"], n["message"], n["template"]["locale"]) for n in seen.values()] == [
+        ("Servus", "m", "de_AT"), ("Hallo", "m", "de"), ("Hello", "m", "en")]
+
+
+async def test_the_size_and_time_bounds_hold_at_creation(server: RunningServer) -> None:
+    await add_template(server, {"key": "huge", "variants": {"en": {
+        "title": "t", "push_body": "{% for i in range(2000) %}{{ filler }}{% endfor %}",
+        "message": "m"}}})
+    await add_template(server, {"key": "slow", "variants": {"en": {
+        "title": "{% for a in range(9999) %}{% for b in range(9999) %}{% endfor %}"
+                 "{% endfor %}", "message": "m"}}})
+    huge = await create(server, template="huge", user_id="bob", variables={"filler": "x" * 99})
+    assert huge.status_code == 422 and huge.json()["error"]["field"] == "variants.en.push_body"
+    assert "longer than 102400" in huge.json()["error"]["message"]
+    slow = await create(server, template="slow", user_id="bob", variables={})
+    assert slow.status_code == 422 and slow.json()["error"]["field"] == "variants.en.title"
+    assert await stored_rows(server) == []
