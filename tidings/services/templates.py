@@ -41,16 +41,18 @@ class TemplateService:
         self._db = db
         self._engine = engine
 
-    async def _checked(self, principal: Principal, draft: TemplateDraft,
-                       version: int) -> Template:
+    async def _checked(self, draft: TemplateDraft) -> tuple[str, dict[str, dict[str, str]]]:
+        """The draft's default locale and variants, every part compiled (a 422 names the
+        first that does not)."""
         default, variants = draft.checked()
         # Compiling up to 64 KB per part is CPU work: off the event loop.
         await asyncio.to_thread(self._engine.check, variants)
-        return Template(draft.key, version, default, variants, principal.user_id, utcnow())
+        return default, variants
 
     async def create(self, principal: Principal, draft: TemplateDraft) -> Template:
         """Version 1 of a new key; 409 if the key exists."""
-        template = await self._checked(principal, draft, 1)
+        default, variants = await self._checked(draft)
+        template = Template(draft.key, 1, default, variants, principal.user_id, utcnow())
         try:
             async with self._db.begin() as conn:
                 await store.insert(conn, template)
@@ -63,14 +65,14 @@ class TemplateService:
         """A new version of an existing key."""
         if draft.key != key:
             raise ValidationFailed("key: must match the key in the path", field="key")
-        checked = await self._checked(principal, draft, 0)
+        default, variants = await self._checked(draft)
         for _ in range(VERSION_TRIES):
             async with self._db.begin() as conn:
                 latest = await store.latest_version(conn, key)
                 if latest is None:
                     raise NotFound(f"template {key} not found")
-                template = Template(key, latest + 1, checked.default_locale, checked.variants,
-                                    checked.created_by, checked.created_at)
+                template = Template(key, latest + 1, default, variants, principal.user_id,
+                                    utcnow())
                 try:
                     await store.insert(conn, template)
                 except DuplicateKey:
