@@ -68,6 +68,31 @@ async def _admin_calls(
         await ops.delete(f"/api/admin/webhooks/{hook.json()['id']}")  # 404
 
 
+async def _template_calls(client: Callable[..., httpx.AsyncClient]) -> None:
+    """Every template route, answering as it should and as it should not."""
+    body = {"key": "hello", "variants": {"en": {"title": "Hi {{ name }}", "message": "m"},
+                                         "de": {"title": "Hallo {{ name }}"}}}
+    async with client("ops", "admin") as ops, client("svc", "service") as svc:
+        await ops.post("/api/admin/templates", json=body)
+        await ops.post("/api/admin/templates", json=body)  # 409
+        await ops.post("/api/admin/templates", json={**body, "key": "x", "variants": {
+            "en": {"title": "{% if %}", "message": "m"}}})  # 422
+        await svc.post("/api/admin/templates", json=body)  # 403
+        await ops.put("/api/admin/templates/hello", json=body)
+        await ops.put("/api/admin/templates/nope", json={**body, "key": "nope"})  # 404
+        await ops.get("/api/admin/templates", params={"limit": 1})
+        await ops.get("/api/admin/templates/hello", params={"version": 1})
+        await ops.get("/api/admin/templates/nope")  # 404
+        await ops.post("/api/admin/templates/hello/preview",
+                       json={"variables": {"name": "Ada"}, "locale": "de_AT"})
+        await ops.post("/api/admin/templates/hello/preview", json={"variables": {}})  # 422
+        await svc.post("/api/notifications", json={
+            "type": "greeting", "template": "hello", "variables": {"name": "Ada"},
+            "user_id": "alice"})
+        await ops.delete("/api/admin/templates/hello")
+        await ops.delete("/api/admin/templates/hello")  # 404
+
+
 async def test_every_route_answers_as_documented(server: RunningServer) -> None:
     answers: list[httpx.Response] = []
 
@@ -106,6 +131,7 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await alice.delete(f"/api/notifications/{note_id}")
         await alice.delete(f"/api/notifications/{note_id}")  # 404
         await _admin_calls(server, client)
+        await _template_calls(client)
         await alice.put("/api/users/me/contact", json={
             "email": "alice@example.com", "locale": "pt-BR", "timezone": "Europe/Vienna",
             "quiet_hours": {"start": "22:00", "end": "07:00"}})

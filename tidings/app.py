@@ -19,6 +19,7 @@ from tidings.api import (
     health,
     notifications,
     preferences,
+    templates,
     unsubscribe,
     web,
 )
@@ -66,6 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(devices.router)
     api.include_router(unsubscribe.router)
     api.include_router(web.build_router())
+    api.include_router(templates.router)
 
     app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
     return RequestContext(app, services.metrics)

@@ -36,6 +36,7 @@ from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
+from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import (
     UnsubscribeService,
@@ -46,6 +47,7 @@ from tidings.services.unsubscribe import (
 from tidings.services.webhooks import WebhookService
 from tidings.settings import Settings
 from tidings.store.database import Database
+from tidings.templates.engine import TemplateEngine
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Services:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     limits: RateLimits
+    templates: TemplateService
 
     async def start(self) -> None:
         await self.db.start()
@@ -204,9 +207,11 @@ def build_services(settings: Settings) -> Services:
         batch_size=settings.notification_batch_size,
         cipher=cipher,
     )
+    templates = TemplateService(db, TemplateEngine())
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=queued,
-                               deliverable=delivery.deliverable, cipher=cipher)
+                               deliverable=delivery.deliverable, cipher=cipher,
+                               templates=templates)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
@@ -219,6 +224,6 @@ def build_services(settings: Settings) -> Services:
         dead_letters=DeadLetterService(db, fanout, on_due=queued),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db), devices=DeviceService(db, settings),
-        unsubscribe=UnsubscribeService(db, settings),
+        unsubscribe=UnsubscribeService(db, settings), templates=templates,
         limits=limits,
     )

@@ -24,6 +24,11 @@ class DeliveryStateOut(BaseModel):
     deferred_until: str | None
 
 
+class TemplateRefOut(BaseModel):
+    key: str
+    version: int
+    locale: str
+
 
 class NotificationOut(BaseModel):
     id: str
@@ -40,6 +45,7 @@ class NotificationOut(BaseModel):
     read_at: datetime | None
     data: dict[str, Any]
     deliveries: list[DeliveryStateOut]
+    template: TemplateRefOut | None
 
 
 class AudienceOut(BaseModel):
@@ -182,3 +188,27 @@ class BatchResultOut(BaseModel):
 
 class BatchOut(BaseModel):
     results: list[BatchResultOut]
+
+
+class TemplateSummaryOut(BaseModel):
+    key: str
+    version: int
+    default_locale: str
+    locales: list[str]
+    updated_at: str
+
+
+class TemplateOut(TemplateSummaryOut):
+    variants: dict[str, dict[str, str]]
+    created_by: str
+
+
+class TemplatePageOut(BaseModel):
+    items: list[TemplateSummaryOut]
+    next_cursor: str | None
+
+
+class PreviewOut(BaseModel):
+    locale: str
+    version: int
+    parts: dict[str, str]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
+import nh3
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +31,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 MAX_RECIPIENTS = 10_000
 # The parts of a notification a producer may mark sensitive, besides `data.<key>`.
 SENSITIVE_PARTS = ("title", "message", "data")
+MAX_HTML_CHARS = 100 * 1024  # producer-supplied email HTML
 
 
 def is_name(value: object) -> bool:
@@ -131,8 +133,9 @@ class NotificationDraft(_Input):
     user_id: UserId | None = None
     user_ids: list[UserId] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
     type: Name
-    title: Text = Field(..., min_length=1, max_length=1000)
-    message: Text = Field(..., max_length=20_000)
+    # Required unless a template gives them (`check_content`).
+    title: Text | None = Field(None, min_length=1, max_length=1000)
+    message: Text | None = Field(None, max_length=20_000)
     channel: Name = DEFAULT_CHANNEL
     priority: Priority = Priority.MEDIUM
     scheduled_at: Annotated[datetime, AfterValidator(_utc)] | None = None
@@ -155,6 +158,27 @@ class NotificationDraft(_Input):
         if value is not None and info.data.get("scheduled_at") is not None:
             raise ValueError("digest cannot be combined with scheduled_at")
         return value
+    # The producer's own HTML for the email; cleaned (`cleaned_html`) before it is kept.
+    html: Text | None = Field(None, max_length=MAX_HTML_CHARS)
+
+    def check_content(self) -> None:
+        """A template, or a title and a message: not both, not neither; `html` of at most
+        100 KB."""
+        if self.html is not None and len(self.html.encode()) > MAX_HTML_CHARS:
+            raise ValidationFailed("html: at most 100 KB", field="html")
+        if self.template is not None:
+            for name in ("title", "message"):
+                if getattr(self, name) is not None:
+                    raise ValidationFailed(f"template: give a template or {name}, not both",
+                                           field="template")
+            return
+        for name in ("title", "message"):
+            if getattr(self, name) is None:
+                raise ValidationFailed(f"{name}: Field required", field=name)
+
+    def cleaned_html(self) -> str | None:
+        """`html` with scripts, handlers and unknown tags removed (nh3's safe defaults)."""
+        return nh3.clean(self.html) if self.html is not None else None
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationDraft:

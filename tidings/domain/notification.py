@@ -42,6 +42,10 @@ class Notification:
     # Its deliveries to the user, by medium (attached by the store where it answers a
     # client; empty where nobody needs them).
     deliveries: tuple[DeliveryState, ...] = ()
+    # Made from a template: {"key", "version", "locale"}; and the rendered email and push
+    # parts (`content`: subject, text, html, push_title, push_body) where given.
+    template: dict[str, Any] | None = None
+    content: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The notification object of the contract (section 5)."""
@@ -60,6 +64,7 @@ class Notification:
             "read_at": isoformat(self.read_at),
             "data": self.data,
             "deliveries": [delivery.to_json() for delivery in self.deliveries],
+            "template": self.template,
         }
 
     @classmethod
@@ -81,6 +86,7 @@ class Notification:
                               _instant(d.get("deferred_until")))
                 for d in body.get("deliveries", ())
             ),
+            template=body.get("template"),
         )
 
     @property

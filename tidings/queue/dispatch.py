@@ -9,7 +9,6 @@ retried by the policy until it is used up.
 from __future__ import annotations
 
 import asyncio
-import html
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.delivery import WEBHOOK, AttemptRecord
 from tidings.domain.model import DeliveryStatus, Medium, Priority
 from tidings.domain.notification import Notification
+from tidings.domain.template import fallback_parts
 from tidings.domain.webhook import event_id
 from tidings.queue.digest_layout import DigestLayout, plain_digest
 from tidings.queue.pacing import Quiet
@@ -152,11 +152,12 @@ class Dispatcher:
         address = context.emails.get(claimed.user_id)
         if address is None:
             return Settlement(claimed, SKIPPED, last_error="the user has no email address")
+        parts = _parts(notification)
         message = Email(
             to=address,
-            subject=notification.title,
-            text=notification.message,
-            html="<p>" + html.escape(notification.message).replace("\n", "<br>\n") + "</p>",
+            subject=parts["subject"],
+            text=parts["text"],
+            html=parts["html"],
             message_id=f"<{claimed.id}.{notification.id}@{self._host}>",
             # One click turns email off for exactly this (channel, type) of this user.
             unsubscribe_url=self._unsubscribe_link(
@@ -180,9 +181,10 @@ class Dispatcher:
                 return Settlement(claimed, SENT)
             return Settlement(claimed, SKIPPED,
                               last_error="the user has no device a provider can reach")
+        parts = _parts(notification)
         push = Push(
-            notification_id=notification.id, title=notification.title,
-            body=notification.message,
+            notification_id=notification.id, title=parts["push_title"],
+            body=parts["push_body"],
             data={"notification_id": notification.id, "channel": notification.channel,
                   "type": notification.type},
             priority=notification.priority, idempotency_key=f"tidings-delivery-{claimed.id}",
@@ -234,6 +236,13 @@ def _rank(priority: str) -> int:
     """A digest push is as urgent as its most urgent item (the enum lists low to critical)."""
     ranks = [p.value for p in Priority]
     return ranks.index(priority) if priority in ranks else 1
+
+
+def _parts(notification: Notification) -> dict[str, str]:
+    """The email and push parts: those rendered from a template (or the producer's HTML)
+    where the notification keeps them, else the rules for plain notifications."""
+    return {**fallback_parts(notification.title, notification.message),
+            **(notification.content or {})}
 
 
 def _record(attempt: Attempt, now: datetime) -> AttemptRecord:

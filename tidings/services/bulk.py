@@ -57,7 +57,7 @@ class BulkCreationService:
         for item in items:
             try:
                 draft = parse(NotificationDraft, item)
-                requests.append(self._creation.prepare(principal, draft, None))
+                requests.append(await self._creation.prepare(principal, draft, None))
                 answers.append(None)
             except ValidationFailed as exc:
                 answers.append(exc)

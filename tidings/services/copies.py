@@ -4,15 +4,17 @@ per medium chosen for that recipient."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
+from tidings.domain.template import Rendered, Template
 from tidings.store.pacing import Window
 
 MediaByUser = dict[str, frozenset[Medium]]
@@ -30,6 +32,10 @@ class CreationRequest:
     key: str | None
     now: datetime
     visible_at: datetime  # now, or the scheduled time when that is later
+    # The template version the create names (resolved before the write), if any.
+    template: Template | None = None
+    # The producer's `html`, cleaned once per request.
+    html: str | None = field(default=None)
 
     @property
     def scheduled(self) -> bool:
@@ -62,10 +68,11 @@ def build_copies(
     request: CreationRequest, recipients: Sequence[str], media: MediaByUser,
     deliverable: frozenset[Medium] = frozenset(Medium),
     held: HeldFor | None = None,
+    rendered: Mapping[str, Rendered] | None = None,
 ) -> tuple[list[Notification], list[NewDelivery]]:
     """One stored copy per recipient, with one delivery per chosen medium: `skipped` from
     the start for a medium no provider is configured for; those in `held` wait, `pending`,
-    for their digest."""
+    for their digest; with a template, each copy carries its recipient's rendering."""
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
@@ -84,14 +91,15 @@ def build_copies(
             )
             if not held:
                 states[chosen] = shared
+        title, message, template, content = _texts(request, rendered, user_id)
         notification = Notification(
-            id=uuid7(), user_id=user_id, type=draft.type, title=draft.title,
-            message=draft.message, channel=draft.channel, priority=draft.priority.value,
+            id=uuid7(), user_id=user_id, type=draft.type, title=title,
+            message=message, channel=draft.channel, priority=draft.priority.value,
             status=Status.PENDING.value, scheduled_at=draft.scheduled_at, created_at=now,
             visible_at=visible_at, delivered_at=None, read_at=None, data=draft.data,
             in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
             sensitive=tuple(draft.sensitive),
-            deliveries=shared,
+            deliveries=shared, template=template, content=content,
         )
         stored.append(notification)
         deliveries.extend(
@@ -137,6 +145,19 @@ def _initial(
             initial.append((medium, DeliveryStatus.SKIPPED.value, 0,
                             f"no {medium.value.replace('_', '-')} provider is configured"))
     return initial
+
+
+def _texts(
+    request: CreationRequest, rendered: Mapping[str, Rendered] | None, user_id: str
+) -> tuple[str, str, dict[str, Any] | None, dict[str, str] | None]:
+    """(title, message, template reference, content) of one recipient's copy. The
+    producer's `html` fills the email's HTML where the template gives none."""
+    own = {"html": request.html} if request.html is not None else {}
+    if rendered is None:
+        return (request.draft.title or "", request.draft.message or "", None, own or None)
+    mine = rendered[user_id]
+    content = {**own, **mine.content}
+    return mine.parts["title"], mine.parts["message"], mine.ref, content or None
 
 
 def given_media(draft: NotificationDraft, recipients: Sequence[str]) -> MediaByUser | None:

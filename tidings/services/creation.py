@@ -9,6 +9,7 @@ transaction before anyone hears of it; the fan-out after the commit is only the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from tidings.domain.notification import (
     NewDelivery,
     Notification,
 )
+from tidings.domain.template import Rendered
 from tidings.metrics import Metrics
 from tidings.queue.pacing import window_closes
 from tidings.realtime.fanout import Fanout
@@ -39,6 +41,7 @@ from tidings.services.copies import (
     held_pairs,
 )
 from tidings.services.preferences import PreferenceService
+from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
 from tidings.store import pacing as pacing_store
@@ -71,6 +74,7 @@ class CreationService:
         on_queued: Callable[[], None] | None = None,
         deliverable: frozenset[Medium] = frozenset(Medium),
         cipher: FieldCipher | None = None,
+        templates: TemplateService | None = None,
     ) -> None:
         self._db = db
         # Seals the parts producers mark sensitive; None: no keys, such drafts are refused.
@@ -85,37 +89,44 @@ class CreationService:
         # The media a provider is configured for (in-app always): the others are written
         # `skipped` at creation.
         self._deliverable = deliverable | {Medium.IN_APP}
+        self._templates = templates
         self._batcher: Batcher[CreationRequest, Written] = Batcher(self._write_batch,
                                                                    WRITE_BATCH)
 
     async def create(
         self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None = None
     ) -> CreateOutcome:
-        request = self.prepare(principal, draft, idempotency_key)
+        request = await self.prepare(principal, draft, idempotency_key)
         written = await self._batcher.submit(request)
         if written.stored:
             await self.announce(request, written.stored)
         return written.outcome
 
-    def prepare(
+    async def prepare(
         self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None
     ) -> CreationRequest:
         """The rules a create must pass before anything is written."""
         if not principal.may_create:
             raise Forbidden("creating notifications needs the role 'service' or 'admin'")
-        if draft.template is not None:
-            # Templates arrive with their own store; until then no key can resolve.
-            raise ValidationFailed(f"template '{draft.template}' not found", field="template")
+        draft.check_content()
         if draft.sensitive and self._cipher is None:
             # Never store in plaintext what the producer asked to have sealed.
             raise ValidationFailed(
                 "encryption at rest is not configured on this server (ENCRYPTION_KEYS), so "
                 "nothing can be marked sensitive", field="sensitive")
         check_key(idempotency_key)
+        template = None
+        if draft.template is not None:
+            if self._templates is None:
+                raise ValidationFailed("template: templates are not available here",
+                                       field="template")
+            template = await self._templates.resolve(draft.template)
+        html = await asyncio.to_thread(draft.cleaned_html) if draft.html is not None else None
         now = utcnow()
         due = draft.scheduled_at
         return CreationRequest(principal, draft, idempotency_key, now,
-                               due if due is not None and due > now else now)
+                               due if due is not None and due > now else now,
+                               template, html)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -203,8 +214,9 @@ class CreationService:
             if media is None:
                 media = decided[(draft.channel, draft.type)]
             held = await _hold(conn, request, recipients, media)
+            rendered = await self._render(conn, request, recipients)
             stored, deliveries = build_copies(request, recipients, media, self._deliverable,
-                                              held)
+                                              held, rendered)
             all_stored.extend(stored)
             all_deliveries.extend(deliveries)
             written.append(Written(_outcome(draft, stored), stored))
@@ -228,7 +240,9 @@ class CreationService:
             media = await self._preferences.media_for(conn, recipients, draft.channel,
                                                       draft.type)
         held = await _hold(conn, request, recipients, media)
-        stored, deliveries = build_copies(request, recipients, media, self._deliverable, held)
+        rendered = await self._render(conn, request, recipients)
+        stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
+                                          rendered)
         await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
         outcome = _outcome(draft, stored)
         if key is not None:
@@ -236,6 +250,16 @@ class CreationService:
                                      request.fingerprint(), outcome, request.now,
                                      cipher=self._cipher)
         return Written(outcome, stored)
+
+    async def _render(self, conn: AsyncConnection, request: CreationRequest,
+                      recipients: Sequence[str]) -> dict[str, Rendered] | None:
+        """Each recipient's rendering of the request's template (None without one). In
+        the write's transaction, so the contacts read are those of the copies written;
+        a failure fails the request and nothing of it is stored."""
+        if request.template is None or self._templates is None:
+            return None
+        return await self._templates.render_for(conn, request.template,
+                                                request.draft.variables or {}, recipients)
 
     # -- after the commit -----------------------------------------------------------------
 

@@ -29,16 +29,17 @@ from tidings.store.tables import notifications
 INSERT_SLICE = 1000
 
 _FIELDS = tuple(field.name for field in fields(Notification) if field.name != "deliveries")
-# Selected in the record's field order, so a row becomes a record positionally.
+# Selected in the record's field order (`template` and `content` included: the JSON
+# columns of a notification made from a template), so a row maps onto the record by name.
 _COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
-_SENSITIVE = _FIELDS.index("sensitive")
 
 
 def _record(row: Row[Any], cipher: FieldCipher | None) -> Notification:
-    values = list(row)
-    marked = values[_SENSITIVE]
-    values[_SENSITIVE] = tuple(marked) if marked else ()
-    record = Notification(*values)
+    # By name: the record's fields after `deliveries` (template, content) are columns too.
+    values = dict(zip(_FIELDS, tuple(row), strict=True))
+    marked = values["sensitive"]
+    values["sensitive"] = tuple(marked) if marked else ()
+    record = Notification(**values)
     return open_record(cipher, record) if marked else record
 
 

@@ -88,6 +88,11 @@ notifications = sa.Table(
     # null, hence none_as_null) when none, so rotation finds sealed rows by IS NOT NULL.
     sa.Column("sensitive", sa.JSON(none_as_null=True).with_variant(
         postgresql.JSONB(none_as_null=True), "postgresql"), nullable=True),
+    # Made from a template: {"key", "version", "locale"} of the variant used; and the
+    # rendered email and push parts (subject, text, html, push_title, push_body) that
+    # differ from the rules for notifications without one. Null otherwise.
+    sa.Column("template", JSONData, nullable=True),
+    sa.Column("content", JSONData, nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
     sa.Index("ix_notifications_user_status", "user_id", "status"),
     # On PostgreSQL the three notification tables are range-partitioned by notification
@@ -278,5 +283,18 @@ idempotency_keys = sa.Table(
     # refused rather than answered with a result that does not belong to it. Null on keys
     # written before it existed.
     sa.Column("fingerprint", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every version of every template; the latest version of a key is the one creates use.
+# DELETE removes all the versions of a key, so a new POST starts at version 1 again.
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("default_locale", sa.String(35), nullable=False),
+    sa.Column("variants", JSONData, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )

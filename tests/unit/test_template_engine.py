@@ -1,0 +1,202 @@
+"""The template engine on its own: the sandbox, the bounds, the locale filters, escaping,
+locale fallback and the errors that name a part or a variable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tidings.domain.errors import ValidationFailed
+from tidings.domain.template import Template, TemplateDraft, locale_chain
+from tidings.templates.engine import Audience, TemplateEngine
+
+ENGINE = TemplateEngine()
+
+
+def template(variants: dict[str, dict[str, str]], default: str = "en") -> Template:
+    return Template("k", 1, default, variants, "ops", datetime.now(UTC))
+
+
+def render(source: str, part: str = "message", locale: str | None = None,
+           zone: str | None = None, **variables: Any) -> str:
+    parts = {"title": "t", "message": "m", part: source}
+    rendered = ENGINE.render(template({"en": parts}), variables, Audience(locale, zone))
+    return rendered.parts[part]
+
+
+def failure(source: str, part: str = "message", **variables: Any) -> ValidationFailed:
+    with pytest.raises(ValidationFailed) as caught:
+        render(source, part, **variables)
+    return caught.value
+
+
+def test_variables_render_into_every_part() -> None:
+    parts = {p: f"{p}: {{{{ name }}}}" for p in
+             ("title", "message", "subject", "text", "html", "push_title", "push_body")}
+    rendered = ENGINE.render(template({"en": parts}), {"name": "Ada"}, Audience(None, None))
+    assert rendered.parts == {p: f"{p}: Ada" for p in parts}
+
+
+def test_html_is_escaped_and_text_parts_are_not() -> None:
+    assert render("{{ x }}", "html", x="<b>&") == "&lt;b&gt;&amp;"
+    assert render("{{ x }}", "text", x="<b>&") == "<b>&"
+    assert render("{{ x }}", "title", x="<b>&") == "<b>&"
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ x.__class__.__init__.__globals__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ x.format_map({}) }}",
+    "{{ 'a'.center(100) }}",
+    "{{ [].append(1) }}",
+])
+def test_the_sandbox_refuses_internals_and_unbounded_methods(source: str) -> None:
+    problem = failure(source, x="s")
+    assert problem.field == "variants.en.message"
+
+
+@pytest.mark.parametrize("source", [
+    "{% for i in range(100000000) %}{% endfor %}",
+    "{{ 'a' * 1000000000 }}",
+    "{{ [1] * 1000000000 }}",
+    "{{ 2 ** 100000000 }}",
+    "{{ 10 ** 300 ** 300 }}",
+    "{{ '%999999999d' % 1 }}",
+    "{{ 'a'|center(1000000000) }}",
+    "{{ 'ab'|replace('', 'x' * 60000) }}",
+    "{{ 'x'|indent(1000000000) }}",
+    "{{ [1]|batch(1000000000, 0)|list }}",
+    "{{ [1]|slice(1000000000)|list }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(60) %}"
+    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    "{% set ns = namespace(s=1) %}{% for i in range(60) %}"
+    "{% set ns.s = ns.s * ns.s + 2 %}{% endfor %}",
+    "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+    "{% for i in range(10000) %}{{ 'x' * 100 }}{% endfor %}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set t %}{{ ns.s }}{{ ns.s }}"
+    "{% endset %}{% set ns.s = t %}{% endfor %}",
+    "{% filter upper %}{% for i in range(9000) %}" + "x" * 2000 + "{% endfor %}{% endfilter %}",
+    "{% macro m() %}{% for i in range(9000) %}{{ '%s' % i }}" + "y" * 1000
+    + "{% endfor %}{% endmacro %}{{ m()|length }}",
+])
+def test_runaway_renders_are_stopped(source: str) -> None:
+    problem = failure(source)
+    assert problem.field == "variants.en.message"
+    assert "rendering stopped" in problem.message or "nested" in problem.message
+
+
+def test_a_missing_variable_names_it() -> None:
+    problem = failure("Hi {{ user }}")
+    assert problem.field == "variables.user"
+
+
+def test_a_missing_key_of_a_given_variable_names_the_part() -> None:
+    problem = failure("{{ order.total }}", order={})
+    assert problem.field == "variants.en.message"
+
+
+def test_a_syntax_error_names_the_variant_part_and_line() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        ENGINE.check({"de": {"subject": "ok\n{% if %}"}})
+    assert caught.value.field == "variants.de.subject"
+    assert "line 2" in caught.value.message
+
+
+def test_locale_filters_format_in_the_recipients_locale_and_zone() -> None:
+    instant = "2026-03-01T18:30:00Z"
+    assert render("{{ t|date('long') }}", t=instant, locale="de_AT") == "1. März 2026"
+    assert render("{{ t|datetime('HH:mm') }}", t=instant, zone="Europe/Vienna") == "19:30"
+    assert render("{{ t|datetime('HH:mm') }}", t=instant) == "18:30"
+    assert render("{{ n|number }}", n=1234.5, locale="de") == "1.234,5"
+    assert render("{{ n|number }}", n=1234.5, locale="en_US") == "1,234.5"
+    assert render("{{ n|currency('EUR') }}", n=3, locale="de_DE") == "3,00\xa0€"
+    assert render("{{ '2026-01-02'|date('short') }}", locale="en_US") == "1/2/26"
+
+
+def test_bad_values_for_the_locale_filters_name_the_part() -> None:
+    assert failure("{{ 'soon'|date }}").field == "variants.en.message"
+    assert failure("{{ 'lots'|number }}").field == "variants.en.message"
+    assert failure("{{ '1e999999'|number }}").field == "variants.en.message"
+
+
+def test_the_standard_filters_still_work_within_bounds() -> None:
+    source = ("{{ names|join(', ') }}|{{ 'a-b'|replace('-', '+') }}|{{ 'x'|center(5) }}|"
+              "{{ '%05d'|format(42) }}|{{ range(3)|sum }}|{{ 'ab' * 2 }}|{{ 2 ** 10 }}|"
+              "{{ [1, 2]|batch(1)|list|length }}|{{ 'HELLO'.lower() }}")
+    assert render(source, names=["a", "b"]) == "a, b|a+b|  x  |00042|3|abab|1024|2|hello"
+
+
+def test_locale_chain_goes_from_region_to_language_to_default() -> None:
+    assert locale_chain("de_AT", "en") == ["de_AT", "de", "en"]
+    assert locale_chain(None, "en") == ["en"]
+    variants = {"en": {"title": "Hi", "message": "m"}, "de": {"title": "Hallo"}}
+    chosen = template(variants)
+    assert chosen.variant_for("de_AT") == "de"
+    assert chosen.variant_for("fr") == "en"
+    rendered = ENGINE.render(chosen, {}, Audience("de_AT", None))
+    assert rendered.locale == "de"
+    assert rendered.parts == {"title": "Hallo", "message": "m"}
+
+
+def test_drafts_normalise_locales_and_need_a_default_with_title_and_message() -> None:
+    draft = TemplateDraft.model_validate({"key": "k", "default_locale": "de-at", "variants": {
+        "de-AT": {"title": "a", "message": "b"}, "en": {"title": "c"}}})
+    default, variants = draft.checked()
+    assert default == "de_AT" and set(variants) == {"de_AT", "en"}
+    for body, field in [
+        ({"default_locale": "fr"}, "default_locale"),
+        ({"variants": {"xx_YY_ZZ1": {"title": "a", "message": "b"}}}, "variants.xx_YY_ZZ1"),
+        ({"variants": {"en": {"title": "a"}}}, "variants.en.message"),
+        ({"variants": {"en": {"title": "a", "message": "b"},
+                       "en-": {"title": "a", "message": "b"}}}, "variants.en-"),
+    ]:
+        full = {"key": "k", "variants": {"en": {"title": "a", "message": "b"}}, **body}
+        with pytest.raises(ValidationFailed) as caught:
+            TemplateDraft.model_validate(full).checked()
+        assert caught.value.field == field
+
+
+def test_a_render_past_its_deadline_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidings.templates import bounds
+
+    # Few steps, each of real work: only the clock can stop it, and it does.
+    monkeypatch.setattr(bounds, "RENDER_SECONDS", 0.0)
+    problem = failure("{% for i in range(50) %}{{ (t * 2000)|replace('a', 'bb')|length }}"
+                      "{% endfor %}", t="a" * 50)
+    assert "took longer than" in problem.message
+
+
+def test_output_over_100_kb_is_refused_even_when_built_in_small_steps() -> None:
+    problem = failure("{% for i in range(2000) %}{{ t }}{% endfor %}", t="x" * 100)
+    assert "longer than 102400" in problem.message
+
+
+def test_nul_in_rendered_text_is_refused() -> None:
+    assert failure("{{ t }}", t="a\x00").field == "variants.en.message"
+
+
+def test_joins_and_wordwraps_over_the_bound_are_refused_before_they_run() -> None:
+    assert "join" in failure("{{ items|join(t) }}", items=list(range(5000)),
+                             t="x" * 100).message
+    assert "wordwrap" in failure("{{ t|wordwrap(1, wrapstring=w) }}", t="a b " * 500,
+                                 w="y" * 1000).message
+    assert "tojson" in failure("{{ [1]|tojson(indent=100000) }}").message
+
+
+def test_dates_take_dates_epochs_and_aware_or_naive_instants() -> None:
+    assert render("{{ d|date('yyyy-MM-dd') }}", d=0) == "1970-01-01"
+    assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02") == "00:00"
+    assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02T10:00:00") == "10:00"
+    assert render("{{ d|datetime('HH:mm') }}", d="2026-01-02T10:00:00+02:00",
+                  zone="UTC") == "08:00"
+
+
+@pytest.mark.parametrize("source", ["{{ 1 / 0 }}", "{{ 'x'|currency('EUR', format=7) }}",
+                                    "{% include 'other' %}", "{{ t|date('qqqqqqq') }}"])
+def test_whatever_a_templates_code_raises_is_a_422_naming_the_part(source: str) -> None:
+    assert failure(source, t="2026-01-01").field == "variants.en.message"

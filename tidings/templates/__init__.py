@@ -1,0 +1,2 @@
+"""The template language: a bounded Jinja2 sandbox (`sandbox.py`, `bounds.py`), its
+filters (`filters.py`), and checking and rendering (`engine.py`)."""

@@ -1,0 +1,156 @@
+"""The Jinja2 environment templates run in: sandboxed, immutable, strict about undefined
+names, and bounded (see `bounds.py`).
+
+On top of Jinja2's sandbox (no attribute starting with `_`, no `mro`, no function
+internals, no mutation of lists and dicts), this one:
+- rewrites every parsed template so that each `for` loop's iterable, each `~`
+  concatenation and each piece of output (literal text too: a macro or a `{% set %}`
+  block buffers its output before anything measures it) pass through a counting filter
+  (`_parse`);
+- counts every call (macros included) and checks `+`, `*`, `**` and `%` before computing;
+- replaces `range` with one of at most `MAX_ITEMS` items, drops `lipsum`, and allows on
+  strings only the methods that cannot grow them (`str.format`, `center`, `ljust`,
+  `replace`, `join`, ... are refused: the filters of those names are bounded instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateRuntimeError, UndefinedError, nodes
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
+
+from tidings.templates import bounds
+from tidings.templates.bounds import MAX_ITEMS, RenderLimit, current, sized
+from tidings.templates.filters import bounded_filters, locale_filters
+
+LOOP_FILTER = "tidings_loop"
+SIZE_FILTER = "tidings_sized"
+EMIT_FILTER = "tidings_emit"
+SAFE_STR_METHODS = frozenset({
+    "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",
+    "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper",
+    "lower", "lstrip", "partition", "removeprefix", "removesuffix", "rfind", "rindex",
+    "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
+    "swapcase", "title", "upper",
+})
+
+
+class MissingVariable(UndefinedError):
+    """A top-level name the variables do not hold was used."""
+
+    def __init__(self, message: str | None = None, *, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class Undefined(StrictUndefined):
+    """StrictUndefined: any use of a missing name fails; a missing top-level variable
+    raises `MissingVariable`, naming it."""
+
+    def __init__(self, hint: str | None = None, obj: Any = missing, name: str | None = None,
+                 exc: type[TemplateRuntimeError] = UndefinedError) -> None:
+        if obj is missing and name and exc is UndefinedError:
+            exc = partial(MissingVariable, name=name)  # type: ignore[assignment]
+        super().__init__(hint, obj, name, exc)
+
+
+def _loop(iterable: Iterable[Any]) -> Iterator[Any]:
+    budget = current()
+    for item in iterable:
+        budget.tick()
+        yield item
+
+
+def _sized(value: Any) -> Any:
+    current().tick()
+    return sized(value)
+
+
+def _emit(value: Any) -> Any:
+    current().emit(len(value) if isinstance(value, str) else len(str(value)))
+    return value
+
+
+def _range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_ITEMS:
+        raise RenderLimit(f"rendering stopped: a range of more than {MAX_ITEMS} items")
+    return numbers
+
+
+class _Counted(NodeTransformer):
+    """Routes loop iterables and concatenations through the counting filters."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, LOOP_FILTER, [], [], None, None,
+                                 lineno=node.lineno)
+        return node
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [nodes.Filter(child, EMIT_FILTER, [], [], None, None, lineno=child.lineno)
+                      for child in node.nodes]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Filter(node, SIZE_FILTER, [], [], None, None, lineno=node.lineno)
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """One instance per autoescape mode; shared by all renderings (it holds no state of
+    a rendering: that is the current `Budget`)."""
+
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(self, *, autoescape: bool) -> None:
+        super().__init__(autoescape=autoescape, undefined=Undefined, cache_size=0,
+                         auto_reload=False)
+        self.globals.pop("lipsum", None)
+        self.globals["range"] = _range
+        self.filters.update(bounded_filters(self.filters))
+        self.filters.update(locale_filters())
+        self.filters[LOOP_FILTER] = _loop
+        self.filters[SIZE_FILTER] = _sized
+        self.filters[EMIT_FILTER] = _emit
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        counted = _Counted().visit(tree)
+        assert isinstance(counted, nodes.Template)
+        return counted
+
+    def wrap_str_format(self, value: Any) -> None:
+        """`str.format` and `format_map` are refused like other growing methods (the
+        sandbox would otherwise hand out a wrapped version before asking
+        `is_safe_attribute`); the `format` filter remains."""
+        return None
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and callable(value) and attr not in SAFE_STR_METHODS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def call(__self, __context: Context, __obj: Any,
+             *args: Any, **kwargs: Any) -> Any:
+        current().tick()
+        return sized(super().call(__context, __obj, *args, **kwargs))
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        current().tick()
+        if operator == "*":
+            bounds.product_size(left, right)
+        elif operator == "**":
+            bounds.power_size(left, right)
+        elif operator == "+":
+            bounds.sum_size(left, right)
+        elif operator == "%" and isinstance(left, str):
+            bounds.narrow_format(left)
+        return sized(super().call_binop(context, operator, left, right))
