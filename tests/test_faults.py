@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_DSN, Client, RunningServer, make_settings, start_server
+from tidings.settings import Settings
 
 RECIPIENT = "fault-alice"
 PRODUCERS = 3
@@ -159,6 +160,13 @@ async def _stored(server: RunningServer, ids: list[str]) -> list[str]:
             if response.status_code != 200:
                 missing.append(f"{note_id}: {response.status_code} {response.text}")
     return missing
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The recipient acks every notification of a steady load: more events per second than
+    the default per-socket limit allows, which is not what this test is about."""
+    return make_settings(database_url, rate_limit_socket_events="0")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

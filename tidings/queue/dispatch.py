@@ -170,17 +170,6 @@ class Dispatcher:
 
     async def _push(self, claimed: Claimed, notification: Notification,
                     context: BatchContext) -> Settlement:
-        router = self._senders.push
-        if router is None:
-            return Settlement(claimed, SKIPPED, last_error="no push provider is configured")
-        reached = context.reached.get(claimed.id, set())
-        targets = [d for d in context.devices.get(claimed.user_id, ())
-                   if d.id not in reached and router.configured(d.platform)]
-        if not targets:
-            if reached:
-                return Settlement(claimed, SENT)
-            return Settlement(claimed, SKIPPED,
-                              last_error="the user has no device a provider can reach")
         parts = _parts(notification)
         push = Push(
             notification_id=notification.id, title=parts["push_title"],
@@ -189,10 +178,7 @@ class Dispatcher:
                   "type": notification.type},
             priority=notification.priority, idempotency_key=f"tidings-delivery-{claimed.id}",
         )
-        attempts = await asyncio.gather(*(router.send(device, push) for device in targets))
-        settlement = self._settle(claimed, list(attempts), reached_before=bool(reached))
-        gone = tuple(a.device_id for a in attempts if a.outcome is Outcome.GONE and a.device_id)
-        return replace(settlement, gone=gone) if gone else settlement
+        return await self._push_out(claimed, push, context)
 
     async def _webhook(self, claimed: Claimed, context: BatchContext) -> Settlement:
         target = context.webhooks.get(claimed.webhook_id or "")
