@@ -161,9 +161,16 @@ class Tracked:
         self.reconnected = asyncio.Event()
         self.reconnected_at: float | None = None
         self.replayed = 0
+        # Replay starts from the last notification seen before the connection dropped: a
+        # live one may arrive on the new connection before its `connectionStatus`, and
+        # must not move the starting point past what was missed meanwhile.
+        self.since = since
+        self.awaiting_status = False
+        self.early = 0  # notifications received between a reconnect and its status
         self.sio.on("connectionStatus", self._on_status)
         self.sio.on("notification", self._on_notification)
         self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("connect", self._on_connect)
 
     async def connect(self, url: str, token: str) -> None:
         await self.sio.connect(url, auth={"token": token}, transports=self.transports,
@@ -175,21 +182,27 @@ class Tracked:
         if self.disconnected_at is not None and self.reconnected_at is None:
             self.reconnected_at = time.monotonic()
             self.reconnected.set()
+        self.awaiting_status = False
         self.connected.set()
-        await self.sio.emit("requestMissedNotifications", {"since": self.last.isoformat()},
+        await self.sio.emit("requestMissedNotifications", {"since": self.since.isoformat()},
                             callback=self._on_replayed)
 
     def _on_replayed(self, answer: dict[str, Any]) -> None:
         assert answer.get("ok") is True, answer
         self.replayed += int(answer["count"])
 
+    def _on_connect(self) -> None:
+        self.awaiting_status = True
+
     def _on_notification(self, data: dict[str, Any]) -> None:
+        self.early += self.awaiting_status
         self.ids.append(data["id"])
         self.seqs.add(int(data["data"]["seq"]))
         self.last = max(self.last, datetime.fromisoformat(data["created_at"]))
         self.check()
 
     def _on_disconnect(self, *_reason: Any) -> None:
+        self.since = self.last
         if self.disconnected_at is None:
             self.disconnected_at = time.monotonic()
             self.gone.set()
@@ -390,4 +403,5 @@ async def test_killing_a_node_loses_no_notification(
               f"{received} notifications received, "
               f"{sum(client.duplicates for client in clients)} duplicates by id, "
               f"{sum(client.replayed for client in victims)} replayed to the reconnected, "
-              f"{producer.retries} create retries")
+              f"{producer.retries} create retries, "
+              f"{sum(client.early for client in clients)} live before connectionStatus")
