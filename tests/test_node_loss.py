@@ -18,19 +18,25 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx
 import pytest
 import socketio
 
-from tests.conftest import SECRET, free_port, make_settings
+from tests.conftest import SECRET, RunningServer, free_port, make_settings
 from tests.redis_servers import RedisServer, redis_binaries_missing
+
+# The official JavaScript client's contract script and its `node` fixture; the script
+# needs of a server only what Cluster offers too (url, token, http).
+from tests.test_js_client import _run_contract as run_js_contract
+from tests.test_js_client import node  # noqa: F401
 from tidings.services.tokens import TokenService
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -109,7 +115,8 @@ def nginx_config(prefix: Path, listen: int, nodes: list[int]) -> Path:
     return path
 
 
-async def until(check: Any, what: str, timeout: float = START_TIMEOUT) -> None:
+async def until(check: Any, what: str | Callable[[], str], timeout: float = START_TIMEOUT
+                ) -> None:
     async def poll() -> None:
         # Processes we do not control, and a client library that signals no upgrade.
         while not await check():  # noqa: ASYNC110
@@ -118,7 +125,7 @@ async def until(check: Any, what: str, timeout: float = START_TIMEOUT) -> None:
     try:
         await asyncio.wait_for(poll(), timeout)
     except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
+        pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
 
 
 async def answers(url: str, expect: str = "") -> bool:
@@ -278,21 +285,35 @@ async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
         await server.stop()
 
 
-async def test_killing_a_node_loses_no_notification(
-    database_url: str, redis_url: str, tmp_path: Path
-) -> None:
+@dataclass
+class Cluster:
+    """Tidings nodes and a worker on one database and one Redis, behind nginx at `url`."""
+
+    url: str
+    ports: list[int]
+    nodes: list[asyncio.subprocess.Process]
+    worker: asyncio.subprocess.Process
+    processes: Processes
+    tokens: TokenService
+
+    def token(self, sub: str, *roles: str) -> str:
+        return self.tokens.mint(sub, roles, 600)
+
+    def http(self, sub: str, *roles: str) -> httpx.AsyncClient:
+        """A client of the API through the balancer, as `sub` (what RunningServer offers)."""
+        return httpx.AsyncClient(base_url=self.url, timeout=10,
+                                 headers={"Authorization": f"Bearer {self.token(sub, *roles)}"})
+
+
+@pytest.fixture
+async def cluster(database_url: str, redis_url: str, tmp_path: Path
+                  ) -> AsyncIterator[Callable[[int], Awaitable[Cluster]]]:
+    """Starts `count` nodes (`python -m tidings serve`, WORKERS_IN_SERVE=false), a
+    `tidings worker` and nginx, on a freshly migrated database; all stopped by PID."""
     nginx = binary("nginx")
     processes = Processes(tmp_path)
-    clients: list[Tracked] = []
-    async with AsyncExitStack() as stack:
-        stack.push_async_callback(processes.stop_all)
 
-        async def close_clients() -> None:
-            await asyncio.gather(*(client.close() for client in clients),
-                                 return_exceptions=True)
-
-        stack.push_async_callback(close_clients)
-
+    async def start(count: int) -> Cluster:
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                "REDIS_PREFIX": "loss", "JWT_SECRET": SECRET, "WORKERS_IN_SERVE": "false",
                "LOG_LEVEL": "warning", "SCHEDULER_INTERVAL": "0.2",
@@ -304,23 +325,47 @@ async def test_killing_a_node_loses_no_notification(
         migrate = await processes.start("migrate", *python, "migrate", env=env)
         assert await asyncio.wait_for(migrate.wait(), 120) == 0, processes.output("migrate")
 
-        ports = [free_port() for _ in range(NODES)]
+        ports = [free_port() for _ in range(count)]
         nodes = [await processes.start(f"node{index}", *python, "serve", env={
             **env, "WEBSOCKET_PORT": str(port)}) for index, port in enumerate(ports)]
         worker = await processes.start("worker", *python, "worker", env=env)
         for index, port in enumerate(ports):
             await until(lambda port=port: answers(f"http://127.0.0.1:{port}/metrics",
                                                   "tidings_redis_up 1.0"),
-                        f"node{index} ready and on Redis: {processes.output(f'node{index}')}")
+                        lambda index=index: f"node{index} ready and on Redis: "
+                        + processes.output(f"node{index}"))
 
         listen = free_port()
         conf = nginx_config(tmp_path / "nginx", listen, ports)
         await processes.start("nginx", nginx, "-p", str(conf.parent), "-e", "stderr",
                               "-c", str(conf), "-g", "daemon off;")
         url = f"http://127.0.0.1:{listen}"
-        await until(lambda: answers(f"{url}/health"), f"nginx: {processes.output('nginx')}")
+        await until(lambda: answers(f"{url}/health"),
+                    lambda: "nginx: " + processes.output("nginx"))
+        return Cluster(url, ports, nodes, worker, processes,
+                       TokenService(make_settings(database_url)))
 
-        tokens = TokenService(make_settings(database_url))
+    try:
+        yield start
+    finally:
+        await processes.stop_all()
+
+
+async def test_killing_a_node_loses_no_notification(
+    cluster: Callable[[int], Awaitable[Cluster]]
+) -> None:
+    clients: list[Tracked] = []
+    async with AsyncExitStack() as stack:
+
+        async def close_clients() -> None:
+            await asyncio.gather(*(client.close() for client in clients),
+                                 return_exceptions=True)
+
+        stack.push_async_callback(close_clients)
+        running = await cluster(NODES)
+        url, ports, nodes, worker = running.url, running.ports, running.nodes, running.worker
+        processes, tokens = running.processes, running.tokens
+
         users = [f"user{index}" for index in range(USERS)]
         since = datetime.now(UTC)
         for index in range(USERS * SOCKETS_PER_USER):
@@ -412,3 +457,17 @@ async def test_killing_a_node_loses_no_notification(
               f"{sum(client.replayed for client in victims)} replayed to the reconnected, "
               f"{producer.retries} create retries, "
               f"{sum(client.early for client in clients)} live before connectionStatus")
+
+
+async def test_official_js_client_starts_on_polling_through_nginx(
+    cluster: Callable[[int], Awaitable[Cluster]], node: str,  # noqa: F811
+) -> None:
+    """socket.io-client with its default start (long-polling, then the upgrade) through
+    the balancer: every polling request of the session and the upgrade reach one node."""
+    running = await cluster(2)
+    result, created = await run_js_contract(cast(RunningServer, running), node)
+    assert result["ok"] is True
+    assert result["firstTransport"] == "polling"
+    assert result["upgradedTo"] == "websocket"
+    assert result["transportAtEnd"] == "websocket"
+    assert result["notification"] == created
