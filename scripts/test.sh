@@ -32,6 +32,23 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   rm -f "$apt_log"
 fi
 
+# nginx and HAProxy check deploy/'s balancer configs, and nginx fronts the node-loss test
+# (tests/test_deploy_files.py, tests/test_node_loss.py); without them those tests skip,
+# except under CI=true. Output only when the install fails.
+balancers=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || balancers+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || balancers+=(haproxy)
+if [ ${#balancers[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing ${balancers[*]} (Debian packages)"
+  apt_log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "${balancers[@]}"; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
+fi
+
 echo "== ruff"
 .venv/bin/ruff check tidings tests benchmarks
 echo "== mypy"
