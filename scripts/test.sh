@@ -6,43 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --dev
 bash scripts/services.sh
-# promtool checks deploy/'s alert rules and dashboard (tests/test_deploy_ops.py); Debian
-# ships it in the prometheus package. Output only when the install fails.
-if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  echo "== installing promtool (Debian package prometheus)"
+# System packages some tests need, installed (Debian's packages, quietly) when missing;
+# without them those tests skip, except under CI=true where they fail:
+# - promtool (package prometheus): deploy/'s alert rules and dashboard (test_deploy_ops.py);
+# - chromium: the web pages, driven headless (test_web_pages.py);
+# - nginx and haproxy: deploy/'s balancer configs and the node-loss test.
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing ${missing[*]} (Debian packages)"
   apt_log=$(mktemp)
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends prometheus; } >"$apt_log" 2>&1; then
-    cat "$apt_log" >&2
-    exit 1
-  fi
-  rm -f "$apt_log"
-fi
-
-# The web page tests (tests/test_web_pages.py) drive Debian's chromium headless; without it
-# they skip, except under CI=true where they fail. Output only when the install fails.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  echo "== installing chromium (Debian package chromium)"
-  apt_log=$(mktemp)
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends chromium; } >"$apt_log" 2>&1; then
-    cat "$apt_log" >&2
-    exit 1
-  fi
-  rm -f "$apt_log"
-fi
-
-# nginx and HAProxy check deploy/'s balancer configs, and nginx fronts the node-loss test
-# (tests/test_deploy_files.py, tests/test_node_loss.py); without them those tests skip,
-# except under CI=true. Output only when the install fails.
-balancers=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || balancers+=(nginx)
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || balancers+=(haproxy)
-if [ ${#balancers[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "== installing ${balancers[*]} (Debian packages)"
-  apt_log=$(mktemp)
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends "${balancers[@]}"; } >"$apt_log" 2>&1; then
+      --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1; then
     cat "$apt_log" >&2
     exit 1
   fi
