@@ -21,8 +21,8 @@ from .tokens import default_secret
 
 SERVER_CPU = 0  # when the tool starts the server: server on core 0, load generator on core 1
 GENERATOR_CPU = 1
-CONNS_PER_PROCESS = 15_000
-DELIVERY_SCENARIOS = ("email", "email-latency", "claim")  # below the 20,000 open-file limit, with room for the rest
+CONNS_PER_PROCESS = 15_000  # below the 20,000 open-file limit, with room for the rest
+DELIVERY_SCENARIOS = ("email", "email-latency", "claim")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -57,7 +57,7 @@ class SmtpSink:
     """A running sink: ``port``, ``received`` so far, ``stop()`` for the latencies (ms)."""
 
     port: int
-    process: multiprocessing.Process
+    process: Any  # a spawn-context Process
     counter: Any
     conn: Connection
 
