@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=10_000)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument(
+        "--email-rate", type=float, default=0.0,
+        help="also create emails at this rate/s, sent by the server to a loopback SMTP sink",
+    )
     _common(p)
 
     p = sub.add_parser("fanout", help="one channel notification to every subscriber")
@@ -250,6 +254,13 @@ def _runner(
     name = args.scenario
     if name == "connections":
         return lambda o: scenarios.connections(o, args.clients, args.hold), False
+    if name == "targeted" and args.email_rate > 0:
+        from . import delivery
+
+        return lambda o: delivery.with_email_flow(
+            o, args.email_rate, args.email_sink,
+            lambda: scenarios.targeted(o, args.clients, args.rate, args.duration),
+        ), False
     if name in ("targeted", "smoke"):
         return lambda o: scenarios.targeted(o, args.clients, args.rate, args.duration), False
     if name == "fanout":
@@ -282,6 +293,25 @@ async def _compare(args: argparse.Namespace) -> list[Report]:
     return ours + theirs
 
 
+async def _with_sink(args: argparse.Namespace) -> Report:
+    """A targeted run whose started server sends email to a sink on the generator's core."""
+    from .delivery import email_env
+    from .smtpsink import start_sink
+
+    if args.url:
+        raise SystemExit("error: --email-rate needs a server started by the tool (no --url)")
+    args.email_sink = start_sink(None if args.no_pin else GENERATOR_CPU)
+    saved = dict(os.environ)
+    os.environ.update(email_env(args.email_sink))  # the started server inherits them
+    try:
+        run, history = _runner(args)
+        return await _one(args, args.target, history, run)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        args.email_sink.stop()
+
+
 async def main_async(args: argparse.Namespace) -> int:
     raise_nofile_limit()
     if args.scenario in DELIVERY_SCENARIOS:
@@ -289,6 +319,9 @@ async def main_async(args: argparse.Namespace) -> int:
         print(reports[0].table())
     elif args.scenario == "compare":
         reports = await _compare(args)
+    elif getattr(args, "email_rate", 0) > 0:
+        reports = [await _with_sink(args)]
+        print(reports[0].table())
     else:
         run, history = _runner(args)
         reports = [await _one(args, args.target, history, run)]

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from .loopback import parse_target
 from .peers.launch import LaunchError, free_port
 from .report import Report, latency_summary
+from .scenarios import Options
 from .sender import RawTransport
 from .servermon import machine_busy_seconds
 from .smtpsink import SmtpSink, start_sink
@@ -308,4 +309,58 @@ async def email_latency(config: Config, rate: float, duration_s: float, settle_s
                server_cpu_pct=100.0 * ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))
                / sent_for)
     report.add(**{f"create_to_smtp_{k}": v for k, v in latency_summary(latencies).items()})
+    return report
+
+
+def email_env(sink: SmtpSink) -> dict[str, str]:
+    """What a started `tidings serve` needs to send email to ``sink`` at full speed."""
+    return {
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "SMTP_STARTTLS": "false",
+        "SMTP_TLS": "false", "EMAIL_FROM": "bench@example.test", "THROTTLE_PER_HOUR": "0",
+        "RATE_LIMIT_CREATES": "1000000/second",
+    }
+
+
+async def with_email_flow(
+    options: Options, rate: float, sink: SmtpSink, run: Callable[[], Awaitable[Report]]
+) -> Report:
+    """Run ``run`` (an in-app scenario) while emails are created at ``rate``/s in bulk
+    requests every 100 ms, to users of their own, and sent by the server's workers."""
+    transport = RawTransport(options.target, service_token(options.jwt_secret), 4)
+    users = [f"m{i}" for i in range(1000)]
+    await _seed_contacts(transport, users)
+    stop = asyncio.Event()
+    created = 0
+    per_tick = max(1, round(rate / 10))
+
+    async def flow() -> None:
+        nonlocal created
+        tick = time.monotonic()
+        while not stop.is_set():
+            items = [_item(users[(created + i) % len(users)], time.time())
+                     for i in range(per_tick)]
+            status, _ = await transport.post(
+                "/api/notifications/batch", json.dumps({"items": items}).encode())
+            if status in (200, 201, 207):
+                created += per_tick
+            tick += 0.1
+            try:
+                await asyncio.wait_for(stop.wait(), max(0.0, tick - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    received0 = sink.received
+    started = time.monotonic()
+    task = asyncio.create_task(flow())
+    try:
+        report = await run()
+    finally:
+        stop.set()
+        await task
+        await transport.close()
+    elapsed = time.monotonic() - started
+    report.add(email_offered_per_s=rate, emails_created=created,
+               emails_received=sink.received - received0,
+               emails_received_per_s=(sink.received - received0) / elapsed)
+    report.target += f", with email at {rate:.0f}/s"
     return report
