@@ -22,6 +22,7 @@ from .tokens import default_secret
 SERVER_CPU = 0  # when the tool starts the server: server on core 0, load generator on core 1
 GENERATOR_CPU = 1
 CONNS_PER_PROCESS = 15_000  # below the 20,000 open-file limit, with room for the rest
+DELIVERY_SCENARIOS = ("email", "email-latency", "claim")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=10_000)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument(
+        "--email-rate", type=float, default=0.0,
+        help="also create emails at this rate/s, sent by the server to a loopback SMTP sink",
+    )
     _common(p)
 
     p = sub.add_parser("fanout", help="one channel notification to every subscriber")
@@ -134,7 +139,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--rounds", type=int, default=3)
     _common(p)
+    _delivery_parsers(sub)
     return parser
+
+
+def _delivery_parsers(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--database-url", default="",
+            help="database for server and worker (default: a fresh SQLite file)",
+        )
+        p.add_argument("--batch-size", type=int, default=100, help="NOTIFICATION_BATCH_SIZE")
+        p.add_argument(
+            "--jwt-secret", default=default_secret(), help="HS256 secret of the started server"
+        )
+        p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+        p.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
+
+    p = sub.add_parser("email", help="one `tidings worker` draining queued emails to a sink")
+    p.add_argument("--count", type=int, default=10_000)
+    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many s")
+    common(p)
+
+    p = sub.add_parser("email-latency", help="create-to-SMTP latency at a fixed create rate")
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--settle", type=float, default=30.0)
+    common(p)
+
+    p = sub.add_parser("claim", help="queue claim time with many finished rows (PostgreSQL)")
+    p.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--finished", type=int, default=1_000_000)
+    p.add_argument("--due", type=int, default=300)
+    p.add_argument("--limit", type=int, default=1, help="rows per claim call")
+    p.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
+
+
+async def _delivery(args: argparse.Namespace) -> Report:
+    from . import claimbench, delivery
+
+    if args.scenario == "claim":
+        return await claimbench.claim_latency(args.admin_url, args.finished, args.due, args.limit)
+    config = delivery.Config(
+        jwt_secret=args.jwt_secret,
+        database_url=args.database_url,
+        batch_size=args.batch_size,
+        pin=not args.no_pin and len(os.sched_getaffinity(0)) > 1,
+    )
+    if args.scenario == "email":
+        return await delivery.email_throughput(config, args.count, args.timeout)
+    return await delivery.email_latency(config, args.rate, args.duration, args.settle)
 
 
 @asynccontextmanager
@@ -200,6 +254,13 @@ def _runner(
     name = args.scenario
     if name == "connections":
         return lambda o: scenarios.connections(o, args.clients, args.hold), False
+    if name == "targeted" and args.email_rate > 0:
+        from . import delivery
+
+        return lambda o: delivery.with_email_flow(
+            o, args.email_rate, args.email_sink,
+            lambda: scenarios.targeted(o, args.clients, args.rate, args.duration),
+        ), False
     if name in ("targeted", "smoke"):
         return lambda o: scenarios.targeted(o, args.clients, args.rate, args.duration), False
     if name == "fanout":
@@ -232,10 +293,35 @@ async def _compare(args: argparse.Namespace) -> list[Report]:
     return ours + theirs
 
 
+async def _with_sink(args: argparse.Namespace) -> Report:
+    """A targeted run whose started server sends email to a sink on the generator's core."""
+    from .delivery import email_env
+    from .smtpsink import start_sink
+
+    if args.url:
+        raise SystemExit("error: --email-rate needs a server started by the tool (no --url)")
+    args.email_sink = start_sink(None if args.no_pin else GENERATOR_CPU)
+    saved = dict(os.environ)
+    os.environ.update(email_env(args.email_sink))  # the started server inherits them
+    try:
+        run, history = _runner(args)
+        return await _one(args, args.target, history, run)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        args.email_sink.stop()
+
+
 async def main_async(args: argparse.Namespace) -> int:
     raise_nofile_limit()
-    if args.scenario == "compare":
+    if args.scenario in DELIVERY_SCENARIOS:
+        reports = [await _delivery(args)]
+        print(reports[0].table())
+    elif args.scenario == "compare":
         reports = await _compare(args)
+    elif getattr(args, "email_rate", 0) > 0:
+        reports = [await _with_sink(args)]
+        print(reports[0].table())
     else:
         run, history = _runner(args)
         reports = [await _one(args, args.target, history, run)]
@@ -253,7 +339,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     args = build_parser().parse_args()
-    if args.url:
+    if getattr(args, "url", None):
         try:
             parse_target(args.url)
         except NotLoopbackError as exc:

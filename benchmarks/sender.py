@@ -92,8 +92,12 @@ class RawTransport:
         self._slots = asyncio.Semaphore(connections)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        return await self.send("POST", path, body)
+
+    async def send(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        """One request with a JSON body on a pooled keep-alive connection."""
         head = (
-            f"POST {path} HTTP/1.1\r\n".encode()
+            f"{method} {path} HTTP/1.1\r\n".encode()
             + self._host
             + self._auth
             + b"Content-Type: application/json\r\n"
