@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from tests.conftest import make_settings
 from tidings.services.channel_rules import ChannelRules
-from tidings.settings import ChannelRuleSpec, decode_rules_json
+from tidings.setting_values import ChannelRuleSpec, decode_rules_json
 
 RULES: list[dict[str, Any]] = [
     {"pattern": "user.{sub}.*"},

@@ -14,17 +14,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import Forbidden, TidingsError, ValidationFailed
 from tidings.domain.inputs import NotificationDraft, parse
 from tidings.domain.model import Principal, utcnow
 from tidings.domain.notification import BatchItem
-from tidings.services.copies import CreationRequest
-from tidings.services.creation import CreationService, Written, check_key
+from tidings.services.copies import CreationRequest, check_key
+from tidings.services.creation import CreationService, Written
 from tidings.store import idempotency
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 
 MAX_ITEMS = 1000
 
@@ -62,7 +60,7 @@ class BulkCreationService:
             except ValidationFailed as exc:
                 answers.append(exc)
 
-        async def keep(conn: AsyncConnection, written: list[Written | BaseException]) -> None:
+        async def keep(conn: Connection, written: list[Written | BaseException]) -> None:
             if idempotency_key is not None:
                 await idempotency.record_batch(
                     conn, principal.user_id, idempotency_key, fingerprint,

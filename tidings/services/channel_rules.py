@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidings.domain.inputs import is_name
-from tidings.settings import SUB_PLACEHOLDER, ChannelRuleSpec
+from tidings.setting_values import SUB_PLACEHOLDER, ChannelRuleSpec
 
 
 def _glob(text: str) -> str:

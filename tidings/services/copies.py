@@ -10,11 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from tidings.domain.delivery import DeliveryState
+from tidings.domain.errors import ValidationFailed
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
 from tidings.domain.template import Rendered, Template
+from tidings.queue.pacing import window_closes
+from tidings.store import pacing as pacing_store
+from tidings.store.database import Connection
 from tidings.store.pacing import Window
 
 MediaByUser = dict[str, frozenset[Medium]]
@@ -168,3 +172,24 @@ def given_media(draft: NotificationDraft, recipients: Sequence[str]) -> MediaByU
     return {user_id: chosen for user_id in recipients}
 
 
+def check_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
+    ):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
+        )
+
+
+async def hold_for_digest(conn: Connection, request: CreationRequest, recipients: Sequence[str],
+                media: MediaByUser) -> HeldFor | None:
+    """With `digest`: the window each recipient's email and push join (opened now, closing
+    `window_seconds` later, unless one is open already), in the creating transaction."""
+    digest = request.draft.digest
+    if digest is None:
+        return None
+    pairs = held_pairs(recipients, media)
+    if not pairs:
+        return None
+    closes = window_closes(request.now, digest.window_seconds)
+    return await pacing_store.open_windows(conn, pairs, digest.key, closes, request.now)

@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
 from tidings.domain.inputs import NotificationDraft
@@ -29,23 +27,20 @@ from tidings.domain.notification import (
 )
 from tidings.domain.template import Rendered
 from tidings.metrics import Metrics
-from tidings.queue.pacing import window_closes
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher
 from tidings.services.copies import (
     CreationRequest,
-    HeldFor,
-    MediaByUser,
     build_copies,
+    check_key,
     given_media,
-    held_pairs,
+    hold_for_digest,
 )
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
-from tidings.store import pacing as pacing_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 
 # Creations written per transaction at most, when requests arrive faster than commits.
 WRITE_BATCH = 200
@@ -137,7 +132,7 @@ class CreationService:
 
     async def write_together(
         self, requests: list[CreationRequest],
-        also: Callable[[AsyncConnection, list[Written | BaseException]], Awaitable[None]]
+        also: Callable[[Connection, list[Written | BaseException]], Awaitable[None]]
         | None = None,
     ) -> list[Written | BaseException]:
         """Write many creations in one transaction (the group commit's, and a bulk
@@ -190,7 +185,7 @@ class CreationService:
         return Written(found, [])
 
     async def _write_bulk(
-        self, conn: AsyncConnection, requests: list[CreationRequest]
+        self, conn: Connection, requests: list[CreationRequest]
     ) -> list[Written]:
         """Creations addressed to users and without idempotency key, written together: one
         preference query per (channel, type) and one INSERT per table for the batch."""
@@ -213,7 +208,7 @@ class CreationService:
             media = given_media(draft, recipients)
             if media is None:
                 media = decided[(draft.channel, draft.type)]
-            held = await _hold(conn, request, recipients, media)
+            held = await hold_for_digest(conn, request, recipients, media)
             rendered = await self._render(conn, request, recipients)
             stored, deliveries = build_copies(request, recipients, media, self._deliverable,
                                               held, rendered)
@@ -224,7 +219,7 @@ class CreationService:
             await store.insert_many(conn, all_stored, all_deliveries, cipher=self._cipher)
         return written
 
-    async def _write(self, conn: AsyncConnection, request: CreationRequest) -> Written:
+    async def _write(self, conn: Connection, request: CreationRequest) -> Written:
         draft, key = request.draft, request.key
         if key is not None:
             found = await idempotency.find(conn, request.principal.user_id, key,
@@ -239,7 +234,7 @@ class CreationService:
         if media is None:
             media = await self._preferences.media_for(conn, recipients, draft.channel,
                                                       draft.type)
-        held = await _hold(conn, request, recipients, media)
+        held = await hold_for_digest(conn, request, recipients, media)
         rendered = await self._render(conn, request, recipients)
         stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
                                           rendered)
@@ -251,7 +246,7 @@ class CreationService:
                                      cipher=self._cipher)
         return Written(outcome, stored)
 
-    async def _render(self, conn: AsyncConnection, request: CreationRequest,
+    async def _render(self, conn: Connection, request: CreationRequest,
                       recipients: Sequence[str]) -> dict[str, Rendered] | None:
         """Each recipient's rendering of the request's template (None without one). In
         the write's transaction, so the contacts read are those of the copies written;
@@ -281,30 +276,7 @@ class CreationService:
             self.on_scheduled(request.visible_at)
 
 
-async def _hold(conn: AsyncConnection, request: CreationRequest, recipients: Sequence[str],
-                media: MediaByUser) -> HeldFor | None:
-    """With `digest`: the window each recipient's email and push join (opened now, closing
-    `window_seconds` later, unless one is open already), in the creating transaction."""
-    digest = request.draft.digest
-    if digest is None:
-        return None
-    pairs = held_pairs(recipients, media)
-    if not pairs:
-        return None
-    closes = window_closes(request.now, digest.window_seconds)
-    return await pacing_store.open_windows(conn, pairs, digest.key, closes, request.now)
-
-
 def _outcome(draft: NotificationDraft, stored: Sequence[Notification]) -> CreateOutcome:
     if draft.user_id is not None:
         return Created(stored[0])
     return Accepted(len(stored), draft.channel)
-
-
-def check_key(idempotency_key: str | None) -> None:
-    if idempotency_key is not None and not (
-        0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
-    ):
-        raise ValidationFailed(
-            "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
-        )

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from tidings.domain.inputs import PreferenceInput
 from tidings.domain.model import Medium, utcnow
 from tidings.domain.preference import Preference, PreferenceChange, choose_media
 from tidings.store import preferences as store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 
 
 class PreferenceService:
@@ -37,7 +35,7 @@ class PreferenceService:
             return await store.upsert_many(conn, user_id, changes, utcnow())
 
     async def media_for(
-        self, conn: AsyncConnection, user_ids: Sequence[str], channel: str, type_: str
+        self, conn: Connection, user_ids: Sequence[str], channel: str, type_: str
     ) -> dict[str, frozenset[Medium]]:
         """Within the caller's transaction: each user's media for (channel, type)."""
         by_user = await store.candidates_for(conn, user_ids, channel, type_)

@@ -8,8 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from tidings.domain.errors import Conflict, DuplicateKey, NotFound, ValidationFailed
 from tidings.domain.model import Principal, utcnow
 from tidings.domain.template import (
@@ -23,7 +21,7 @@ from tidings.domain.template import (
 )
 from tidings.store import contacts
 from tidings.store import templates as store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.templates.engine import Audience, TemplateEngine
 
 # Tries of a PUT whose next version a concurrent PUT took first.
@@ -120,7 +118,7 @@ class TemplateService:
         return found
 
     async def render_for(
-        self, conn: AsyncConnection, template: Template, variables: Mapping[str, Any],
+        self, conn: Connection, template: Template, variables: Mapping[str, Any],
         recipients: Sequence[str],
     ) -> dict[str, Rendered]:
         """Each recipient's rendering, in the locale and zone of their contact (the

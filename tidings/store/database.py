@@ -19,6 +19,10 @@ from tidings.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
+# The transaction handle services pass through to the store functions (they never use it
+# themselves): named here so that nothing above the store imports SQLAlchemy.
+Connection = AsyncConnection
+
 CHECKPOINT_INTERVAL_S = 1.0
 
 UNAVAILABLE = (
