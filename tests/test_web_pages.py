@@ -568,3 +568,32 @@ async def test_the_page_answers_pings_and_keeps_its_connection(
         await expect(page.page.locator("tidings-inbox .conn")).to_have_text("Live")
     finally:
         await server.stop()
+
+
+async def test_the_console_lists_templates_and_previews_them_live(
+    web: RunningServer, browser: Any
+) -> None:
+    admin = web.token("ops", "admin")
+    async with web.http("ops", "admin") as http:
+        created = await http.post("/api/admin/templates", json={
+            "key": "invoice-ready", "default_locale": "en",
+            "variants": {
+                "en": {"title": "Invoice {{ number }} is ready", "message": "Hi {{ name }}"},
+                "de": {"title": "Rechnung {{ number }} ist da", "message": "Hallo {{ name }}"},
+            }})
+    assert created.status_code == 201, created.text
+    page = await open_page(browser, f"{web.url}/admin#token={admin}")
+    await page.page.locator("#templates button[data-key='invoice-ready']").click()
+    # Without variables the preview names the one that is missing.
+    await expect(page.page.locator("#preview-status")).to_contain_text("variables.")
+    await page.page.locator("#preview textarea[name='variables']").fill(
+        '{"number": 42, "name": "<Alice>"}')
+    await expect(page.page.locator("#preview-parts dd[data-part='title']")).to_have_text(
+        "Invoice 42 is ready")
+    await page.page.locator("#preview input[name='locale']").fill("de_AT")
+    await expect(page.page.locator("#preview-parts dd[data-part='title']")).to_have_text(
+        "Rechnung 42 ist da")
+    # Shown as text: the variable's markup is not turned into elements.
+    await expect(page.page.locator("#preview-parts dd[data-part='message']")).to_have_text(
+        "Hallo <Alice>")
+    assert page.errors == []

@@ -270,6 +270,50 @@ async function bulk(dryRun) {
   }
 }
 
+// ---- templates ------------------------------------------------------------------------
+
+async function templates() {
+  try {
+    const page = await api("/api/admin/templates?limit=100");
+    $("templates").replaceChildren(...page.items.map((t) => h("li", {},
+      h("button", { type: "button", class: "secondary", "data-key": t.key, onclick: () => {
+        $("preview").elements.key.value = t.key;
+        $("preview").elements.locale.value = "";
+        preview();
+      } }, t.key), ` v${t.version} (${t.locales.join(", ")})`)));
+    $("templates-status").textContent = page.items.length ? "" : "No templates yet.";
+  } catch (error) {
+    $("templates-status").textContent = `Templates unavailable: ${error.message}`;
+  }
+}
+
+// A live preview: each change of the form renders again (after a short pause).
+let previewTimer = 0;
+async function preview() {
+  const form = $("preview");
+  const key = form.elements.key.value.trim();
+  if (!key) return;
+  let variables;
+  try {
+    variables = JSON.parse(form.elements.variables.value || "{}");
+  } catch {
+    $("preview-status").textContent = "Variables must be a JSON object.";
+    return;
+  }
+  const body = { variables };
+  if (form.elements.locale.value.trim()) body.locale = form.elements.locale.value.trim();
+  try {
+    const answer = await api(`/api/admin/templates/${encodeURIComponent(key)}/preview`,
+      { method: "POST", body });
+    $("preview-status").textContent = `Version ${answer.version}, locale ${answer.locale}`;
+    $("preview-parts").replaceChildren(...Object.entries(answer.parts).flatMap(([part, text]) =>
+      [h("dt", {}, part), h("dd", { "data-part": part }, text)]));
+  } catch (error) {
+    $("preview-status").textContent = `Cannot preview: ${error.message}`;
+    $("preview-parts").replaceChildren();
+  }
+}
+
 function start(every) {
   $("every").textContent = String(every / 1000);
   $("console").hidden = false;
@@ -282,7 +326,13 @@ function start(every) {
   $("bulk").addEventListener("submit", (event) => { event.preventDefault(); bulk(true); });
   $("bulk").addEventListener("input", () => { planned = null; $("bulk-go").disabled = true; });
   $("bulk-go").addEventListener("click", () => bulk(false));
+  $("preview").addEventListener("submit", (event) => { event.preventDefault(); preview(); });
+  $("preview").addEventListener("input", () => {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(preview, 400);
+  });
   list();
+  templates();
 }
 
 const hash = new URLSearchParams(location.hash.slice(1));
