@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from . import scenarios
+from . import comparison, scenarios
 from .loopback import NotLoopbackError, parse_target
 from .peers.launch import KINDS, LaunchError, start_server
 from .pool import raise_nofile_limit
-from .report import Report, comparison_table, write_json
+from .report import Report, write_json
+from .scratchdb import ADMIN_URL
 from .servermon import pid_listening_on
 from .tokens import default_secret
 
@@ -77,6 +78,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"give positive numbers: {text!r}")
+    return values
+
+
+def _names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [n for n in names if n not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}: {text!r}")
+        return names
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="Tidings load tool (loopback only)."
@@ -135,9 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer", choices=("node", "pysio"), default="node")
     p.add_argument("--clients", type=int, default=10_000)
     p.add_argument("--hold", type=float, default=10.0)
-    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument(
+        "--rate", type=_floats, default=[1000.0], help="targeted rates, e.g. 2000,4000"
+    )
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--stores", type=_names(comparison.STORES), default=["sqlite"],
+        help="Tidings' stores, e.g. sqlite,postgres (PostgreSQL: a scratch database per run)",
+    )
+    p.add_argument(
+        "--scenarios", type=_names(comparison.SCENARIOS), default=list(comparison.SCENARIOS),
+        help="which of connections,targeted,fanout,recovery",
+    )
+    p.add_argument(
+        "--down", type=float, default=5.0, help="recovery: seconds the clients stay down"
+    )
+    p.add_argument(
+        "--recovery-rate", type=float, default=500.0, help="recovery: creates/s while down"
+    )
+    p.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL to make scratch databases on")
     _common(p)
     _delivery_parsers(sub)
     return parser
@@ -193,7 +232,7 @@ async def _delivery(args: argparse.Namespace) -> Report:
 
 @asynccontextmanager
 async def served(
-    args: argparse.Namespace, kind: str, history: bool = False
+    args: argparse.Namespace, kind: str, history: bool = False, database_url: str = ""
 ) -> AsyncIterator[scenarios.Options]:
     """Options for a run against ``--url``, or against a server of ``kind`` started here."""
     clients = max(getattr(args, "clients", 0) or 0, getattr(args, "subscribers", 0) or 0)
@@ -221,7 +260,8 @@ async def served(
         return
     pin = not args.no_pin and len(os.sched_getaffinity(0)) > 1
     server = await start_server(
-        kind, args.jwt_secret, cpu=SERVER_CPU if pin else None, history=history
+        kind, args.jwt_secret, cpu=SERVER_CPU if pin else None, history=history,
+        extra_env={"DATABASE_URL": database_url} if database_url and kind == "tidings" else None,
     )
     try:
         if pin:
@@ -242,8 +282,9 @@ async def _one(
     kind: str,
     history: bool,
     run: Callable[[scenarios.Options], Awaitable[Report]],
+    database_url: str = "",
 ) -> Report:
-    async with served(args, kind, history) as options:
+    async with served(args, kind, history, database_url) as options:
         return await run(options)
 
 
@@ -277,20 +318,20 @@ def _runner(
 
 
 async def _compare(args: argparse.Namespace) -> list[Report]:
-    runs: list[Callable[[scenarios.Options], Awaitable[Report]]] = [
-        lambda o: scenarios.connections(o, args.clients, args.hold),
-        lambda o: scenarios.targeted(o, args.clients, args.rate, args.duration),
-        lambda o: scenarios.fanout(o, args.clients, "news", args.rounds),
-    ]
-    ours: list[Report] = []
-    theirs: list[Report] = []
-    for run in runs:  # a fresh server per scenario, so one run's memory does not leak into the next
-        ours.append(await _one(args, args.target, False, run))
-        print(ours[-1].table(), flush=True)
-        theirs.append(await _one(args, args.peer, False, run))
-        print(theirs[-1].table(), flush=True)
-    print(comparison_table(ours, theirs))
-    return ours + theirs
+    if args.url:
+        raise SystemExit("error: compare starts every server itself (drop --url)")
+    plan = comparison.Plan(
+        target=args.target, peer=args.peer, stores=args.stores, rates=args.rate,
+        scenarios=args.scenarios, clients=args.clients, hold_s=args.hold,
+        duration_s=args.duration, rounds=args.rounds, down_s=args.down,
+        recovery_rate=args.recovery_rate, admin_url=args.admin_url,
+    )
+
+    async def one(kind: str, history: bool, database_url: str,
+                  run: comparison.Scenario) -> Report:
+        return await _one(args, kind, history, run, database_url)
+
+    return await comparison.compare(plan, one)
 
 
 async def _with_sink(args: argparse.Namespace) -> Report:

@@ -9,20 +9,16 @@ The finished rows sit in the same partition as the due ones, as they would a mon
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tidings.store.queue import claim
 
 from .report import Report, latency_summary
+from .scratchdb import async_url, scratch_postgres
 
 # Ids inside one monthly partition (2026-11: '01a19467-e800' .. '01a22ee6-b000'); the
 # finished history and the due rows use two prefixes of it.
@@ -57,71 +53,50 @@ FROM generate_series(1, :n) AS i
 """
 
 
-def _with_db(admin_url: str, name: str) -> str:
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def _async(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def _migrate(url: str) -> None:
-    tidings = str(Path(sys.executable).with_name("tidings"))
-    process = await asyncio.create_subprocess_exec(
-        tidings, "migrate", env=dict(os.environ, DATABASE_URL=url),
-        stdout=subprocess.DEVNULL,
-    )
-    if await process.wait() != 0:
-        raise RuntimeError("tidings migrate failed")
-
-
 async def claim_latency(admin_url: str, finished: int, due: int, limit: int) -> Report:
     report = Report("claim", "tidings.store.queue.claim on PostgreSQL")
-    name = f"tidings_bench_claim_{os.getpid()}"
-    admin = create_async_engine(_async(admin_url), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = _with_db(admin_url, name)
-    engine = create_async_engine(_async(url))
-    try:
-        await _migrate(url)
-        started = time.monotonic()
-        async with engine.begin() as conn:
-            await conn.execute(sa.text(_NOTIFICATIONS),
-                               {"prefix": HISTORY_PREFIX, "status": "read", "n": finished // 2})
-            await conn.execute(sa.text(_HISTORY), {"prefix": HISTORY_PREFIX, "n": finished})
-            await conn.execute(sa.text(_NOTIFICATIONS),
-                               {"prefix": DUE_PREFIX, "status": "pending", "n": due})
-            await conn.execute(sa.text(_DUE), {"prefix": DUE_PREFIX, "n": due})
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(sa.text("VACUUM ANALYZE notification_deliveries"))
-            await conn.execute(sa.text("VACUUM ANALYZE notifications"))
-            rows = await conn.scalar(sa.text("SELECT count(*) FROM notification_deliveries"))
-        report.add(rows=int(rows or 0), generate_s=time.monotonic() - started)
-        async with engine.connect() as conn:
-            plan = await conn.execute(sa.text(
-                "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM notification_deliveries WHERE "
-                "status IN ('pending', 'sending') AND medium <> 'in_app' AND "
-                "next_attempt_at <= now() AND digest_id IS NULL ORDER BY next_attempt_at "
-                "LIMIT 100 FOR UPDATE SKIP LOCKED"))
-            report.notes.append(" | ".join(str(r[0]).strip() for r in plan)[:600])
-        timings: list[float] = []
-        taken = 0
-        for _ in range(due + 10):  # one warm-up call's worth of slack; stops when all taken
-            begin = time.perf_counter()
-            async with engine.begin() as conn:
-                claimed = await claim(conn, datetime.now(UTC), limit, 30.0)
-            timings.append((time.perf_counter() - begin) * 1000.0)
-            taken += len(claimed)
-            if not claimed:
-                timings.pop()  # the empty claim at the end is not a claim of due rows
-                break
-        report.add(due=due, claimed=taken, limit=limit, calls=len(timings),
-                   **{f"claim_{k}": v for k, v in latency_summary(timings).items()})
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_postgres(admin_url, "claim") as url:
+        engine = create_async_engine(async_url(url))
+        try:
+            await _measure(engine, report, finished, due, limit)
+        finally:
+            await engine.dispose()
     return report
+
+
+async def _measure(engine: AsyncEngine, report: Report, finished: int, due: int,
+                   limit: int) -> None:
+    started = time.monotonic()
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(_NOTIFICATIONS),
+                           {"prefix": HISTORY_PREFIX, "status": "read", "n": finished // 2})
+        await conn.execute(sa.text(_HISTORY), {"prefix": HISTORY_PREFIX, "n": finished})
+        await conn.execute(sa.text(_NOTIFICATIONS),
+                           {"prefix": DUE_PREFIX, "status": "pending", "n": due})
+        await conn.execute(sa.text(_DUE), {"prefix": DUE_PREFIX, "n": due})
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("VACUUM ANALYZE notification_deliveries"))
+        await conn.execute(sa.text("VACUUM ANALYZE notifications"))
+        rows = await conn.scalar(sa.text("SELECT count(*) FROM notification_deliveries"))
+    report.add(rows=int(rows or 0), generate_s=time.monotonic() - started)
+    async with engine.connect() as conn:
+        plan = await conn.execute(sa.text(
+            "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM notification_deliveries WHERE "
+            "status IN ('pending', 'sending') AND medium <> 'in_app' AND "
+            "next_attempt_at <= now() AND digest_id IS NULL ORDER BY next_attempt_at "
+            "LIMIT 100 FOR UPDATE SKIP LOCKED"))
+        report.notes.append(" | ".join(str(r[0]).strip() for r in plan)[:600])
+    timings: list[float] = []
+    taken = 0
+    for _ in range(due + 10):  # one warm-up call's worth of slack; stops when all taken
+        begin = time.perf_counter()
+        async with engine.begin() as conn:
+            claimed = await claim(conn, datetime.now(UTC), limit, 30.0)
+        timings.append((time.perf_counter() - begin) * 1000.0)
+        taken += len(claimed)
+        if not claimed:
+            timings.pop()  # the empty claim at the end is not a claim of due rows
+            break
+    report.add(due=due, claimed=taken, limit=limit, calls=len(timings),
+               **{f"claim_{k}": v for k, v in latency_summary(timings).items()})

@@ -229,7 +229,21 @@ class Bench:
             report.add(
                 generator_cpu_pct=100.0 * generator_s / wall_s,
                 other_cpu_pct=100.0 * max(0.0, others) / wall_s,
+                server_cpu_s=server_s,
+                other_cpu_s=max(0.0, others),
             )
+
+
+def _per_create(report: Report) -> None:
+    """CPU per stored notification: the server's own, and the rest of the machine's but the
+    generator (PostgreSQL's backends when the store is PostgreSQL)."""
+    created = report.figures.get("created")
+    if not created:
+        return
+    for name in ("server", "other"):
+        seconds = report.figures.get(f"{name}_cpu_s")
+        if isinstance(seconds, float):
+            report.add(**{f"{name}_cpu_ms_per_create": 1000.0 * seconds / created})
 
 
 def _limit_note(report: Report) -> None:
@@ -280,6 +294,7 @@ async def targeted(options: Options, clients: int, rate: float, duration_s: floa
         await bench.load_figures(report, start, time.perf_counter() - started)
         report.add(offered_rate_per_s=rate)
         bench.sender_figures(log, report)
+        _per_create(report)
         await bench.deliveries(set(log.created.items()), report)
     _limit_note(report)
     return report
@@ -342,6 +357,7 @@ async def burst(options: Options, clients: int, count: int, concurrency: int) ->
         await bench.load_figures(report, start, time.perf_counter() - started)
         report.add(concurrency=concurrency)
         bench.sender_figures(log, report)
+        _per_create(report)
         await bench.deliveries(
             set(log.created.items()), report, settle_s=max(options.settle_s, 30.0)
         )

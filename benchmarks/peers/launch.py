@@ -106,9 +106,11 @@ async def start_server(
     cpu: int | None = None,
     history: bool = False,
     timeout_s: float = 60.0,
+    extra_env: dict[str, str] | None = None,
 ) -> ServerProcess:
     port = free_port()
     env = dict(os.environ, JWT_SECRET=jwt_secret, PORT=str(port), HOST="127.0.0.1")
+    env.update(extra_env or {})
     env["WEBSOCKET_PORT"] = str(port)
     if history:
         env["PEER_HISTORY"] = "1"
