@@ -65,7 +65,9 @@ def utcnow() -> datetime:
 def isoformat(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # the store's and the clock's instants already are UTC
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def parse_instant(value: str) -> datetime:
