@@ -16,7 +16,7 @@ from .loopback import NotLoopbackError, parse_target
 from .peers.launch import KINDS, LaunchError, start_server
 from .pool import raise_nofile_limit
 from .report import Report, write_json
-from .scratchdb import ADMIN_URL
+from .scratchdb import ADMIN_URL, scratch_postgres
 from .servermon import pid_listening_on
 from .tokens import default_secret
 
@@ -130,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=1000)
     p.add_argument("--count", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=64)
+    _common(p)
+
+    p = sub.add_parser("bulk", help="POST /api/notifications/batch as fast as it takes them")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--count", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=1000, help="items per request (1-1,000)")
+    p.add_argument("--concurrency", type=int, default=4, help="batches in flight")
+    p.add_argument(
+        "--database-url", default="",
+        help="DATABASE_URL of a started Tidings (default: its SQLite file); `postgres`: a "
+        "scratch database made and dropped here",
+    )
+    p.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL for the scratch database")
     _common(p)
 
     p = sub.add_parser("recovery", help="drop all, create while down, reconnect and replay")
@@ -310,6 +323,10 @@ def _runner(
         return lambda o: scenarios.burst(o, args.clients, args.count, args.concurrency), False
     if name == "recovery":
         return lambda o: scenarios.recovery(o, args.clients, args.rate, args.down), True
+    if name == "bulk":
+        from .bulkbench import bulk
+
+        return lambda o: bulk(o, args.clients, args.count, args.batch, args.concurrency), False
     if name == "soak":
         return lambda o: scenarios.soak(
             o, args.clients, args.minutes, args.rate, args.sample_every
@@ -363,9 +380,15 @@ async def main_async(args: argparse.Namespace) -> int:
     elif getattr(args, "email_rate", 0) > 0:
         reports = [await _with_sink(args)]
         print(reports[0].table())
+    elif args.scenario == "bulk" and args.database_url == "postgres":
+        run, history = _runner(args)
+        async with scratch_postgres(args.admin_url, "bulk") as url:
+            reports = [await _one(args, args.target, history, run, url)]
+        print(reports[0].table())
     else:
         run, history = _runner(args)
-        reports = [await _one(args, args.target, history, run)]
+        reports = [await _one(args, args.target, history, run,
+                              getattr(args, "database_url", ""))]
         print(reports[0].table())
     if args.json_path:
         write_json(args.json_path, reports)

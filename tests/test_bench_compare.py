@@ -6,6 +6,7 @@ figures belong to the benchmark, not here."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import asyncpg
@@ -17,11 +18,12 @@ from benchmarks.report import Report
 from tests.conftest import SECRET
 
 
-async def _bench_databases() -> set[str]:
+async def _bench_databases(kind: str = "compare") -> set[str]:
     conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
     try:
         rows = await conn.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'tidings_bench_compare_%'")
+            "SELECT datname FROM pg_database WHERE datname LIKE $1",
+            f"tidings_bench_{kind}_{os.getpid()}_%")
     finally:
         await conn.close()
     return {r["datname"] for r in rows}
@@ -86,3 +88,19 @@ def test_compare_refuses_unknown_stores_and_bad_rates() -> None:
                 ["--scenarios", "soak"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["compare", *bad])
+
+
+async def test_bulk_on_a_scratch_postgresql_database_stores_and_delivers_every_item(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bulk.json"
+    args = build_parser().parse_args([
+        "bulk", "--database-url", "postgres", "--clients", "20", "--count", "250",
+        "--batch", "100", "--concurrency", "2", "--processes", "0", "--no-pin",
+        "--settle", "5", "--jwt-secret", SECRET, "--json", str(out),
+    ])
+    assert await main_async(args) == 0
+    figures = json.loads(out.read_text())["reports"][0]["figures"]
+    assert figures["created"] == figures["received"] == 250
+    assert figures["lost"] == 0 and figures["create_errors"] == 0
+    assert await _bench_databases("bulk") == set()
