@@ -23,10 +23,14 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 MAX_CHANNELS_PER_COMMAND = 512
 COMMAND_TIMEOUT_S = 0.25
+
+# What a Redis that is down, slow or moving looks like to a caller.
+Failure = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
