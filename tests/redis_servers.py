@@ -42,27 +42,34 @@ def redis_binaries_missing() -> str | None:
 class RedisServer:
     """One redis-server; `stop` and `start` again keep its port (an outage and a return)."""
 
-    def __init__(self, directory: Path, *, cluster: bool = False, password: str = "") -> None:
+    def __init__(self, directory: Path, *, cluster: bool = False, password: str = "",
+                 replica_of: RedisServer | None = None) -> None:
         self.port = cluster_port() if cluster else free_port()
         self.directory = directory / f"redis-{self.port}"
         self.directory.mkdir(parents=True)
         self.cluster = cluster
         self.password = password
+        self.replica_of = replica_of
         self.process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def start(self) -> None:
+    def arguments(self) -> list[str]:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.directory)]
         if self.password:
-            args += ["--requirepass", self.password]
+            args += ["--requirepass", self.password, "--masterauth", self.password]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        if self.replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+        return args
+
+    async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            "redis-server", *args, stdout=asyncio.subprocess.DEVNULL,
+            "redis-server", *self.arguments(), stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
         await self._until_answering()
 
@@ -124,3 +131,80 @@ async def create_cluster(servers: list[RedisServer]) -> None:
                 await asyncio.sleep(0.1)
 
     await asyncio.wait_for(until_ok(), 30)
+
+
+async def redis_cli(port: int, *command: str) -> str:
+    """One command through redis-cli (what an operator would type); its raw answer."""
+    process = await asyncio.create_subprocess_exec(
+        "redis-cli", "-p", str(port), "--raw", *command, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    return output.decode()
+
+
+class SentinelServer(RedisServer):
+    """A `redis-server --sentinel` watching `master` under `service`. Quick timings: a
+    master is taken for down after 1 s without an answer."""
+
+    def __init__(self, directory: Path, master: RedisServer, *, service: str = "mymaster",
+                 quorum: int = 1) -> None:
+        super().__init__(directory)
+        self.master = master
+        self.service = service
+        self.quorum = quorum
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def arguments(self) -> list[str]:
+        # Sentinel rewrites its configuration file: it must be a file of its own.
+        config = self.directory / "sentinel.conf"
+        lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.directory}",
+                 f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {self.quorum}",
+                 f"sentinel down-after-milliseconds {self.service} 1000",
+                 f"sentinel failover-timeout {self.service} 10000",
+                 f"sentinel parallel-syncs {self.service} 1"]
+        if self.master.password:
+            lines.append(f"sentinel auth-pass {self.service} {self.master.password}")
+        config.write_text("\n".join(lines) + "\n")
+        return [str(config), "--sentinel"]
+
+    async def master_port(self) -> int:
+        answer = await redis_cli(self.port, "sentinel", "get-master-addr-by-name",
+                                 self.service)
+        return int(answer.split()[1])
+
+    async def until_ready(self, replicas: int, sentinels: int) -> None:
+        """Until this Sentinel sees the master's replicas, in sync, and the other
+        Sentinels: a failover can then succeed."""
+        async def poll() -> None:
+            while True:
+                listing = await redis_cli(self.port, "sentinel", "replicas", self.service)
+                master = await redis_cli(self.port, "sentinel", "master", self.service)
+                fields = master.split()
+                others = int(fields[fields.index("num-other-sentinels") + 1])
+                up = listing.count("master-link-status\nok")
+                if up >= replicas and others >= sentinels - 1:
+                    return
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(poll(), 30)
+
+
+def sentinel_url(sentinels: list[SentinelServer]) -> str:
+    hosts = ",".join(sentinel.address for sentinel in sentinels)
+    return f"redis+sentinel://{hosts}/{sentinels[0].service}"
+
+
+async def until_master(sentinels: list[SentinelServer], server: RedisServer) -> None:
+    """Until every Sentinel names `server` as the master (a failover has completed)."""
+    async def poll() -> None:
+        for sentinel in sentinels:
+            while await sentinel.master_port() != server.port:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        while "role:master" not in await redis_cli(  # noqa: ASYNC110
+                server.port, "info", "replication"):
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(poll(), 30)

@@ -36,8 +36,9 @@ from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp, Recent
 from tidings.realtime.fanout import FanoutHandler
 from tidings.realtime.redis_inbound import Inbound
-from tidings.realtime.redis_links import Failure, Links
+from tidings.realtime.redis_links import Links
 from tidings.realtime.redis_presence import CONFIRM_TIMEOUT_S, Presence
+from tidings.realtime.redis_shard import Failure
 from tidings.realtime.redis_supervisor import Supervisor
 from tidings.store.database import Database
 

@@ -18,7 +18,7 @@ from tidings.metrics import Metrics
 from tidings.realtime import redis_messages as wire
 from tidings.realtime.catchup import Recent
 from tidings.realtime.fanout import FanoutHandler
-from tidings.realtime.redis_links import Received, Shard
+from tidings.realtime.redis_shard import Received, Shard
 from tidings.store import notifications as notification_store
 from tidings.store.database import Database
 

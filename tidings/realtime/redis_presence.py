@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 
 from tidings.realtime.background import Background
 from tidings.realtime.redis_inbound import Inbound
-from tidings.realtime.redis_links import Failure, Links, Shard
+from tidings.realtime.redis_links import Links
+from tidings.realtime.redis_shard import Failure, Shard
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from tidings.metrics import Metrics
 from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp
 from tidings.realtime.redis_inbound import Inbound
-from tidings.realtime.redis_links import Failure, Links
+from tidings.realtime.redis_links import Links
 from tidings.realtime.redis_presence import Presence
+from tidings.realtime.redis_shard import Failure
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,10 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
+from redis.asyncio.sentinel import Sentinel
 
 from tidings.domain.errors import RateLimited, TooManyConnections
+from tidings.redis_sentinel import master_pool, open_sentinel
 from tidings.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,11 @@ class CreateLimit:
     share the storage."""
 
     def __init__(self, rate: RateLimitItem | None, storage: Storage,
-                 pool: ConnectionPool | None = None) -> None:
+                 pool: ConnectionPool | None = None, sentinel: Sentinel | None = None) -> None:
         self._rate = rate
         self._limiter = FixedWindowRateLimiter(storage)
         self._pool = pool
+        self._sentinel = sentinel
         self._storage_down = False
 
     async def check(self, producer: str, count: int = 1) -> None:
@@ -95,6 +98,8 @@ class CreateLimit:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
 
 
 class EventBudget:
@@ -168,7 +173,7 @@ class RateLimits:
 def create_limit(settings: Settings) -> CreateLimit:
     """The creation limit on the storage the settings ask for: Redis when REDIS_URL is set
     (the key prefix keeps the counters apart from other users of the database), memory
-    otherwise."""
+    otherwise. Behind Sentinel, every connection goes to the master of the moment."""
     rate = parse_rate(settings.rate_limit_creates)
     if not settings.redis_url or rate is None:
         return CreateLimit(rate, MemoryStorage())
@@ -176,12 +181,19 @@ def create_limit(settings: Settings) -> CreateLimit:
                                        "socket_connect_timeout": REDIS_TIMEOUT_S}
     if settings.redis_password:
         options["password"] = settings.redis_password
-    pool = ConnectionPool.from_url(settings.redis_url, **options)
     url = settings.redis_url
+    sentinel_address = settings.redis_sentinel()
+    sentinel: Sentinel | None = None
+    if sentinel_address is not None:
+        sentinel = open_sentinel(sentinel_address, REDIS_TIMEOUT_S)
+        pool: ConnectionPool = master_pool(sentinel, sentinel_address, **options)
+        url = "redis://"  # the pool, not the address, says where connections go
+    else:
+        pool = ConnectionPool.from_url(url, **options)
     scheme = "async+redis+" if url.startswith("unix://") else "async+"
     # The pool is ours (passed in, closed by `close`); the library's options are typed
     # for scalars only.
     shared: dict[str, Any] = {"connection_pool": pool}
     storage = RedisStorage(scheme + url, implementation="redispy", wrap_exceptions=True,
                            key_prefix=REDIS_KEY_PREFIX, **shared)
-    return CreateLimit(rate, storage, pool)
+    return CreateLimit(rate, storage, pool, sentinel)
