@@ -208,3 +208,33 @@ async def until_master(sentinels: list[SentinelServer], server: RedisServer) -> 
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(poll(), 30)
+
+
+async def slot_owner(servers: list[RedisServer], slot: int) -> RedisServer:
+    """The master of `servers` that owns `slot`, as the first one sees it."""
+    shards = await redis_cli(servers[0].port, "cluster", "slots")
+    lines = shards.split()
+    # --raw prints each range as: start, end, host, port, id (then the replicas).
+    for index in range(0, len(lines) - 4):
+        if lines[index + 2] == "127.0.0.1" and lines[index].isdigit() \
+                and lines[index + 1].isdigit() \
+                and int(lines[index]) <= slot <= int(lines[index + 1]):
+            port = int(lines[index + 3])
+            return next(server for server in servers if server.port == port)
+    raise AssertionError(f"no master owns slot {slot}")
+
+
+async def move_slot(servers: list[RedisServer], slot: int, source: RedisServer,
+                    target: RedisServer) -> None:
+    """Hand `slot` (which holds no keys) from `source` to `target`, the way
+    `redis-cli --cluster reshard` does: importing, migrating, then the new owner told to
+    every master."""
+    source_id = (await redis_cli(source.port, "cluster", "myid")).strip()
+    target_id = (await redis_cli(target.port, "cluster", "myid")).strip()
+    steps = [(target, "importing", source_id), (source, "migrating", target_id)]
+    others = [server for server in servers if server not in (target, source)]
+    steps += [(server, "node", target_id) for server in (target, source, *others)]
+    for server, state, node in steps:
+        answer = await redis_cli(server.port, "cluster", "setslot", str(slot),
+                                 state, node)
+        assert answer.strip() == "OK", answer

@@ -18,7 +18,7 @@ from tidings.metrics import Metrics
 from tidings.realtime import redis_messages as wire
 from tidings.realtime.catchup import Recent
 from tidings.realtime.fanout import FanoutHandler
-from tidings.realtime.redis_shard import Received, Shard
+from tidings.realtime.redis_shard import Received, Shard, TopologyChanged
 from tidings.store import notifications as notification_store
 from tidings.store.database import Database
 
@@ -67,11 +67,14 @@ class Inbound:
     # -- reading ----------------------------------------------------------------------------
 
     async def read(self, shard: Shard) -> None:
-        """Reads one subscriber connection until it fails (raising)."""
+        """Reads one subscriber connection until it fails (raising), or until the server
+        drops one of its subscriptions (a cluster's slot moved: the links reopen)."""
         while True:
             received = await shard.read()
             if received is None:
                 continue
+            if received.dropped:
+                raise TopologyChanged(f"Redis dropped the subscription of {received.channel}")
             if received.confirmed:
                 future = self._confirm.get(received.channel)
                 if future is not None and not future.done():

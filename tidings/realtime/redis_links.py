@@ -5,6 +5,7 @@ Sentinel-managed master, one per master on a cluster (`redis_cluster_links.py`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -34,6 +35,10 @@ class Links(Protocol):
     def shard_of(self, channel: str) -> Shard: ...
 
     async def publish(self, messages: Sequence[tuple[str, bytes]]) -> None: ...
+
+    async def changed(self) -> None:
+        """Returns when the links must be opened again (a cluster's slots moved)."""
+
 
 class StandaloneLinks:
     """A single Redis server (or the master a proxy points at): plain PUBLISH and
@@ -73,6 +78,9 @@ class StandaloneLinks:
         if self._shard is None:
             raise ConnectionError("not connected to Redis")
         return self._shard
+
+    async def changed(self) -> None:
+        await asyncio.Event().wait()  # a single server's topology does not change
 
     async def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
         if self._commands is None:

@@ -39,6 +39,14 @@ class Received:
     channel: str
     data: bytes
     confirmed: bool = False
+    # The server ended this subscription by itself: on a cluster, the channel's slot moved
+    # to another master (Redis 7 sends `sunsubscribe` to its subscribers then).
+    dropped: bool = False
+
+
+class TopologyChanged(ConnectionError):
+    """A cluster's slots moved under a subscription or a publish: the links must be
+    opened again, which reads the slot map afresh."""
 
 
 class Shard:
@@ -51,6 +59,7 @@ class Shard:
         # The connection opens with the first subscription; reading waits for it.
         self._opened = asyncio.Event()
         self._last_read = time.monotonic()
+        self._leaving: set[str] = set()  # unsubscribed by us, not yet confirmed
 
     async def subscribe(self, channels: Sequence[str]) -> None:
         for batch in _batches(channels, self._sharded):
@@ -62,6 +71,7 @@ class Shard:
             self._last_read = time.monotonic()
 
     async def unsubscribe(self, channels: Sequence[str]) -> None:
+        self._leaving.update(channels)
         for batch in _batches(channels, self._sharded):
             if self._sharded:
                 await self._pubsub.sunsubscribe(*batch)
@@ -82,6 +92,11 @@ class Shard:
             return Received(channel, bytes(message["data"]))
         if kind in ("subscribe", "ssubscribe"):
             return Received(channel, b"", confirmed=True)
+        if kind in ("unsubscribe", "sunsubscribe"):
+            if channel in self._leaving:
+                self._leaving.discard(channel)
+                return None
+            return Received(channel, b"", dropped=True)
         return None
 
     def silent_for(self) -> float:

@@ -22,7 +22,7 @@ from tidings.realtime.catchup import CatchUp
 from tidings.realtime.redis_inbound import Inbound
 from tidings.realtime.redis_links import Links
 from tidings.realtime.redis_presence import Presence
-from tidings.realtime.redis_shard import Failure
+from tidings.realtime.redis_shard import Failure, TopologyChanged
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,12 @@ class Supervisor:
             except Failure as exc:
                 self._stop_readers()
                 if self.up:
-                    log.warning("Redis is unreachable (%s): polling the database",
-                                type(exc).__name__)
+                    if isinstance(exc, TopologyChanged):
+                        log.warning("Redis Cluster slots moved (%s): reconnecting, polling "
+                                    "the database meanwhile", exc)
+                    else:
+                        log.warning("Redis is unreachable (%s): polling the database",
+                                    type(exc).__name__)
                     self._catchup.rewind(OUTAGE_LAG)
                 self.set_up(False)
                 self.first_attempt.set()
@@ -105,19 +109,27 @@ class Supervisor:
         self._readers = []
 
     async def _read_all(self) -> None:
-        """Returns (raising) when any subscriber connection fails or stops answering."""
-        while True:
-            done, _ = await asyncio.wait(self._readers, timeout=self._heartbeat_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled():
-                    task.result()
-            if done:
-                raise ConnectionError("a subscriber connection ended")
-            for shard in self._links.shards():
-                if shard.silent_for() > 2 * self._heartbeat_s:
-                    raise ConnectionError("a subscriber connection stopped answering")
-                await asyncio.wait_for(shard.ping(), PING_TIMEOUT_S)
+        """Returns (raising) when any subscriber connection fails or stops answering, or
+        when the links must be opened again (a cluster's slots moved)."""
+        changed = self._background.spawn(self._links.changed(), "tidings-redis-topology")
+        try:
+            while True:
+                done, _ = await asyncio.wait([*self._readers, changed],
+                                             timeout=self._heartbeat_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if not task.cancelled():
+                        task.result()
+                if changed in done:
+                    raise TopologyChanged("the cluster's slots moved")
+                if done:
+                    raise ConnectionError("a subscriber connection ended")
+                for shard in self._links.shards():
+                    if shard.silent_for() > 2 * self._heartbeat_s:
+                        raise ConnectionError("a subscriber connection stopped answering")
+                    await asyncio.wait_for(shard.ping(), PING_TIMEOUT_S)
+        finally:
+            changed.cancel()
 
     async def _poll_while_down(self) -> None:
         while True:
