@@ -75,3 +75,24 @@ async def test_a_held_users_slot_moves_to_another_master_and_delivery_follows(
     replayed = [(await alice.next("notification"))["id"] for _ in range(answer["count"])]
     assert set(received) | set(replayed) == set(created)
     assert sorted(replayed) == sorted(created)
+
+
+async def test_the_create_limit_counts_each_producer_on_its_slots_master(
+    nodes: Nodes, masters: list[RedisServer],
+) -> None:
+    one, two = await nodes(2, masters[0].url, redis_cluster=True,
+                           rate_limit_creates="2/minute")
+
+    async def status(node: Any, producer: str) -> int:
+        async with node.http(producer, "service") as http:
+            response = await http.post("/api/notifications", json={
+                "user_id": "alice", "type": "t", "title": "t", "message": "m",
+                "media": ["in_app"]})
+        return int(response.status_code)
+
+    # Producers whose counters fall on every master (a limiter talking to one master only
+    # would be answered MOVED for the others, and let their creations through).
+    producers = [f"producer-{index}" for index in range(6)]
+    for producer in producers:
+        assert [await status(one, producer), await status(two, producer),
+                await status(one, producer)] == [201, 201, 429], producer
