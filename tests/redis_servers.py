@@ -238,3 +238,24 @@ async def move_slot(servers: list[RedisServer], slot: int, source: RedisServer,
         answer = await redis_cli(server.port, "cluster", "setslot", str(slot),
                                  state, node)
         assert answer.strip() == "OK", answer
+
+
+async def add_node(servers: list[RedisServer], new: RedisServer) -> None:
+    """Join a started, empty cluster-enabled server to the cluster as a master without
+    slots (`redis-cli --cluster add-node`), and wait until every master knows it."""
+    process = await asyncio.create_subprocess_exec(
+        "redis-cli", "--cluster", "add-node", f"127.0.0.1:{new.port}",
+        f"127.0.0.1:{servers[0].port}", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode()
+
+    async def until_known() -> None:
+        for server in (*servers, new):
+            while True:
+                nodes = await redis_cli(server.port, "cluster", "nodes")
+                if nodes.count(" master ") + nodes.count("myself,master") >= len(servers) + 1:
+                    break
+                await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(until_known(), 30)

@@ -14,7 +14,14 @@ import pytest
 from redis.crc import key_slot
 
 from tests import test_redis_fanout as fanout_tests
-from tests.redis_servers import RedisServer, create_cluster, move_slot, slot_owner
+from tests.redis_servers import (
+    RedisServer,
+    add_node,
+    create_cluster,
+    move_slot,
+    redis_cli,
+    slot_owner,
+)
 from tests.test_redis_fanout import Nodes, create, fanout_of, until, user_messages
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -96,3 +103,33 @@ async def test_the_create_limit_counts_each_producer_on_its_slots_master(
     for producer in producers:
         assert [await status(one, producer), await status(two, producer),
                 await status(one, producer)] == [201, 201, 429], producer
+
+
+async def test_a_slot_moved_to_a_master_added_later_is_followed(
+    nodes: Nodes, masters: list[RedisServer], clients: Any, tmp_path: Path,
+) -> None:
+    a, b = await nodes(2, masters[0].url, redis_cluster=True)
+    alice = await clients(a, "alice")
+    added = RedisServer(tmp_path, cluster=True)
+    await added.start()
+    try:
+        await add_node(masters, added)
+        slot = key_slot(fanout_of(a).user_channel("alice").encode())
+        await move_slot([*masters, added], slot, await slot_owner(masters, slot), added)
+        assert await slot_owner([*masters, added], slot) is added
+        channel = fanout_of(a).user_channel("alice")
+
+        async def subscribed_on_added() -> None:
+            while (await redis_cli(added.port, "pubsub", "shardnumsub",  # noqa: ASYNC110
+                                   channel)).split()[1] != "1":
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(subscribed_on_added(), 20)  # `a` read the new map
+        await until(lambda: a.metric("tidings_redis_up") == 1, timeout=20)
+        # `b` knew no such master: its publish is answered MOVED, and goes there.
+        before = user_messages(a)
+        created = (await create(b, "alice", "on the new master"))["id"]
+        assert (await alice.next("notification"))["id"] == created
+        assert user_messages(a) == before + 1
+    finally:
+        await added.stop()
