@@ -133,11 +133,12 @@ async def create_cluster(servers: list[RedisServer]) -> None:
     await asyncio.wait_for(until_ok(), 30)
 
 
-async def redis_cli(port: int, *command: str) -> str:
+async def redis_cli(port: int, *command: str, password: str = "") -> str:
     """One command through redis-cli (what an operator would type); its raw answer."""
+    auth = ["--no-auth-warning", "-a", password] if password else []
     process = await asyncio.create_subprocess_exec(
-        "redis-cli", "-p", str(port), "--raw", *command, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        "redis-cli", "-p", str(port), *auth, "--raw", *command,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
     return output.decode()
 
@@ -147,8 +148,9 @@ class SentinelServer(RedisServer):
     master is taken for down after 1 s without an answer."""
 
     def __init__(self, directory: Path, master: RedisServer, *, service: str = "mymaster",
-                 quorum: int = 1) -> None:
+                 quorum: int = 1, password: str = "") -> None:
         super().__init__(directory)
+        self.sentinel_password = password  # the Sentinel's own (`requirepass`)
         self.master = master
         self.service = service
         self.quorum = quorum
@@ -167,12 +169,15 @@ class SentinelServer(RedisServer):
                  f"sentinel parallel-syncs {self.service} 1"]
         if self.master.password:
             lines.append(f"sentinel auth-pass {self.service} {self.master.password}")
+        if self.sentinel_password:
+            lines += [f"requirepass {self.sentinel_password}",
+                      f"sentinel sentinel-pass {self.sentinel_password}"]
         config.write_text("\n".join(lines) + "\n")
         return [str(config), "--sentinel"]
 
     async def master_port(self) -> int:
         answer = await redis_cli(self.port, "sentinel", "get-master-addr-by-name",
-                                 self.service)
+                                 self.service, password=self.sentinel_password)
         return int(answer.split()[1])
 
     async def until_ready(self, replicas: int, sentinels: int) -> None:
@@ -180,8 +185,10 @@ class SentinelServer(RedisServer):
         Sentinels: a failover can then succeed."""
         async def poll() -> None:
             while True:
-                listing = await redis_cli(self.port, "sentinel", "replicas", self.service)
-                master = await redis_cli(self.port, "sentinel", "master", self.service)
+                listing = await redis_cli(self.port, "sentinel", "replicas", self.service,
+                                          password=self.sentinel_password)
+                master = await redis_cli(self.port, "sentinel", "master", self.service,
+                                         password=self.sentinel_password)
                 fields = master.split()
                 others = int(fields[fields.index("num-other-sentinels") + 1])
                 up = listing.count("master-link-status\nok")
@@ -194,7 +201,9 @@ class SentinelServer(RedisServer):
 
 def sentinel_url(sentinels: list[SentinelServer]) -> str:
     hosts = ",".join(sentinel.address for sentinel in sentinels)
-    return f"redis+sentinel://{hosts}/{sentinels[0].service}"
+    password = sentinels[0].sentinel_password
+    auth = f":{password}@" if password else ""
+    return f"redis+sentinel://{auth}{hosts}/{sentinels[0].service}"
 
 
 async def until_master(sentinels: list[SentinelServer], server: RedisServer) -> None:

@@ -5,6 +5,7 @@ nothing committed meanwhile is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,16 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=Tr
 needs_redis = fanout_tests._needs_redis
 nodes = fanout_tests.nodes
 clients = fanout_tests.clients
+
+
+async def until_subscribed(server: RedisServer, channel: str) -> None:
+    """Until one connection holds a sharded subscription to `channel` on `server`."""
+    async def poll() -> None:
+        while (await redis_cli(server.port, "pubsub", "shardnumsub",  # noqa: ASYNC110
+                               channel)).split()[1] != "1":
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(poll(), 20)
 
 
 @pytest.fixture
@@ -65,23 +76,32 @@ async def test_a_held_users_slot_moves_to_another_master_and_delivery_follows(
     for index in range(5):
         created.append((await create(b, "alice", f"during-{index}"))["id"])
         await asyncio.sleep(0.1)
+    channel = fanout_of(a).user_channel("alice")
+    await until_subscribed(target, channel)  # `a` read the new map and subscribed there
     await until(lambda: a.metric("tidings_redis_up") == 1, timeout=20)
 
     # `a` is on Redis again (it polls no more): what reaches alice now came through the
-    # subscription at the slot's new master.
+    # subscription at the slot's new master. A publish may still time out (250 ms) while
+    # `b` reopens its links on this busy machine: then the next create goes through.
     before = user_messages(a)
-    after = (await create(b, "alice", "after"))["id"]
-    created.append(after)
-    while after not in received:
-        received.append((await alice.next("notification"))["id"])
+    for attempt in range(5):
+        after = (await create(b, "alice", f"after-{attempt}"))["id"]
+        created.append(after)
+        with contextlib.suppress(TimeoutError):
+            while after not in received:
+                received.append((await alice.next("notification", timeout=2))["id"])
+            break
+    assert after in received
     assert user_messages(a) > before
     assert len(set(received)) == len(received)  # nothing twice
     # Nothing lost: a publish that timed out in the move (best effort, on this busy
     # machine) is in the client's replay, as after any gap.
     answer = await alice.call("requestMissedNotifications", {"since": since})
-    replayed = [(await alice.next("notification"))["id"] for _ in range(answer["count"])]
-    assert set(received) | set(replayed) == set(created)
-    assert sorted(replayed) == sorted(created)
+    assert answer == {"ok": True, "count": len(created)}
+    replayed: set[str] = set()
+    while not set(created) <= replayed:  # a late live one may come first
+        replayed.add((await alice.next("notification"))["id"])
+    assert replayed == set(created)
 
 
 async def test_the_create_limit_counts_each_producer_on_its_slots_master(
@@ -117,14 +137,7 @@ async def test_a_slot_moved_to_a_master_added_later_is_followed(
         slot = key_slot(fanout_of(a).user_channel("alice").encode())
         await move_slot([*masters, added], slot, await slot_owner(masters, slot), added)
         assert await slot_owner([*masters, added], slot) is added
-        channel = fanout_of(a).user_channel("alice")
-
-        async def subscribed_on_added() -> None:
-            while (await redis_cli(added.port, "pubsub", "shardnumsub",  # noqa: ASYNC110
-                                   channel)).split()[1] != "1":
-                await asyncio.sleep(0.1)
-
-        await asyncio.wait_for(subscribed_on_added(), 20)  # `a` read the new map
+        await until_subscribed(added, fanout_of(a).user_channel("alice"))  # `a` did
         await until(lambda: a.metric("tidings_redis_up") == 1, timeout=20)
         # `b` knew no such master: its publish is answered MOVED, and goes there.
         before = user_messages(a)

@@ -39,10 +39,12 @@ database = fanout_tests.database
 class Deployment:
     """A master, its replica and the Sentinels watching them."""
 
-    def __init__(self, directory: Path, sentinels: int, password: str = "") -> None:
+    def __init__(self, directory: Path, sentinels: int, password: str = "",
+                 sentinel_password: str = "") -> None:
         self.master = RedisServer(directory, password=password)
         self.replica = RedisServer(directory, password=password, replica_of=self.master)
-        self.sentinels = [SentinelServer(directory, self.master, quorum=sentinels // 2 + 1)
+        self.sentinels = [SentinelServer(directory, self.master, quorum=sentinels // 2 + 1,
+                                         password=sentinel_password)
                           for _ in range(sentinels)]
 
     @property
@@ -208,10 +210,13 @@ async def test_the_create_limit_counts_on_the_master_of_the_moment(
     assert [await status(two), await status(one)] == [429, 429]
 
 
-async def test_a_password_reaches_the_master_and_its_replica(
+async def test_passwords_reach_the_sentinels_and_the_master(
     nodes: Nodes, tmp_path: Path, clients: Any,
 ) -> None:
-    deployment = Deployment(tmp_path, sentinels=1, password="a-redis-password")
+    """The Sentinels' own password comes in the URL, the master's in REDIS_PASSWORD."""
+    deployment = Deployment(tmp_path, sentinels=1, password="a-redis-password",
+                            sentinel_password="a-sentinel-password")
+    assert deployment.url.startswith("redis+sentinel://:a-sentinel-password@")
     try:
         await deployment.start()
         a, b = await nodes(2, deployment.url, redis_password="a-redis-password")
