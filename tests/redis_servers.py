@@ -43,13 +43,14 @@ class RedisServer:
     """One redis-server; `stop` and `start` again keep its port (an outage and a return)."""
 
     def __init__(self, directory: Path, *, cluster: bool = False, password: str = "",
-                 replica_of: RedisServer | None = None) -> None:
+                 replica_of: RedisServer | None = None, extra: tuple[str, ...] = ()) -> None:
         self.port = cluster_port() if cluster else free_port()
         self.directory = directory / f"redis-{self.port}"
         self.directory.mkdir(parents=True)
         self.cluster = cluster
         self.password = password
         self.replica_of = replica_of
+        self.extra = extra  # more arguments for redis-server
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -65,7 +66,7 @@ class RedisServer:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         if self.replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
-        return args
+        return args + list(self.extra)
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(

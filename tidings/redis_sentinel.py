@@ -6,8 +6,9 @@ A password in that URL is the Sentinels' own (`requirepass` in their configurati
 REDIS_PASSWORD is the master's, as for a plain REDIS_URL.
 
 Every connection made through `master_pool` asks the Sentinels where the master is when it
-opens, so a connection lost in a failover opens again on the new master. Sentinel closes
-the clients of a master it demotes (CLIENT KILL), so none stays on a replica.
+opens, so a connection lost in a failover opens again on the new master (Sentinel closes
+the clients of a master it demotes). The fan-out also asks them every second
+(`SentinelLinks.changed`), for an old master that runs on without being demoted.
 """
 
 from __future__ import annotations

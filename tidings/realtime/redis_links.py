@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
 from tidings.realtime.redis_cluster_links import ClusterLinks
-from tidings.realtime.redis_shard import COMMAND_TIMEOUT_S, Shard, client_options
+from tidings.realtime.redis_shard import COMMAND_TIMEOUT_S, Failure, Shard, client_options
 from tidings.redis_sentinel import (
     SentinelAddress,
     is_sentinel_url,
@@ -21,6 +21,9 @@ from tidings.redis_sentinel import (
     open_sentinel,
     parse_sentinel_url,
 )
+
+# How often a node asks the Sentinels whether the master moved.
+MASTER_CHECK_S = 1.0
 
 
 class Links(Protocol):
@@ -37,7 +40,8 @@ class Links(Protocol):
     async def publish(self, messages: Sequence[tuple[str, bytes]]) -> None: ...
 
     async def changed(self) -> None:
-        """Returns when the links must be opened again (a cluster's slots moved)."""
+        """Returns when the links must be opened again (a cluster's slots moved, or the
+        Sentinels name another master)."""
 
 
 class StandaloneLinks:
@@ -93,28 +97,47 @@ class StandaloneLinks:
 
 class SentinelLinks(StandaloneLinks):
     """The master that Sentinels name (`redis_sentinel.py`): as a single server, but each
-    connection asks the Sentinels where the master is as it opens. A failover breaks the
-    subscriber connection (a dead master, or Sentinel's CLIENT KILL on a demoted one): the
-    fan-out reopens, and so lands on the new master."""
+    connection asks the Sentinels where the master is as it opens, and the Sentinels are
+    asked again every MASTER_CHECK_S. A failover thus reopens the links on the new master
+    as soon as the Sentinels name it: a dead master breaks the subscriber connection; a
+    master demoted alive would keep its clients until the Sentinel reconfigures it (up to
+    10 s later), while nodes connecting meanwhile would go to the new one."""
 
     def __init__(self, address: SentinelAddress, password: str) -> None:
         super().__init__("", password)
         self._address = address
         self._sentinel: Sentinel | None = None
+        self._master: tuple[str, int] | None = None
 
     async def _prepare(self) -> None:
         self._sentinel = open_sentinel(self._address, COMMAND_TIMEOUT_S)
+        self._master = await self._sentinel.discover_master(self._address.service)
 
     def _client(self) -> Redis:
         assert self._sentinel is not None  # made by _prepare
         pool = master_pool(self._sentinel, self._address, **client_options(self._password))
         return Redis.from_pool(pool)
 
+    async def changed(self) -> None:
+        while True:
+            await asyncio.sleep(MASTER_CHECK_S)
+            if self._sentinel is None:
+                continue
+            try:
+                master = await self._sentinel.discover_master(self._address.service)
+            except Failure:
+                # No answer, or no master agreed on: the connections in use tell
+                # whether the master is still there.
+                continue
+            if master != self._master:
+                return
+
     async def close(self) -> None:
         await super().close()
         if self._sentinel is not None:
             await self._sentinel.aclose()
             self._sentinel = None
+
 
 def build_links(url: str, password: str, cluster: bool) -> Links:
     """The links for REDIS_URL: a cluster's, a Sentinel-managed master's, or a server's."""

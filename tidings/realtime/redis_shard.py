@@ -45,8 +45,8 @@ class Received:
 
 
 class TopologyChanged(ConnectionError):
-    """A cluster's slots moved under a subscription or a publish: the links must be
-    opened again, which reads the slot map afresh."""
+    """A cluster's slots moved under a subscription or a publish, or the Sentinels name
+    another master: the links must be opened again, which finds where things are now."""
 
 
 class Shard:

@@ -79,7 +79,7 @@ class Supervisor:
                 self._stop_readers()
                 if self.up:
                     if isinstance(exc, TopologyChanged):
-                        log.warning("Redis Cluster slots moved (%s): reconnecting, polling "
+                        log.warning("Redis topology changed (%s): reconnecting, polling "
                                     "the database meanwhile", exc)
                     else:
                         log.warning("Redis is unreachable (%s): polling the database",
@@ -110,7 +110,8 @@ class Supervisor:
 
     async def _read_all(self) -> None:
         """Returns (raising) when any subscriber connection fails or stops answering, or
-        when the links must be opened again (a cluster's slots moved)."""
+        when the links must be opened again (a cluster's slots moved, or the Sentinels
+        name another master)."""
         changed = self._background.spawn(self._links.changed(), "tidings-redis-topology")
         try:
             while True:
@@ -121,7 +122,7 @@ class Supervisor:
                     if not task.cancelled():
                         task.result()
                 if changed in done:
-                    raise TopologyChanged("the cluster's slots moved")
+                    raise TopologyChanged("Redis moved: a slot, or the master")
                 if done:
                     raise ConnectionError("a subscriber connection ended")
                 for shard in self._links.shards():
