@@ -34,6 +34,8 @@ Messages = Sequence[tuple[str, bytes]]
 
 
 class ClusterLinks:
+    """The links of a cluster; see the module docstring for how they follow slot moves."""
+
     def __init__(self, url: str, password: str) -> None:
         self._url = url
         self._password = password
