@@ -12,7 +12,9 @@ Redis and nothing arrives twice.
 Outage: a publish waits at most 250 ms; after a failure a breaker skips Redis for 1 s at a
 time (the notification is committed already: HTTP still answers 201, replay has it). When
 the subscriber connections break the node polls the database for the users it holds until
-Redis is back (`redis_supervisor.py`). `/ready` does not depend on Redis;
+Redis is back (`redis_supervisor.py`); a Sentinel failover or a cluster's slot move goes
+the same way, the links then reopening where the master or the slot now is
+(`redis_links.py`, `redis_cluster_links.py`). `/ready` does not depend on Redis;
 `tidings_redis_up` says whether it is there.
 
 Receiving (`redis_inbound.py`) never blocks the reader: a full receive buffer drops and
