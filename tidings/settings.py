@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tidings.crypto.keyring import KeyRing, parse_keys
 from tidings.setting_values import (
@@ -32,6 +32,7 @@ from tidings.setting_values import (
     normalize_database_url,
     read_rules_file,
 )
+from tidings.settings_redis import RedisSettings
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
 DEV_SECRET_FILE = ".tidings-secret"
@@ -42,8 +43,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DEV_SIGNING_SECRET_FILE = ".tidings-signing-secret"
 
 
-
-class Settings(BaseSettings):
+class Settings(RedisSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     # Where `tidings serve` listens. "localhost" binds every loopback address the name
@@ -62,18 +62,7 @@ class Settings(BaseSettings):
     db_password: str = Field("", validation_alias="DB_PASSWORD")
     db_pool_size: int = Field(10, ge=1, validation_alias="DB_POOL_SIZE")
 
-    redis_url: str = Field("", validation_alias="REDIS_URL")
-    redis_password: str = Field("", validation_alias="REDIS_PASSWORD")
-    # Channel names start with it: several deployments may share one Redis.
-    redis_prefix: str = Field("tidings", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$",
-                              validation_alias="REDIS_PREFIX")
-    # REDIS_URL names a node of a Redis Cluster: sharded pub/sub (Redis >= 7).
-    redis_cluster: bool = Field(False, validation_alias="REDIS_CLUSTER")
-    # Seconds a node keeps a user's channel after the user's last socket left.
-    redis_unsubscribe_after_s: float = Field(30.0, ge=0,
-                                             validation_alias="REDIS_UNSUBSCRIBE_AFTER")
-    # Messages read from Redis and waiting to be emitted; beyond, dropped and counted.
-    redis_receive_buffer: int = Field(10_000, ge=1, validation_alias="REDIS_RECEIVE_BUFFER")
+    # The REDIS_* fields: `settings_redis.py`.
 
     # Declared before JWT_SECRET: its validator reads this flag.
     allow_short_jwt_secret: bool = Field(False, validation_alias="ALLOW_SHORT_JWT_SECRET")

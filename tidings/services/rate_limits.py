@@ -21,17 +21,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
+from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
 from tidings.domain.errors import RateLimited, TooManyConnections
+from tidings.redis_sentinel import master_pool, open_sentinel
 from tidings.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +61,10 @@ class CreateLimit:
     share the storage."""
 
     def __init__(self, rate: RateLimitItem | None, storage: Storage,
-                 pool: ConnectionPool | None = None) -> None:
+                 closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         self._rate = rate
         self._limiter = FixedWindowRateLimiter(storage)
-        self._pool = pool
+        self._closers = closers  # what the storage's connections need to be closed
         self._storage_down = False
 
     async def check(self, producer: str, count: int = 1) -> None:
@@ -93,8 +96,8 @@ class CreateLimit:
             self._storage_down = False
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        for close in self._closers:
+            await close()
 
 
 class EventBudget:
@@ -176,12 +179,30 @@ def create_limit(settings: Settings) -> CreateLimit:
                                        "socket_connect_timeout": REDIS_TIMEOUT_S}
     if settings.redis_password:
         options["password"] = settings.redis_password
+    sentinel_address = settings.redis_sentinel()
+    if sentinel_address is not None:
+        # Every connection goes to the master of the moment.
+        sentinel = open_sentinel(sentinel_address, REDIS_TIMEOUT_S)
+        managed = master_pool(sentinel, sentinel_address, **options)
+        storage = _storage_on("redis://", managed)  # the pool says where connections go
+        return CreateLimit(rate, storage, [managed.aclose, sentinel.aclose])
+    if settings.redis_cluster:
+        # Each producer's counter lives on the master of its key's slot.
+        address = urlsplit(settings.redis_url).netloc
+        cluster = RedisClusterStorage(f"async+redis+cluster://{address}",
+                                      implementation="redispy", wrap_exceptions=True,
+                                      key_prefix=REDIS_KEY_PREFIX, **options)
+        bridge = cluster.bridge
+        assert isinstance(bridge, RedispyBridge)  # the implementation asked for
+        return CreateLimit(rate, cluster, [bridge.storage.aclose])
     pool = ConnectionPool.from_url(settings.redis_url, **options)
-    url = settings.redis_url
+    return CreateLimit(rate, _storage_on(settings.redis_url, pool), [pool.aclose])
+
+
+def _storage_on(url: str, pool: ConnectionPool) -> RedisStorage:
     scheme = "async+redis+" if url.startswith("unix://") else "async+"
     # The pool is ours (passed in, closed by `close`); the library's options are typed
     # for scalars only.
     shared: dict[str, Any] = {"connection_pool": pool}
-    storage = RedisStorage(scheme + url, implementation="redispy", wrap_exceptions=True,
-                           key_prefix=REDIS_KEY_PREFIX, **shared)
-    return CreateLimit(rate, storage, pool)
+    return RedisStorage(scheme + url, implementation="redispy", wrap_exceptions=True,
+                        key_prefix=REDIS_KEY_PREFIX, **shared)
