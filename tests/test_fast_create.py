@@ -26,6 +26,15 @@ CASES: list[tuple[str, bytes, str | None]] = [
     ("a channel", json.dumps({**NOTE, "channel": "news"}).encode(), "svc"),
     ("non-ASCII", json.dumps({**NOTE, "user_id": "zoë", "data": {"€": [1.5, None]}},
                              ensure_ascii=False).encode(), "svc"),
+    ("numbers", b'{"type": "t", "title": "t", "message": "m", "user_id": "a", "data": '
+     b'{"big": 123456789012345678901234567890, "small": 1e-7, "neg": -0.0, "e": 1E2}}', "svc"),
+    ("a repeated key", b'{"type": "t", "title": "t", "message": "m", "user_id": "a", '
+     b'"user_id": "b"}', "svc"),
+    ("a BOM", b'\xef\xbb\xbf' + json.dumps({**NOTE, "user_id": "a"}).encode(), "svc"),
+    ("UTF-16", json.dumps({**NOTE, "user_id": "a"}).encode("utf-16"), "svc"),
+    ("NaN", b'{"type": "t", "title": "t", "message": "m", "data": {"x": NaN}}', "svc"),
+    ("1e400", b'{"type": "t", "title": "t", "message": "m", "data": {"x": 1e400}}', "svc"),
+    ("a lone surrogate", b'{"type": "t", "title": "t", "message": "\\ud800"}', "svc"),
     ("not JSON", b'{"type": ', "svc"),
     ("not UTF-8", b'{"type": "\xff"}', "svc"),
     ("empty", b"", "svc"),

@@ -6,7 +6,7 @@ parameters, the response object) cost about as much server CPU as the create's o
 This ASGI layer answers the common case itself: a JSON body, a bearer token, a valid draft.
 It does what the FastAPI route `create_notification` does, in the same order, with the same
 code (the token service, the rate limit, the creation service, the error table of
-`errors.py`), and answers the same bytes.
+`errors.py`), and answers the same JSON.
 
 Anything off that path is handed to the FastAPI route with the body it read, untouched: a
 body that is not JSON, a missing or failing token, a draft that fails validation, another
@@ -19,8 +19,10 @@ document and for those requests.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +36,9 @@ from tidings.domain.notification import Created
 PATH = "/api/notifications"
 _JSON = (b"content-type", b"application/json")
 _validate = NotificationDraft.__pydantic_validator__.validate_python
+# orjson reads an integer of more than 64 bits as a float; json.loads keeps it an int.
+# A run of 19 digits anywhere sends the body to json.loads.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 class Handoff(Exception):
@@ -73,8 +78,7 @@ class FastCreate:
         """The caller and the draft, decoded and checked as FastAPI would, in its order;
         Handoff for anything FastAPI would refuse (it then answers, in its own words)."""
         try:
-            # What Starlette's `Request.json()` does, so the same bodies decode alike.
-            data = json.loads(body)
+            data = _decode(body)
         except Exception as exc:  # not JSON, not UTF-8, nested beyond the recursion limit
             raise Handoff() from exc
         token = _bearer(authorization)
@@ -148,6 +152,29 @@ def _bearer(authorization: str | None) -> str | None:
     return token
 
 
+def _decode(body: bytes) -> Any:
+    """The body as Starlette's `Request.json()` decodes it (`json.loads`), at orjson's
+    speed. What orjson would read otherwise (long integers) or refuses where json.loads
+    does not (NaN, 1e400, lone surrogates, a BOM, UTF-16) gets `json.loads` itself."""
+    if _LONG_DIGITS.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
+def _encode(content: Any) -> bytes:
+    """The JSON of Starlette's `JSONResponse` (compact, UTF-8, no NaN); orjson spells some
+    small floats of `data` differently (1e-7 for 1e-07), the same numbers. Integers beyond
+    64 bits, which orjson refuses, take `json.dumps`."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode("utf-8")
+
+
 async def _read(receive: Receive) -> bytes | None:
     """The whole body (`BodySizeLimit`, outside, has bounded it), or None if the client
     disconnected first."""
@@ -176,9 +203,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _answer(send: Send, status: int, content: Any,
                   headers: dict[str, str] | None = None) -> None:
-    """What Starlette's `JSONResponse` sends: the same body bytes and header order."""
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
+    """What Starlette's `JSONResponse` sends: the same JSON and header order."""
+    body = _encode(content)
     raw = [(name.lower().encode("latin-1"), value.encode("latin-1"))
            for name, value in headers.items()] if headers else []
     raw.append((b"content-length", str(len(body)).encode("latin-1")))
