@@ -109,14 +109,17 @@ async def test_idempotency_key_is_honoured_on_both_paths(server: RunningServer) 
 
 
 class Recorder:
-    """The app behind the lean path: records what reached it, answers 418."""
+    """The app behind the lean path: records the body that reached it and what the
+    client sent after it, answers 418."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.after: list[str] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         self.bodies.append(message.get("body", b""))
+        self.after.append((await receive())["type"])
         await send({"type": "http.response.start", "status": 418, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -131,6 +134,7 @@ async def call(app: FastCreate, server: RunningServer, chunks: list[bytes],
     incoming: list[Message] = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
         for i, chunk in enumerate(chunks)]
+    incoming.append({"type": "http.disconnect"})  # once the client has its answer
     if disconnect:
         incoming = [{"type": "http.disconnect"}]
     sent: list[Message] = []
@@ -157,6 +161,7 @@ async def test_the_common_case_never_reaches_fastapi(server: RunningServer) -> N
     assert (await call(app, server, [body], [(b"origin", b"https://x.test")]))[0][
         "status"] == 418
     assert inner.bodies == [b'{"type": 1}', body]
+    assert inner.after == ["http.disconnect"] * 2  # after the replayed body, the client's own
     # A client gone before its body: nothing is answered, nothing reaches FastAPI.
     assert await call(app, server, [], disconnect=True) == []
     assert len(inner.bodies) == 2
