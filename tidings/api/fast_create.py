@@ -23,12 +23,11 @@ import re
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api.errors import UNEXPECTED, headers_of, log_unexpected, status_of
 from tidings.container import Services
-from tidings.domain.errors import AuthenticationFailed, TidingsError
+from tidings.domain.errors import TidingsError
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Principal
 from tidings.domain.notification import Created
@@ -88,7 +87,7 @@ class FastCreate:
             principal = self.services.tokens.verify(token)
             # FastAPI validates the body field with `from_attributes=True`.
             draft: NotificationDraft = _validate(data, from_attributes=True)
-        except (AuthenticationFailed, ValidationError) as exc:
+        except Exception as exc:  # a failed token or draft; FastAPI answers it its own way
             raise Handoff() from exc
         return principal, draft
 
