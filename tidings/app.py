@@ -23,6 +23,7 @@ from tidings.api import (
     unsubscribe,
     web,
 )
+from tidings.api.fast_create import FastCreate
 from tidings.api.limits import BodySizeLimit
 from tidings.api.requests import RequestContext
 from tidings.container import Services, build_services
@@ -69,5 +70,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(web.build_router())
     api.include_router(templates.router)
 
-    app = BodySizeLimit(services.gateway.transport.asgi(api), settings.max_body_bytes)
+    app = services.gateway.transport.asgi(api)
+    # The hottest request, a create, skips FastAPI's per-request machinery (the route
+    # above still documents it and answers what the lean path hands back).
+    app = FastCreate(app, services, cors=bool(settings.cors_origins))
+    app = BodySizeLimit(app, settings.max_body_bytes)
     return RequestContext(app, services.metrics)

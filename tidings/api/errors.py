@@ -47,7 +47,7 @@ def status_of(exc: TidingsError) -> int:
     return 400
 
 
-def _headers(exc: TidingsError, status: int) -> dict[str, str] | None:
+def headers_of(exc: TidingsError, status: int) -> dict[str, str] | None:
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, RateLimited):
@@ -60,11 +60,18 @@ def error_response(status: int, body: dict[str, Any],
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+def log_unexpected(exc: Exception) -> None:
+    log.exception("unhandled error", exc_info=exc)
+
+
+UNEXPECTED = error_body("internal_error", "the server could not do that")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TidingsError)
     async def domain_error(_request: Request, exc: TidingsError) -> JSONResponse:
         status = status_of(exc)
-        return error_response(status, exc.body(), _headers(exc, status))
+        return error_response(status, exc.body(), headers_of(exc, status))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -87,5 +94,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, error_body("internal_error", "the server could not do that"))
+        log_unexpected(exc)
+        return error_response(500, UNEXPECTED)

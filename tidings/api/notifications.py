@@ -28,6 +28,8 @@ ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 CREATE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
+# Most creates are answered before FastAPI by `fast_create.py`, which does what this route
+# does; this route documents the operation and answers whatever that path hands back.
 @router.post(
     "",
     status_code=201,
