@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from . import scenarios
+from . import manynodes_cli, scenarios
 from .loopback import NotLoopbackError, parse_target
 from .peers.launch import KINDS, LaunchError, start_server
 from .pool import raise_nofile_limit
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     _common(p)
     _delivery_parsers(sub)
+    manynodes_cli.add_parsers(sub)
     return parser
 
 
@@ -314,7 +315,9 @@ async def _with_sink(args: argparse.Namespace) -> Report:
 
 async def main_async(args: argparse.Namespace) -> int:
     raise_nofile_limit()
-    if args.scenario in DELIVERY_SCENARIOS:
+    if args.scenario in manynodes_cli.SCENARIOS:
+        reports = await manynodes_cli.run(args)  # printed as they come
+    elif args.scenario in DELIVERY_SCENARIOS:
         reports = [await _delivery(args)]
         print(reports[0].table())
     elif args.scenario == "compare":
