@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from .peers.launch import ServerProcess
-from .report import Report
+from .report import Report, latency_summary
 from .sender import Sender, random_picker
-from .spread import Spread, cpu_seconds
+from .spread import FANOUT_METRICS, Spread, cpu_seconds, fanout_counters
 from .stack import DEFAULT_ADMIN_URL, node_env, redis_server, scratch_database, started_nodes
 from .tokens import user_ids
 
@@ -84,9 +84,16 @@ async def one_count(
             node_cpu_max_s=max(used),
             total_cpu_ms_per_create=1000.0 * sum(used) / created if created else float("nan"),
         )
+        http = latency_summary(log.http_ms)
+        report.add(http_p50_ms=http["p50_ms"], http_p99_ms=http["p99_ms"])
         if log.errors:
             report.add(create_error_kinds=dict(log.errors.most_common(3)))
         await spread.deliveries(set(log.created.items()), report)
+        if kind == "tidings":
+            counters = [await fanout_counters(server.url) for server in servers]
+            for name in FANOUT_METRICS:
+                short = name.removeprefix("tidings_fanout_").removesuffix("_total")
+                report.add(**{f"node_{short}": [int(c[name]) for c in counters]})
     return report
 
 

@@ -109,6 +109,28 @@ class Spread:
         )
 
 
+FANOUT_METRICS = (
+    "tidings_fanout_published_total",
+    "tidings_fanout_publish_skipped_total",
+    "tidings_fanout_received_total",
+    "tidings_fanout_dropped_total",
+)
+
+
+async def fanout_counters(url: str) -> dict[str, float]:
+    """A Tidings node's fan-out counters from its /metrics (labels summed)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    totals = dict.fromkeys(FANOUT_METRICS, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of one process and its children, from /proc."""
     root = psutil.Process(pid)
