@@ -17,7 +17,7 @@ import uuid
 from contextlib import AsyncExitStack
 
 from redis.asyncio import Redis
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from .loopback import parse_target
 from .nodes import cluster
@@ -50,6 +50,7 @@ async def channel_cost(
         try:
             busy: list[float] = []
             idle: list[float] = []
+            walls: list[float] = []
             lost = 0
             node_ms: list[float] = []
             for _ in range(rounds):
@@ -74,10 +75,9 @@ async def channel_cost(
                 quiet = await info_cpu_seconds(info)
                 await asyncio.sleep(wall)  # the same length of time, nothing sent
                 idle.append(1000.0 * (await info_cpu_seconds(info) - quiet))
-                report.add(delivery_wall_ms_each=[*report.figures.get(
-                    "delivery_wall_ms_each", []), round(1000.0 * wall, 1)])
+                walls.append(round(1000.0 * wall, 1))
             report.add(
-                rounds=len(busy), lost=lost,
+                rounds=len(busy), lost=lost, delivery_wall_ms_each=walls,
                 redis_cpu_ms_each=[round(v, 1) for v in busy],
                 redis_idle_cpu_ms_each=[round(v, 1) for v in idle],
                 redis_cpu_ms_max=max(busy, default=float("nan")),
@@ -88,7 +88,7 @@ async def channel_cost(
     return report
 
 
-async def _connect_status(ws_url: str, token: str) -> tuple[float, object]:
+async def _connect_status(ws_url: str, token: str) -> tuple[float, ClientConnection]:
     """Seconds from opening the WebSocket to ``connectionStatus``; the open socket."""
     started = time.perf_counter()
     ws = await connect(ws_url, compression=None, proxy=None, ping_interval=None,
@@ -121,7 +121,7 @@ async def connect_latency(
             started_nodes("tidings", 1, secret, node_env(database, ""))))[0]
         targets = {"with_redis": with_redis, "without_redis": without}
         times: dict[str, list[float]] = {name: [] for name in targets}
-        sockets: list[object] = []
+        sockets: list[ClientConnection] = []
         failed = 0
         try:
             for user in user_ids(clients):
@@ -135,8 +135,7 @@ async def connect_latency(
                     times[name].append(1000.0 * took)
                     sockets.append(ws)
         finally:
-            await asyncio.gather(*(ws.close() for ws in sockets),  # type: ignore[attr-defined]
-                                 return_exceptions=True)
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
         for name, values in times.items():
             summary = latency_summary(values)
             report.add(**{f"{name}_connected": len(values),
