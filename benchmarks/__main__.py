@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from . import manynodes_cli, scenarios
+from . import scenarios
 from .loopback import NotLoopbackError, parse_target
 from .peers.launch import KINDS, LaunchError, start_server
 from .pool import raise_nofile_limit
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     _common(p)
     _delivery_parsers(sub)
+    from . import manynodes_cli  # the many-node scenarios (redis-server, PostgreSQL, N nodes)
+
     manynodes_cli.add_parsers(sub)
     return parser
 
@@ -315,6 +317,8 @@ async def _with_sink(args: argparse.Namespace) -> Report:
 
 async def main_async(args: argparse.Namespace) -> int:
     raise_nofile_limit()
+    from . import manynodes_cli
+
     if args.scenario in manynodes_cli.SCENARIOS:
         reports = await manynodes_cli.run(args)  # printed as they come
     elif args.scenario in DELIVERY_SCENARIOS:

@@ -143,7 +143,7 @@ async def started_nodes(
     servers: list[ServerProcess] = []
     try:
         for _ in range(count):
-            servers.append(await start_server(kind, jwt_secret, env=env))
+            servers.append(await start_server(kind, jwt_secret, extra_env=env))
         yield servers
     finally:
         for server in servers:

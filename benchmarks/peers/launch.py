@@ -106,12 +106,11 @@ async def start_server(
     cpu: int | None = None,
     history: bool = False,
     timeout_s: float = 60.0,
-    env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """``env``: variables added to the server's environment (e.g. REDIS_URL)."""
     port = free_port()
-    extra = env or {}
-    env = dict(os.environ, JWT_SECRET=jwt_secret, PORT=str(port), HOST="127.0.0.1", **extra)
+    env = dict(os.environ, JWT_SECRET=jwt_secret, PORT=str(port), HOST="127.0.0.1")
+    env.update(extra_env or {})
     env["WEBSOCKET_PORT"] = str(port)
     if history:
         env["PEER_HISTORY"] = "1"
