@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL to make scratch databases on")
     _common(p)
     _delivery_parsers(sub)
+    from . import manynodes_cli  # the many-node scenarios (redis-server, PostgreSQL, N nodes)
+
+    manynodes_cli.add_parsers(sub)
     return parser
 
 
@@ -372,7 +375,11 @@ async def _with_sink(args: argparse.Namespace) -> Report:
 
 async def main_async(args: argparse.Namespace) -> int:
     raise_nofile_limit()
-    if args.scenario in DELIVERY_SCENARIOS:
+    from . import manynodes_cli
+
+    if args.scenario in manynodes_cli.SCENARIOS:
+        reports = await manynodes_cli.run(args)  # printed as they come
+    elif args.scenario in DELIVERY_SCENARIOS:
         reports = [await _delivery(args)]
         print(reports[0].table())
     elif args.scenario == "compare":

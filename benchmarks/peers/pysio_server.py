@@ -8,6 +8,10 @@ no per-message deflate, and ``gc.freeze()`` after start-up with raised GC thresh
 
 ``--history`` keeps an in-memory list per user, only so the ``recovery`` scenario can be
 exercised against a peer; the comparisons run without it.
+
+``--redis-url`` (or ``PEER_REDIS_URL``) makes it one node of many: python-socketio's
+``AsyncRedisManager`` on that Redis, so an emit to a room reaches the room's sockets on
+every process (the ``nodes`` scenario's reference).
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def build_app(secret: str, keep_history: bool) -> socketio.ASGIApp:
+def build_app(secret: str, keep_history: bool, redis_url: str = "") -> socketio.ASGIApp:
+    # Every emit is published on the manager's one channel; every process reads them all.
+    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
     sio = socketio.AsyncServer(
+        client_manager=manager,
         async_mode="asgi",
         transports=["websocket"],
         http_compression=False,
@@ -156,10 +163,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3102)
     parser.add_argument("--history", action="store_true")
+    parser.add_argument("--redis-url", default=os.environ.get("PEER_REDIS_URL", ""))
     args = parser.parse_args()
     secret = os.environ.get("JWT_SECRET") or "bench-secret-for-loopback-load-tests-only"
     config = uvicorn.Config(
-        build_app(secret, args.history),
+        build_app(secret, args.history, args.redis_url),
         host=args.host,
         port=args.port,
         loop="uvloop",

@@ -109,6 +109,11 @@ class Presence:
             async with self._commands_lock:
                 for shard, names in by_shard.values():
                     await shard.subscribe(names)
-            await asyncio.wait_for(asyncio.gather(*waits), CONFIRM_TIMEOUT_S)
+            # One by one, in the order Redis confirms them on a connection: most are done
+            # by the time they are looked at, so 100,000 channels (a resubscribe) cost no
+            # gather over 100,000 futures, and the timeout bounds a silence, not the whole.
+            for wait in waits:
+                if not wait.done():
+                    await asyncio.wait_for(asyncio.shield(wait), CONFIRM_TIMEOUT_S)
         finally:
             self._inbound.forget(channels)
