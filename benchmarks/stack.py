@@ -11,21 +11,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from .peers.launch import LaunchError, ServerProcess, free_port, start_server
+from .scratchdb import ADMIN_URL, async_url, scratch_postgres
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_ADMIN_URL = ADMIN_URL
 
 
 class RedisProcess:
@@ -96,31 +91,11 @@ async def redis_server() -> AsyncIterator[RedisProcess]:
         await server.stop()
 
 
-def _async(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
 @asynccontextmanager
 async def scratch_database(admin_url: str = DEFAULT_ADMIN_URL) -> AsyncIterator[str]:
     """A fresh, migrated PostgreSQL database; its (asyncpg) URL. Dropped afterwards."""
-    name = f"tidings_bench_nodes_{os.getpid()}_{time.monotonic_ns() % 1_000_000}"
-    admin = create_async_engine(_async(admin_url), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = _async(admin_url.rsplit("/", 1)[0] + "/" + name)  # what the nodes are given
-    try:
-        tidings = str(Path(sys.executable).with_name("tidings"))
-        process = await asyncio.create_subprocess_exec(
-            tidings, "migrate", env=dict(os.environ, DATABASE_URL=url),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        if await process.wait() != 0:
-            raise LaunchError("tidings migrate failed")
-        yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_postgres(admin_url, "nodes") as url:
+        yield async_url(url)  # what the nodes are given
 
 
 def node_env(database_url: str, redis_url: str) -> dict[str, str]:
