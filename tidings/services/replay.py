@@ -14,6 +14,7 @@ its asks with the same exception, which each caller answers as it would its own 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -76,10 +77,13 @@ class ReplayReader:
                 continue  # every asker went away meanwhile
             task = asyncio.ensure_future(self._answer(live))
             self._running.add(task)
-            task.add_done_callback(self._finished)
+            task.add_done_callback(functools.partial(self._finished, live))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, batch: Sequence[Waiting], task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        for _, future in batch:
+            if not future.done():  # the batch itself was cancelled (shutdown): so are they
+                future.cancel()
         if self._waiting:
             self._flush()  # what gathered while the database was busy goes now
 
@@ -93,11 +97,6 @@ class ReplayReader:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-        finally:
-            # Only when this batch itself was cancelled (shutdown): its askers are too.
-            for _, future in batch:
-                if not future.done():
-                    future.cancel()
 
     async def _read(self, asks: Sequence[ReplayAsk]) -> list[list[Notification]]:
         self.batches += 1

@@ -9,6 +9,7 @@ the same rows, in the same order, as a query of its own with that cursor and `LI
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,21 +34,33 @@ class ReplayAsk:
     until: datetime  # visible by this instant (when the replay began)
 
 
-def _asks_table(asks: Sequence[ReplayAsk]) -> sa.CTE:
-    columns = (
-        sa.column("k", sa.Integer),
-        sa.column("user_id", sa.String),
-        sa.column("after_at", UTCDateTime()),
-        sa.column("after_id", sa.String),
-        sa.column("until_at", UTCDateTime()),
-    )
-    rows = [(k, ask.user_id, ask.after[0], ask.after[1], ask.until)
-            for k, ask in enumerate(asks)]
-    return sa.values(*columns, name="asks").data(rows).cte("asks")
+# Statements are built for a few sizes only (asks padded up to the next one), with named
+# parameters: SQLAlchemy then compiles each size once, where a statement with its values
+# inline would be compiled anew for every batch (~0.25 ms per ask, as much as the query).
+SIZES = (1, 4, 16, 64, 160, ASKS_PER_QUERY)
+# A user id no token can carry (`sub` is never empty): the padding asks match nothing.
+NOBODY = ""
 
 
-def _query(asks: Sequence[ReplayAsk], limit: int) -> sa.Select[tuple[object, ...]]:
-    table = _asks_table(asks)
+def _asks_table(size: int) -> sa.CTE:
+    # A UNION ALL of one-row SELECTs, not VALUES: SQLAlchemy caches the compiled form of
+    # the former only (and SQLite accepts up to 500 of them in one compound SELECT).
+    rows = [
+        sa.select(
+            sa.literal(k, sa.Integer()).label("k"),
+            sa.bindparam(f"u{k}", type_=sa.String()).label("user_id"),
+            sa.bindparam(f"a{k}", type_=UTCDateTime()).label("after_at"),
+            sa.bindparam(f"i{k}", type_=sa.String()).label("after_id"),
+            sa.bindparam(f"t{k}", type_=UTCDateTime()).label("until_at"),
+        )
+        for k in range(size)
+    ]
+    return sa.union_all(*rows).cte("asks")
+
+
+@functools.cache
+def _query(size: int) -> sa.Select[tuple[object, ...]]:
+    table = _asks_table(size)
     position = (notifications.c.visible_at, notifications.c.id)
     rank = sa.func.row_number().over(partition_by=table.c.k, order_by=position)
     ranked = (
@@ -62,9 +75,22 @@ def _query(asks: Sequence[ReplayAsk], limit: int) -> sa.Select[tuple[object, ...
     )
     return (
         sa.select(*ranked.c)
-        .where(ranked.c.rank <= limit)
+        .where(ranked.c.rank <= sa.bindparam("limit", type_=sa.Integer()))
         .order_by(ranked.c.k, ranked.c.rank)
     )
+
+
+def _parameters(asks: Sequence[ReplayAsk], size: int, limit: int) -> dict[str, object]:
+    values: dict[str, object] = {"limit": limit}
+    for k in range(size):
+        ask = asks[k] if k < len(asks) else None
+        if ask is None:
+            values.update({f"u{k}": NOBODY, f"a{k}": asks[0].until, f"i{k}": "~",
+                           f"t{k}": asks[0].until})
+        else:
+            values.update({f"u{k}": ask.user_id, f"a{k}": ask.after[0],
+                           f"i{k}": ask.after[1], f"t{k}": ask.until})
+    return values
 
 
 async def in_app_after_many(
@@ -77,6 +103,8 @@ async def in_app_after_many(
     found: list[list[Notification]] = [[] for _ in asks]
     for start in range(0, len(asks), ASKS_PER_QUERY):
         part = asks[start:start + ASKS_PER_QUERY]
-        for k, _rank, *values in await conn.execute(_query(part, limit)):
+        size = next(size for size in SIZES if size >= len(part))
+        rows = await conn.execute(_query(size), _parameters(part, size, limit))
+        for k, _rank, *values in rows:
             found[start + k].append(notification_store.record_of(values, cipher))
     return found
