@@ -13,6 +13,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -59,7 +60,7 @@ def _asks_table(size: int) -> sa.CTE:
 
 
 @functools.cache
-def _query(size: int) -> sa.Select[tuple[object, ...]]:
+def _query(size: int) -> sa.Select[Any]:
     table = _asks_table(size)
     position = (notifications.c.visible_at, notifications.c.id)
     rank = sa.func.row_number().over(partition_by=table.c.k, order_by=position)
@@ -105,6 +106,7 @@ async def in_app_after_many(
         part = asks[start:start + ASKS_PER_QUERY]
         size = next(size for size in SIZES if size >= len(part))
         rows = await conn.execute(_query(size), _parameters(part, size, limit))
-        for k, _rank, *values in rows:
+        for row in rows:
+            k, _rank, *values = tuple(row)
             found[start + k].append(notification_store.record_of(values, cipher))
     return found
