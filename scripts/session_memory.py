@@ -40,7 +40,7 @@ async def measure(url: str, clients: int, frames: int, top: int) -> None:
     sockets = bind_sockets("127.0.0.1", 0)
     port = sockets[0].getsockname()[1]
     task = asyncio.create_task(server.serve(sockets=sockets))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
         await asyncio.sleep(0.05)
     registry = services.metrics.registry
 
@@ -56,7 +56,7 @@ async def measure(url: str, clients: int, frames: int, top: int) -> None:
         "--clients", str(clients), "--hold", str(hold), "--jwt-secret", SECRET, "--no-pin",
         stdout=asyncio.subprocess.DEVNULL, env={**os.environ, "JWT_SECRET": SECRET},
     )
-    while connected() < clients and bench.returncode is None:
+    while connected() < clients and bench.returncode is None:  # noqa: ASYNC110 - polled gauge
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)  # the last handshakes' garbage goes
     gc.collect()

@@ -139,3 +139,17 @@ async def test_a_failing_batch_answers_every_socket_with_an_error(
             await conn.execute(sa.text("ALTER TABLE notifications_away RENAME TO notifications"))
     answer = await clients[0].call("requestMissedNotifications", {"since": since})
     assert answer == {"ok": True, "count": 1}
+
+
+async def test_asks_beyond_the_batches_in_flight_wait_for_the_next(
+    server: RunningServer,
+) -> None:
+    made = await _seed(server, {"ann": 2, "ben": 1, "cid": 1})
+    reader = ReplayReader(server.services.db, 10, window=0.0, max_batch=1, parallel=1)
+    start = (datetime.now(UTC) - timedelta(minutes=1), "~")
+    now = utcnow()
+    chunks = await asyncio.gather(*(reader.read(user, start, now)
+                                    for user in ("ann", "ben", "cid")))
+    assert reader.batches == 3  # one at a time, each started when the previous finished
+    assert [[note.id for note in chunk] for chunk in chunks] == [
+        [note["id"] for note in made[user]] for user in ("ann", "ben", "cid")]
