@@ -10,7 +10,6 @@ import pytest
 import socketio
 
 from tests.conftest import Client, RunningServer
-from tidings.services import inbox
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 
@@ -139,7 +138,7 @@ async def test_replay_covers_more_than_one_chunk(
             response = await http.post("/api/notifications",
                                        json={**NOTE, "user_ids": ["alice"]})
             assert response.status_code == 202
-    monkeypatch.setattr(inbox, "REPLAY_CHUNK", 2)
+    monkeypatch.setattr(server.services.inbox.replays, "chunk", 2)
     alice = await connect("alice")
     answer = await alice.call("requestMissedNotifications", {"since": since})
     assert answer == {"ok": True, "count": 3}

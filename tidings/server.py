@@ -14,6 +14,7 @@ import uvicorn
 import uvloop
 
 from tidings.app import create_app
+from tidings.realtime.lean.uvicorn_ws import LeanWebSocketProtocol
 from tidings.settings import Settings
 
 log = logging.getLogger("tidings")
@@ -60,7 +61,8 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         create_app(settings),
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, with lighter per-connection state.
+        ws=LeanWebSocketProtocol,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         # A frame over the event limit is refused from its header, before authentication,
         # instead of being buffered (uvicorn's default is 16 MB).

@@ -18,6 +18,7 @@ from tidings.domain.ids import is_uuid
 from tidings.domain.model import Principal, Status, utcnow
 from tidings.domain.notification import InboxFilter, Notification, StatusChange
 from tidings.realtime.fanout import Fanout
+from tidings.services.replay import ReplayReader
 from tidings.store import events
 from tidings.store import notifications as store
 from tidings.store.database import Database
@@ -44,6 +45,8 @@ class InboxService:
         self._fanout = fanout
         # Told when a status change raised webhook events: the workers look now.
         self._on_queued = on_queued
+        # Replays of many sockets at once (a reconnect storm) share their reads.
+        self.replays = ReplayReader(db, REPLAY_CHUNK, cipher=cipher)
 
     async def page(
         self, principal: Principal, filters: InboxFilter, limit: int, cursor: str | None
@@ -105,19 +108,17 @@ class InboxService:
         self, principal: Principal, since: datetime
     ) -> AsyncIterator[list[Notification]]:
         """The user's in-app notifications that became visible after `since`, oldest
-        first, in chunks (each read in its own short transaction, so a long replay holds
-        no connection while the socket drains). The caller stops iterating when its socket
-        goes away."""
+        first, in chunks (each read in its own short transaction, shared with the other
+        replays reading at that moment, so a long replay holds no connection while the
+        socket drains). The caller stops iterating when its socket goes away."""
         after: tuple[datetime, str] = (since, "~")  # "~" sorts after every id at `since`
         now = utcnow()
         while True:
-            async with self._db.begin() as conn:
-                chunk = await store.with_deliveries(conn, await store.in_app_after(
-                    conn, principal.user_id, after, now, REPLAY_CHUNK, cipher=self._cipher))
+            chunk = await self.replays.read(principal.user_id, after, now)
             if not chunk:
                 return
             yield chunk
-            if len(chunk) < REPLAY_CHUNK:
+            if len(chunk) < self.replays.chunk:
                 return
             after = chunk[-1].position
 

@@ -32,11 +32,17 @@ _FIELDS = tuple(field.name for field in fields(Notification) if field.name != "d
 # Selected in the record's field order (`template` and `content` included: the JSON
 # columns of a notification made from a template), so a row maps onto the record by name.
 _COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
+COLUMNS = _COLUMNS  # for the store modules that select notifications in a query of their own
 
 
 def _record(row: Row[Any], cipher: FieldCipher | None) -> Notification:
+    return record_of(tuple(row), cipher)
+
+
+def record_of(row: Sequence[Any], cipher: FieldCipher | None) -> Notification:
+    """The record of one row of `COLUMNS` (sensitive parts opened)."""
     # By name: the record's fields after `deliveries` (template, content) are columns too.
-    values = dict(zip(_FIELDS, tuple(row), strict=True))
+    values = dict(zip(_FIELDS, row, strict=True))
     marked = values["sensitive"]
     values["sensitive"] = tuple(marked) if marked else ()
     record = Notification(**values)
@@ -169,30 +175,6 @@ async def count_unread(
         *_filtered(user_id, now, unread)
     )
     return int((await conn.execute(query)).scalar_one())
-
-
-async def in_app_after(
-    conn: AsyncConnection,
-    user_id: str,
-    after: tuple[datetime, str],
-    now: datetime,
-    limit: int,
-    *,
-    cipher: FieldCipher | None,
-) -> list[Notification]:
-    """In-app notifications that became visible after `after`, oldest first."""
-    query = (
-        _select()
-        .where(
-            notifications.c.user_id == user_id,
-            notifications.c.in_app.is_(True),
-            _visible(now),
-            sa.tuple_(notifications.c.visible_at, notifications.c.id) > sa.tuple_(*after),
-        )
-        .order_by(notifications.c.visible_at, notifications.c.id)
-        .limit(limit)
-    )
-    return [_record(row, cipher) for row in await conn.execute(query)]
 
 
 async def set_status(

@@ -2,7 +2,9 @@
 
 The reverse index (socket -> rooms) exists so that a disconnect removes the socket from
 exactly its rooms instead of scanning every room; most sockets are in one room (their
-user's), so it is kept as a tuple, the smallest container that does the job.
+user's), so it is kept as a tuple, the smallest container that does the job. For the same
+reason a room of one socket (most users have one) is kept as that sid alone, and becomes a
+set when a second socket joins.
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ class Rooms:
     __slots__ = ("_by_socket", "_members")
 
     def __init__(self) -> None:
-        self._members: dict[str, set[str]] = {}
+        self._members: dict[str, str | set[str]] = {}
         self._by_socket: dict[str, tuple[str, ...]] = {}
 
     def join(self, sid: str, room: str) -> None:
         joined = self._by_socket.get(sid, ())
         if room in joined:
             return
-        self._members.setdefault(room, set()).add(sid)
+        members = self._members.get(room)
+        if members is None:
+            self._members[room] = sid
+        elif isinstance(members, str):
+            self._members[room] = {members, sid}
+        else:
+            members.add(sid)
         self._by_socket[sid] = (*joined, room)
 
     def members(self, room: str) -> list[str]:
-        return list(self._members.get(room, ()))
+        members = self._members.get(room)
+        if members is None:
+            return []
+        return [members] if isinstance(members, str) else list(members)
 
     def leave_all(self, sid: str) -> None:
         """Forget the socket everywhere; empty rooms are dropped so they cost nothing."""
@@ -31,9 +42,13 @@ class Rooms:
             members = self._members.get(room)
             if members is None:
                 continue
+            if isinstance(members, str):
+                if members == sid:
+                    del self._members[room]
+                continue
             members.discard(sid)
-            if not members:
-                del self._members[room]
+            if len(members) == 1:  # a set always holds two or more
+                self._members[room] = next(iter(members))
 
     def rooms_of(self, sid: str) -> tuple[str, ...]:
         return self._by_socket.get(sid, ())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -139,37 +139,33 @@ class LeanTransport:
 
     # -- HTTP and WebSocket requests ------------------------------------------------------
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Routing runs in `_route`, so this frame (alive as long as a WebSocket is) holds
-        # no parsed query or other garbage for the connection's lifetime.
+    def _handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """The coroutine that answers this request. Routing runs here, synchronously, and
+        the ASGI app awaits the coroutine returned: no frame of this method (nor the parsed
+        query of `_route`) stays on the await chain of a WebSocket for its lifetime."""
         is_ws = scope["type"] == "websocket"
         refusal, session = self._route(scope, is_ws)
         if refusal is not None:
             code, message = refusal
             body = polling.error_body(code, message)
             if is_ws:
-                await websocket.reject(scope, send, 400, body)
-            else:
-                await polling.respond(send, 400, body, [], polling.JSON)
-            return
+                return websocket.reject(scope, send, 400, body)
+            return polling.respond(send, 400, body, [], polling.JSON)
         headers = self._cors.headers(scope)
         if is_ws:
             if session is None:
-                await websocket.open_direct(self.engine, receive, send, headers)
-            else:
-                await websocket.upgrade(self.engine, session, receive, send, headers)
-            return
+                return websocket.open_direct(self.engine, receive, send, headers)
+            return websocket.upgrade(self.engine, session, receive, send, headers)
         method = scope["method"]
         if method == "OPTIONS":
-            await polling.respond(send, 204, b"", headers)
-        elif method == "GET" and session is None:
-            await polling.handshake(self.engine, send, headers)
-        elif method == "GET" and session is not None:
-            await polling.poll(self.engine, session, send, headers)
-        elif method == "POST" and session is not None:
-            await polling.post(self.engine, session, scope, receive, send, headers)
-        else:
-            await polling.error(send, 400, 2, "Bad handshake method", headers)
+            return polling.respond(send, 204, b"", headers)
+        if method == "GET" and session is None:
+            return polling.handshake(self.engine, send, headers)
+        if method == "GET" and session is not None:
+            return polling.poll(self.engine, session, send, headers)
+        if method == "POST" and session is not None:
+            return polling.post(self.engine, session, scope, receive, send, headers)
+        return polling.error(send, 400, 2, "Bad handshake method", headers)
 
     def _route(self, scope: Scope, is_ws: bool) -> tuple[tuple[int, str] | None, Session | None]:
         """(refusal as (code, message), or None; the session the request names, if any)."""

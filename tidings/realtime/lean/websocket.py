@@ -39,7 +39,16 @@ async def open_direct(engine: Engine, receive: Receive, send: Send, headers: Hea
         return
     session = engine.open(upgrades=[])
     session.use_websocket(send)
-    await _serve(engine, session, receive, send)
+    # The read loop runs in this frame, not a coroutine of its own: every frame on the
+    # await chain of an idle socket is memory held for the connection's lifetime.
+    try:
+        while not session.closed:
+            await engine.receive(session, _text_of(engine, await receive()))
+    except ProtocolError as exc:
+        log.debug("session %s: %s", session.sid, exc)
+    finally:
+        # Closes the WebSocket too, unless the client already did.
+        await engine.close(session, notify=False)
 
 
 async def upgrade(engine: Engine, session: Session, receive: Receive, send: Send,
@@ -62,7 +71,13 @@ async def upgrade(engine: Engine, session: Session, receive: Receive, send: Send
         await _close(send)
         return
     session.use_websocket(send)
-    await _serve(engine, session, receive, send)
+    try:  # the read loop, in this frame (see `open_direct`)
+        while not session.closed:
+            await engine.receive(session, _text_of(engine, await receive()))
+    except ProtocolError as exc:
+        log.debug("session %s: %s", session.sid, exc)
+    finally:
+        await engine.close(session, notify=False)
 
 
 async def _accept(engine: Engine, receive: Receive, send: Send, headers: Headers) -> bool:
@@ -78,7 +93,10 @@ async def _accept(engine: Engine, receive: Receive, send: Send, headers: Headers
 
 async def _text(engine: Engine, receive: Receive) -> str:
     """The next text message; ProtocolError for a binary, oversized or closed one."""
-    message: Message = await receive()
+    return _text_of(engine, await receive())
+
+
+def _text_of(engine: Engine, message: Message) -> str:
     if message["type"] != "websocket.receive":
         raise ProtocolError("the client closed the connection")
     text = message.get("text")
@@ -88,17 +106,6 @@ async def _text(engine: Engine, receive: Receive) -> str:
     if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
         raise ProtocolError(f"message over {limit} bytes")
     return str(text)
-
-
-async def _serve(engine: Engine, session: Session, receive: Receive, send: Send) -> None:
-    try:
-        while not session.closed:
-            await engine.receive(session, await _text(engine, receive))
-    except ProtocolError as exc:
-        log.debug("session %s: %s", session.sid, exc)
-    finally:
-        # Closes the WebSocket too, unless the client already did.
-        await engine.close(session, notify=False)
 
 
 async def _close(send: Send) -> None:
