@@ -110,6 +110,30 @@ async def test_the_backlog_is_bounded_kept_in_order_and_counts_what_it_refuses(
     assert sender.publishing
 
 
+@on_postgresql
+async def test_a_node_that_closes_publishes_what_waits_once_more(
+    redis_server: RedisServer, database: Database,
+) -> None:
+    sender = direct_fanout(redis_server, database, Metrics())
+    receiver = direct_fanout(redis_server, database, Metrics())
+    heard: list[str] = []
+    receiver.on_invalidate(lambda message: heard.append(message.key))
+    await sender.start()
+    await receiver.start()
+    try:
+        redis_server.pause()
+        try:
+            await sender.invalidate("tokens", "last")
+            assert sender.backlog == 1  # and the breaker open for a second
+        finally:
+            redis_server.resume()
+        await sender.close()  # before the breaker closes: the close sends it
+        await until(lambda: "last" in heard)
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
 def test_a_backlog_refuses_what_exceeds_its_bytes_and_empties_in_order() -> None:
     backlog = Backlog(max_messages=10, max_bytes=20)
     assert backlog.add([("c", b"x" * 8), ("c", b"y" * 8), ("c", b"z" * 8)]) == 1

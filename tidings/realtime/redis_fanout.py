@@ -132,8 +132,10 @@ class RedisFanout:
     async def close(self) -> None:
         self._supervisor.closing.set()
         self._presence.cancel_lingers()
-        if self._backlog and self.publishing:
-            await self._republish()  # one last try, bounded by PUBLISH_TIMEOUT_S
+        if self._backlog:
+            # One last try, breaker or not, bounded by PUBLISH_TIMEOUT_S: what still
+            # waits after it is left to the clients' replay.
+            await self._republish()
         await self._background.cancel_all(*Failure)
         with contextlib.suppress(*Failure):
             await self._links.close()
