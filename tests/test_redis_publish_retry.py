@@ -6,15 +6,28 @@ for a moment, as a busy publishing node would see it."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests import test_redis_fanout as fanout_tests
+from tests.conftest import make_settings, start_server
 from tests.redis_servers import RedisServer
-from tests.test_redis_fanout import Nodes, create, direct_fanout, fanout_of, until, user_messages
+from tests.test_redis_fanout import (
+    Nodes,
+    Recorder,
+    create,
+    direct_fanout,
+    fanout_of,
+    until,
+    user_messages,
+)
+from tidings.domain.model import utcnow
 from tidings.metrics import Metrics
+from tidings.realtime.catchup import CatchUp, Recent
 from tidings.realtime.redis_retry import Backlog
+from tidings.store.catchup import USERS_PER_QUERY
 from tidings.store.database import Database
 
 # The fan-out tests' fixtures: their Redis server, nodes on the test's database, clients.
@@ -144,3 +157,23 @@ def test_a_backlog_refuses_what_exceeds_its_bytes_and_empties_in_order() -> None
     assert [data for _, data in backlog.head()] == [b"y" * 8, b"w" * 8]
     backlog.drop(5)
     assert not backlog and not backlog.waiting.is_set()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+async def test_the_outage_poll_finds_every_held_user_however_many(
+    database: Database, database_url: str,
+) -> None:
+    """PostgreSQL takes the held users as one array, SQLite in slices: both find all."""
+    held = [f"user-{index}" for index in range(USERS_PER_QUERY + 100)]
+    node = await start_server(make_settings(database_url))  # one node, no Redis
+    try:
+        start = utcnow() - timedelta(seconds=1)
+        created = [(await create(node, user))["id"] for user in (held[0], held[-1], held[7])]
+        await create(node, "not-held")
+    finally:
+        await node.stop()
+    recorder = Recorder()
+    catchup = CatchUp(database, Recent(), lambda: held)
+    catchup.watermark = start
+    await catchup.poll(recorder)
+    assert sorted(recorder.notifications) == sorted(created)
