@@ -79,7 +79,8 @@ class Metrics:
         )
         self.fanout_publish_skipped = Counter(
             "tidings_fanout_publish_skipped",
-            "Messages not published: Redis failed or its breaker was open",
+            "Messages given up on: Redis failed, timed out or its breaker was open, and "
+            "the backlog of messages to publish again was full",
             registry=self.registry,
         )
         self.fanout_dropped = Counter(

@@ -10,7 +10,10 @@ of its own publishes (each message names its origin). So its own sockets never d
 Redis and nothing arrives twice.
 
 Outage: a publish waits at most 250 ms; after a failure a breaker skips Redis for 1 s at a
-time (the notification is committed already: HTTP still answers 201, replay has it). When
+time (the notification is committed already: HTTP still answers 201). What a failed,
+timed-out or skipped publish carried is not lost: it waits in a bounded backlog and is
+published again, in order, as soon as Redis answers (`redis_retry.py`); a message may thus
+arrive twice, and receivers emit each notification id once (`Recent`). When
 the subscriber connections break the node polls the database for the users it holds until
 Redis is back (`redis_supervisor.py`); a Sentinel failover or a cluster's slot move goes
 the same way, the links then reopening where the master or the slot now is
@@ -40,6 +43,7 @@ from tidings.realtime.fanout import FanoutHandler
 from tidings.realtime.redis_inbound import Inbound
 from tidings.realtime.redis_links import Links
 from tidings.realtime.redis_presence import CONFIRM_TIMEOUT_S, Presence
+from tidings.realtime.redis_retry import Backlog
 from tidings.realtime.redis_shard import Failure
 from tidings.realtime.redis_supervisor import Supervisor
 from tidings.store.database import Database
@@ -60,7 +64,7 @@ class RedisFanout:
     def __init__(self, links: Links, db: Database, metrics: Metrics, *, prefix: str,
                  max_event_bytes: int, poll_s: float, linger_s: float = 30.0,
                  buffer_size: int = 10_000, heartbeat_s: float = HEARTBEAT_S,
-                 cipher: FieldCipher | None = None) -> None:
+                 cipher: FieldCipher | None = None, backlog: Backlog | None = None) -> None:
         self._links = links
         self._metrics = metrics
         self._prefix = prefix
@@ -68,6 +72,8 @@ class RedisFanout:
         self.node_id = uuid.uuid4().hex
         self.ctl_channel = f"{prefix}:ctl"
         self._breaker_until = 0.0
+        self._backlog = backlog if backlog is not None else Backlog()
+        self._overflowing = False  # the backlog refused messages since it was last empty
         self._background = Background()
         self._wake_pending = asyncio.Event()
         self._recent = Recent()
@@ -119,12 +125,17 @@ class RedisFanout:
         self._background.spawn(self._supervisor.run(), "tidings-redis")
         self._background.spawn(self._inbound.drain(), "tidings-redis-drain")
         self._background.spawn(self._publish_wakes(), "tidings-redis-wake")
+        self._background.spawn(self._retry(), "tidings-redis-retry")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._supervisor.first_attempt.wait(), CONFIRM_TIMEOUT_S)
 
     async def close(self) -> None:
         self._supervisor.closing.set()
         self._presence.cancel_lingers()
+        if self._backlog:
+            # One last try, breaker or not, bounded by PUBLISH_TIMEOUT_S: what still
+            # waits after it is left to the clients' replay.
+            await self._republish()
         await self._background.cancel_all(*Failure)
         with contextlib.suppress(*Failure):
             await self._links.close()
@@ -159,21 +170,68 @@ class RedisFanout:
         await self._publish([(self.ctl_channel,
                               wire.encode(self.node_id, message, self._max_bytes))])
 
+    @property
+    def backlog(self) -> int:
+        """Messages waiting to be published again (`redis_retry.py`)."""
+        return len(self._backlog)
+
     async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
-        """One round trip per shard; on failure or while the breaker is open, nothing
-        (the rows are committed: replay and the other nodes' polling cover it)."""
-        if time.monotonic() < self._breaker_until:
-            self._metrics.fanout_publish_skipped.inc(len(messages))
+        """One round trip per shard. What cannot go now (Redis failed or timed out, the
+        breaker is open, or older messages still wait) joins the backlog, sent again by
+        `_retry` once Redis answers."""
+        if self._backlog or time.monotonic() < self._breaker_until:
+            self._defer(messages)
             return
         try:
             await asyncio.wait_for(self._links.publish(messages), PUBLISH_TIMEOUT_S)
         except Failure as exc:
-            self._breaker_until = time.monotonic() + BREAKER_S
-            self._metrics.fanout_publish_skipped.inc(len(messages))
-            log.warning("publish to Redis failed (%s): skipping Redis for %.0f s",
-                        type(exc).__name__, BREAKER_S)
+            self._trip(exc)
+            self._defer(messages)
             return
         self._metrics.fanout_published.inc(len(messages))
+
+    def _trip(self, exc: BaseException) -> None:
+        if time.monotonic() >= self._breaker_until:
+            log.warning("publish to Redis failed (%s): skipping Redis for %.0f s, then "
+                        "publishing again what waits", type(exc).__name__, BREAKER_S)
+        self._breaker_until = time.monotonic() + BREAKER_S
+
+    def _defer(self, messages: list[tuple[str, bytes]]) -> None:
+        refused = self._backlog.add(messages)
+        if refused:
+            self._metrics.fanout_publish_skipped.inc(refused)
+            if not self._overflowing:
+                self._overflowing = True
+                log.warning("the publish backlog is full (%d messages): dropping what "
+                            "does not fit until it empties; clients' replay has it",
+                            len(self._backlog))
+
+    async def _retry(self) -> None:
+        """Publishes the backlog again, oldest first, whenever the breaker is closed."""
+        while True:
+            await self._backlog.waiting.wait()
+            delay = self._breaker_until - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            await self._republish()
+
+    async def _republish(self) -> None:
+        """One batch of the backlog; on failure the breaker opens again."""
+        batch = self._backlog.head()
+        try:
+            await asyncio.wait_for(self._links.publish(batch), PUBLISH_TIMEOUT_S)
+        except Failure as exc:
+            self._trip(exc)
+            return
+        self._backlog.drop(len(batch))
+        self._metrics.fanout_published.inc(len(batch))
+        if not self._backlog:
+            if self._overflowing:
+                log.warning("the publish backlog is empty again")
+            else:
+                log.info("published again what waited for Redis")
+            self._overflowing = False
 
     async def _publish_wakes(self) -> None:
         while True:

@@ -4,7 +4,7 @@ watermark, for the users it holds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +18,19 @@ from tidings.store.tables import notifications
 
 # Users per query: keeps the IN list under every driver's parameter limit.
 USERS_PER_QUERY = 500
+
+
+def _slices(conn: AsyncConnection,
+            user_ids: Sequence[str]) -> Iterator[sa.ColumnElement[bool]]:
+    """The user condition of each query. PostgreSQL takes all the users in one array
+    parameter (`= ANY`): one query per poll and one parameter, where 100,000 held users
+    made 200 queries of 500 bound parameters each (SQLite keeps the slices)."""
+    if conn.dialect.name == "postgresql":
+        users = sa.bindparam("users", list(user_ids), type_=sa.ARRAY(sa.String))
+        yield notifications.c.user_id == sa.any_(users)
+        return
+    for start in range(0, len(user_ids), USERS_PER_QUERY):
+        yield notifications.c.user_id.in_(user_ids[start:start + USERS_PER_QUERY])
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +47,14 @@ async def visible_since(
     limit: int, *, cipher: FieldCipher | None,
 ) -> Visible:
     """In-app notifications of these users that became visible in (after, now], oldest
-    first, with their deliveries; at most `limit` per slice of users."""
+    first, with their deliveries; at most `limit` per query (one slice of users)."""
     found: list[Notification] = []
     complete_until = now
-    for start in range(0, len(user_ids), USERS_PER_QUERY):
+    for users in _slices(conn, user_ids):
         query = (
             sa.select(notifications.c.id, notifications.c.visible_at)
             .where(
-                notifications.c.user_id.in_(user_ids[start:start + USERS_PER_QUERY]),
+                users,
                 notifications.c.in_app.is_(True),
                 notifications.c.visible_at > after,
                 notifications.c.visible_at <= now,
@@ -65,11 +78,11 @@ async def statuses_since(
     changes: list[StatusChange] = []
     columns = (notifications.c.id, notifications.c.user_id, notifications.c.status,
                notifications.c.delivered_at, notifications.c.read_at)
-    for start in range(0, len(user_ids), USERS_PER_QUERY):
+    for users in _slices(conn, user_ids):
         query = (
             sa.select(*columns)
             .where(
-                notifications.c.user_id.in_(user_ids[start:start + USERS_PER_QUERY]),
+                users,
                 sa.or_(notifications.c.delivered_at > after, notifications.c.read_at > after),
             )
             .limit(limit)
