@@ -230,6 +230,9 @@ async def test_redis_outage_falls_back_to_polling_and_recovers(
     await until(lambda: a.metric("tidings_redis_up") == 1, timeout=15)
     await until(lambda: b.metric("tidings_redis_up") == 1, timeout=15)
     await until(lambda: fanout_of(b).publishing)
+    # What b could not publish during the outage goes out again once Redis is back
+    # (alice had it by polling: a reads it, and emits nothing twice); count after that.
+    await until(lambda: fanout_of(b).backlog == 0, timeout=15)
     assert fanout_of(a).subscribed_users() == {"alice", "bob"}
     before = user_messages(a)
     created.append((await create(b, "alice", "after"))["id"])

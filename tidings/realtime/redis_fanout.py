@@ -214,7 +214,13 @@ class RedisFanout:
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
-            await self._republish()
+            try:
+                await self._republish()
+            except Exception as exc:
+                # While anything waits, every new publish queues behind it: this loop
+                # must outlive any error, or live delivery across nodes would stop.
+                log.exception("publishing the backlog again failed")
+                self._trip(exc)
 
     async def _republish(self) -> None:
         """One batch of the backlog; on failure the breaker opens again."""
