@@ -24,6 +24,7 @@ SERVER_CPU = 0  # when the tool starts the server: server on core 0, load genera
 GENERATOR_CPU = 1
 CONNS_PER_PROCESS = 15_000  # below the 20,000 open-file limit, with room for the rest
 DELIVERY_SCENARIOS = ("email", "email-latency", "claim")
+MACHINE_CPUS = frozenset(os.sched_getaffinity(0))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -274,7 +275,10 @@ async def served(
             target=target, target_name=f"{kind} at {args.url}", server_pid=pid, **options
         )
         return
-    pin = not args.no_pin and len(os.sched_getaffinity(0)) > 1
+    # The machine's cores as the tool found them: after the first started server this
+    # process is pinned to the generator's core, and asking again would find one core and
+    # stop pinning (the next servers would then share the generator's core).
+    pin = not args.no_pin and len(MACHINE_CPUS) > 1
     server = await start_server(
         kind, args.jwt_secret, cpu=SERVER_CPU if pin else None, history=history,
         extra_env={"DATABASE_URL": database_url} if database_url and kind == "tidings" else None,
