@@ -46,6 +46,7 @@ export class TidingsInbox extends HTMLElement {
     super();
     this.notes = new Map();     // id -> notification (ids are UUIDv7: they sort by creation)
     this.unread = 0;
+    this.moves = 0;             // changes made to `unread` here: a server count read meanwhile is stale
     this.cursor = null;
     this.loading = false;
     this.newest = null;         // created_at of the newest notification seen
@@ -195,7 +196,7 @@ export class TidingsInbox extends HTMLElement {
     this.notes.set(note.id, note);
     if (!this.newest || note.created_at > this.newest) this.newest = note.created_at;
     if (live) {
-      if (note.status !== "read") this.unread += 1;
+      if (note.status !== "read") { this.unread += 1; this.moves += 1; }
       this.announce(note);
     }
     this.ack(note);
@@ -259,15 +260,21 @@ export class TidingsInbox extends HTMLElement {
     const was = note.status === "read";
     Object.assign(note, change);
     const now = note.status === "read";
-    if (was !== now) this.unread += now ? -1 : 1;
+    if (was !== now) { this.unread += now ? -1 : 1; this.moves += 1; }
     const li = this.node(note.id);
     if (li) this.style(li, note);
     this.paint();
   }
 
+  // The server's count, unless the count moved here while it was asked for (a live
+  // notification committed after the server counted): then ask again, a few times.
   async refreshUnread() {
-    const body = await this.api("/api/notifications?limit=1").catch(() => null);
-    if (body) { this.unread = body.unread_count; this.paint(); }
+    for (let tries = 0; tries < 3; tries += 1) {
+      const moves = this.moves;
+      const body = await this.api("/api/notifications?limit=1").catch(() => null);
+      if (!body) return;
+      if (moves === this.moves) { this.unread = body.unread_count; this.paint(); return; }
+    }
   }
 
   paint() {
@@ -310,7 +317,7 @@ export class TidingsInbox extends HTMLElement {
     }
     const note = this.notes.get(id);
     const li = this.node(id);
-    if (note && note.status !== "read") this.unread -= 1;
+    if (note && note.status !== "read") { this.unread -= 1; this.moves += 1; }
     this.notes.delete(id);
     if (li) {
       const next = li.nextElementSibling || li.previousElementSibling;
