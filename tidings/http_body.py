@@ -7,7 +7,7 @@ after buffering it.
 
 from __future__ import annotations
 
-from starlette.types import Receive, Scope
+from starlette.types import Message, Receive, Scope
 
 
 class BodyTooLarge(Exception):
@@ -46,3 +46,18 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app `body` (already read) first, then the real one (for
+    the disconnect)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

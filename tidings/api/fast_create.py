@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.api.errors import UNEXPECTED, headers_of, log_unexpected, status_of
 from tidings.container import Services
@@ -31,6 +31,7 @@ from tidings.domain.errors import TidingsError
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Principal
 from tidings.domain.notification import Created
+from tidings.http_body import replaying
 
 PATH = "/api/notifications"
 _JSON = (b"content-type", b"application/json")
@@ -68,7 +69,7 @@ class FastCreate:
         try:
             principal, draft = self._admit(body, authorization)
         except Handoff:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         await self._create(principal, draft, key, send)
 
@@ -185,19 +186,6 @@ async def _read(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if delivered:
-            return await receive()
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
 
 
 async def _answer(send: Send, status: int, content: Any,

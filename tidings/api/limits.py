@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.http_body import BodyTooLarge, ClientGone, declared_length, read_body
+from tidings.http_body import (
+    BodyTooLarge,
+    ClientGone,
+    declared_length,
+    read_body,
+    replaying,
+)
 
 
 class BodySizeLimit:
@@ -37,16 +43,7 @@ class BodySizeLimit:
             return
         except ClientGone:
             return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"error": {"code": "payload_too_large",
