@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Creates .venv (once) and installs Tidings into it, with the test tools when asked (--dev).
-# Re-running is cheap: pip only acts when pyproject.toml changed since the last install.
+# Creates .venv (once) and installs Tidings into it from the lock (uv.lock): exactly the
+# versions the suite was last run with, checked against their hashes.
+#   bash scripts/bootstrap.sh           the service (leaves test tools already there alone)
+#   bash scripts/bootstrap.sh --dev     the service and the test tools, nothing else
+#   bash scripts/bootstrap.sh --latest  the newest versions pyproject.toml's ranges allow,
+#                                       into .venv-latest (see scripts/test.sh --latest)
+# Re-running is cheap: uv only acts on what differs from the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,19 +14,30 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "Tidings needs Python 3.11 or newer (found: $("$PYTHON" --version 2>&1))" >&2
   exit 1
 fi
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+mode=${1:-}
+venv=.venv
+[ "$mode" = "--latest" ] && venv=.venv-latest
+[ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
 
-extra=""
-[ "${1:-}" = "--dev" ] && extra="[dev]"
-stamp=".venv/.installed${extra}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "Installing Tidings${extra} into .venv ..."
-  log=.venv/install.log
-  if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
-         .venv/bin/python -m pip install --quiet -e ".${extra}"; } >"$log" 2>&1; then
+# uv, pinned with hashes in scripts/uv-requirements.txt, lives beside the venv's packages
+# (not among them), so a sync never removes it.
+uv="$venv/.uv/bin/uv"
+want=$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' scripts/uv-requirements.txt)
+if [ ! -x "$uv" ] || [ "$("$uv" --version 2>/dev/null | cut -d' ' -f2)" != "$want" ]; then
+  log=$(mktemp)
+  if ! "$venv/bin/python" -m pip install --quiet --require-hashes --no-deps \
+      --target "$venv/.uv" --upgrade -r scripts/uv-requirements.txt >"$log" 2>&1; then
     grep -v "^WARNING: Location" "$log" >&2
-    echo "Installing failed (full log: $log)" >&2
+    echo "Installing uv $want failed" >&2
     exit 1
   fi
-  touch "$stamp"
+  rm -f "$log"
 fi
+
+export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$venv" VIRTUAL_ENV="$PWD/$venv"
+case "$mode" in
+  --dev) "$uv" sync --quiet --frozen --extra dev ;;
+  --latest) "$uv" pip install --quiet --upgrade --python "$venv/bin/python" -e ".[dev]" ;;
+  "") "$uv" sync --quiet --frozen --inexact ;;
+  *) echo "usage: bash scripts/bootstrap.sh [--dev | --latest]" >&2; exit 2 ;;
+esac

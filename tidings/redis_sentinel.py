@@ -80,7 +80,7 @@ def open_sentinel(address: SentinelAddress, timeout_s: float) -> Sentinel:
     if address.password is not None:
         sentinel_options["password"] = address.password
         sentinel_options["username"] = address.username
-    return Sentinel(  # type: ignore[no-untyped-call]
+    return Sentinel(
         list(address.sentinels), sentinel_kwargs=sentinel_options)
 
 

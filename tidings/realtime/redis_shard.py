@@ -22,7 +22,7 @@ from redis.asyncio.client import PubSub
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 MAX_CHANNELS_PER_COMMAND = 512
 COMMAND_TIMEOUT_S = 0.25
@@ -109,7 +109,7 @@ class Shard:
             await self._pubsub.ping()
 
     async def close(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
         await self._client.aclose()
 
 def client_options(password: str) -> dict[str, Any]:
