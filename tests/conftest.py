@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 import socketio
 import uvicorn
@@ -25,6 +26,13 @@ from tidings.migrate import upgrade
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
 from tidings.settings import Settings
+
+# Hypothesis: a few examples per property in the developer's run, more under
+# `scripts/test.sh --all` (CI), which sets HYPOTHESIS_PROFILE=ci. Fuzz tests take their
+# example counts from the loaded profile (`hypothesis.settings.default.max_examples`).
+hypothesis.settings.register_profile("dev", max_examples=25, deadline=None)
+hypothesis.settings.register_profile("ci", max_examples=100, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 PG_DSN = os.environ.get("TIDINGS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "test-secret-of-at-least-32-bytes-length!"
@@ -80,7 +88,25 @@ def pg_template() -> Iterator[str]:
         asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes `database_url` runs on SQLite; those marked `both_databases`
+    (what the database changes: SQL, races, claims, partitions, hostile input at the store)
+    on PostgreSQL too. A test's own `parametrize("database_url", ...)` wins."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "database_url" in (names.split(",") if isinstance(names, str) else names):
+            return
+    both = metafunc.definition.get_closest_marker("both_databases") is not None
+    metafunc.parametrize("database_url", DATABASES if both else DATABASES[:1],
+                         indirect=True)
+
+
+@pytest.fixture
 def database_url(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[str]:

@@ -22,6 +22,8 @@ from tidings.store.tables import delivery_attempts as attempts
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:

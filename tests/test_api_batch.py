@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.both_databases
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 

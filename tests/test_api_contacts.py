@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import RunningServer
 from tidings.store import contacts as contact_store
 
+pytestmark = pytest.mark.both_databases
+
 FULL = {"email": "alice@example.com", "locale": "de_AT", "timezone": "Europe/Vienna",
         "quiet_hours": {"start": "22:00", "end": "07:00"}}
 

@@ -21,6 +21,8 @@ from tidings.domain.model import utcnow
 from tidings.settings import Settings
 from tidings.store import devices as device_store
 
+pytestmark = pytest.mark.both_databases
+
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

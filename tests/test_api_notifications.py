@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import SECRET, RunningServer
 
+pytestmark = pytest.mark.both_databases
+
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 
 

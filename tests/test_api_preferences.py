@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from tests.conftest import RunningServer
 from tidings.store.tables import notification_deliveries
 
+pytestmark = pytest.mark.both_databases
+
 
 async def test_preferences_start_empty_and_put_stores_one(server: RunningServer) -> None:
     async with server.http("alice") as http:

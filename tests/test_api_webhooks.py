@@ -15,6 +15,8 @@ from tidings.settings import Settings
 from tidings.store import webhooks as webhook_store
 from tidings.store.tables import notification_deliveries as deliveries
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:

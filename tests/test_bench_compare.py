@@ -17,6 +17,8 @@ from benchmarks.comparison import Plan, summarize
 from benchmarks.report import Report
 from tests.conftest import SECRET
 
+pytestmark = pytest.mark.bench
+
 
 async def _bench_databases(kind: str = "compare") -> set[str]:
     conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")

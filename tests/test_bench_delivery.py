@@ -4,8 +4,12 @@ benchmark (docs/BENCHMARKS.md), not here."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.delivery import Config, email_latency, email_throughput
 from tests.conftest import SECRET
+
+pytestmark = pytest.mark.bench
 
 
 def _config() -> Config:

@@ -16,6 +16,8 @@ from benchmarks.manynodes_cli import SCENARIOS
 from tests.conftest import PG_DSN, SECRET
 from tests.redis_servers import redis_binaries_missing
 
+pytestmark = pytest.mark.bench
+
 
 @pytest.fixture(autouse=True)
 def _needs_redis_and_postgresql(pg_template: str) -> None:

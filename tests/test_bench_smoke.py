@@ -8,6 +8,8 @@ import pytest
 import benchmarks.smoke
 from tests.conftest import SECRET, RunningServer
 
+pytestmark = pytest.mark.bench
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_thousand_connections_at_200_per_second_lose_nothing(

@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import SECRET, free_port
 from tidings.cli import main
 
+pytestmark = pytest.mark.both_databases
+
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None):
     import subprocess

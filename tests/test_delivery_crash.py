@@ -23,6 +23,8 @@ from tidings.domain.model import utcnow
 from tidings.store.database import Database
 from tidings.store.tables import contacts, notification_deliveries
 
+pytestmark = pytest.mark.system
+
 COUNT = 500
 
 

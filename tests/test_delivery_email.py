@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import Client, RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 
+pytestmark = pytest.mark.both_databases
+
 NOTE = {"type": "invoice", "title": "Invoice ready", "message": "Your invoice\nis <ready>",
         "media": ["email"]}
 

@@ -14,6 +14,8 @@ from tests.conftest import RunningServer, make_settings, start_server
 from tests.pushfakes.server import Reply, running
 from tests.pushfakes.service import FakePushGateway
 
+pytestmark = pytest.mark.both_databases
+
 NOTE = {"type": "build", "title": "Build finished", "message": "main is green",
         "media": ["push"], "priority": "high"}
 

@@ -16,6 +16,8 @@ from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.fakes.web import Recorded, Reply, ScriptedHTTP, http_server
 from tests.test_delivery_email import add_email
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 async def rig(database_url: str) -> AsyncIterator[tuple[RunningServer, ScriptedHTTP, str]]:

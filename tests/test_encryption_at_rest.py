@@ -24,6 +24,8 @@ from tidings.domain.model import isoformat, utcnow
 from tidings.store.database import Database
 from tidings.store.tables import contacts
 
+pytestmark = pytest.mark.both_databases
+
 KEY_A = "a:" + base64.b64encode(b"\x01" * 32).decode()
 KEY_B = "b:" + base64.b64encode(b"\x02" * 32).decode()
 SECRETS = ("Card ending 4242", "one-time code 913442", "IBAN DE89370400440532013000")

@@ -13,6 +13,8 @@ from starlette.types import Message, Receive, Scope, Send
 from tests.conftest import RunningServer
 from tidings.api.fast_create import FastCreate, _bearer, _declares_json
 
+pytestmark = pytest.mark.both_databases
+
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 # FastAPI decodes any `application/*+json` body as JSON; the lean path takes only
 # `application/json` and hands this one to the FastAPI route: the same request, either way.

@@ -27,6 +27,8 @@ import pytest
 from tests.conftest import PG_DSN, Client, RunningServer, make_settings, start_server
 from tidings.settings import Settings
 
+pytestmark = pytest.mark.system
+
 RECIPIENT = "fault-alice"
 PRODUCERS = 3
 CREATES_PER_PRODUCER = 60

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
@@ -27,6 +28,8 @@ from schemathesis.core.failures import FailureGroup
 from tests.conftest import RunningServer
 from tests.threaded_server import server_in_thread
 from tidings.settings import Settings
+
+pytestmark = pytest.mark.both_databases
 
 MAX_EXAMPLES = 20
 CHECKS = [

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from tests.conftest import Client, RunningServer
 from tidings.domain.inputs import MAX_DATA_DEPTH
 
+pytestmark = pytest.mark.both_databases
+
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 
 

@@ -8,6 +8,8 @@ from tests.conftest import Client, RunningServer, free_port, make_settings, star
 from tidings.api.requests import RequestContext
 from tidings.metrics import Metrics
 
+pytestmark = pytest.mark.both_databases
+
 
 async def test_health_and_ready(server: RunningServer) -> None:
     async with server.http() as http:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tidings.migrate import downgrade, upgrade
 from tidings.store.partitions import schema_filters
 from tidings.store.tables import metadata
+
+pytestmark = pytest.mark.both_databases
 
 
 async def _differences(url: str) -> list[Any]:

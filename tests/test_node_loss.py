@@ -39,7 +39,8 @@ from tests.test_js_client import _run_contract as run_js_contract
 from tests.test_js_client import node  # noqa: F401
 from tidings.services.tokens import TokenService
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = [pytest.mark.system,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"

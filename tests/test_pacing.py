@@ -35,6 +35,8 @@ from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
 from tidings.store.tables import notification_deliveries as deliveries
 
+pytestmark = pytest.mark.both_databases
+
 NOTE = {"type": "invoice", "title": "Invoice ready", "message": "Your invoice is ready",
         "media": ["email"]}
 

@@ -32,6 +32,8 @@ from tidings.store.tables import (
     notifications,
 )
 
+pytestmark = pytest.mark.both_databases
+
 
 def id_at(moment: datetime) -> str:
     """A UUIDv7 made at `moment`."""

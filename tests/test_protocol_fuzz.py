@@ -39,7 +39,8 @@ EVENTS = ["subscribe", "unsubscribe", "ack", "markAsRead", "updatePreferences",
           "requestMissedNotifications", "connect", "disconnect", "unknown", ""]
 # Close codes a server may use for a client's fault; 1011 (internal error) is not one.
 CLIENT_FAULT_CODES = {1000, 1002, 1003, 1005, 1006, 1007, 1008, 1009}
-EXAMPLES = 100
+# From the profile tests/conftest.py loads (few in a developer's run, more in CI).
+EXAMPLES = settings.default.max_examples
 # Sent after the hostile packets: its ack (or the connection's close) shows that the
 # server has handled, and answered, everything before it.
 SENTINEL = '4299["unsubscribe",{"channels":["sentinel"]}]'

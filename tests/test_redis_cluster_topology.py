@@ -25,7 +25,8 @@ from tests.redis_servers import (
 )
 from tests.test_redis_fanout import Nodes, create, fanout_of, until, user_messages
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = [pytest.mark.system,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 # The fan-out tests' fixtures: nodes on the test's database and their clients.
 needs_redis = fanout_tests._needs_redis

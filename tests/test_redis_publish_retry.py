@@ -30,6 +30,8 @@ from tidings.realtime.redis_retry import Backlog
 from tidings.store.catchup import USERS_PER_QUERY
 from tidings.store.database import Database
 
+pytestmark = pytest.mark.system
+
 # The fan-out tests' fixtures: their Redis server, nodes on the test's database, clients.
 needs_redis = fanout_tests._needs_redis
 redis_server = fanout_tests.redis_server

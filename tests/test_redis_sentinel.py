@@ -27,7 +27,8 @@ from tidings.realtime.redis_fanout import RedisFanout
 from tidings.realtime.redis_links import build_links
 from tidings.store.database import Database
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = [pytest.mark.system,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 # The fan-out tests' fixtures: nodes on the test's database, their clients, a database.
 needs_redis = fanout_tests._needs_redis

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import Client, RunningServer
 from tidings.domain.model import utcnow
 from tidings.services.replay import ReplayReader
+
+pytestmark = pytest.mark.both_databases
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 

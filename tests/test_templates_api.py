@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import RunningServer, make_settings
 from tidings.settings import Settings
 
+pytestmark = pytest.mark.both_databases
+
 ADMIN = ("ops", "admin")
 WELCOME = {
     "key": "welcome",

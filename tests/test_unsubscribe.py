@@ -27,6 +27,8 @@ from tidings.services.unsubscribe import (
 from tidings.settings import DEV_SIGNING_SECRET_FILE, Settings, load_settings
 from tidings.store.tables import notification_deliveries
 
+pytestmark = pytest.mark.both_databases
+
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 

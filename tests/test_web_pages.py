@@ -24,6 +24,8 @@ from tests.conftest import RunningServer, free_port, make_settings
 from tidings.realtime.lean import server as lean_server
 from tidings.settings import Settings
 
+pytestmark = pytest.mark.browser
+
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "img"
 WAIT_MS = 8000
 
