@@ -1,12 +1,12 @@
 """One-click unsubscribe (RFC 8058): signed links that turn email off for one (channel,
 type) of one user, without a login.
 
-A token is `base64url(payload) "." base64url(tag)`, each part in its one canonical spelling
-(no padding, unused bits zero; any other spelling is refused like a forgery): the payload is the JSON array
-`[user_id, channel, type]`, the tag the first 16 bytes of its HMAC-SHA256 under a key
-derived from SIGNING_SECRET (JWT_SECRET when unset). Tokens do not expire: a link in an
-old email must keep working, and what it can do is harmless and idempotent. Rotating the
-secret invalidates every link already sent.
+A token is `base64url(payload) "." base64url(tag)`, each part in its one canonical
+spelling (no padding, unused bits zero; any other spelling is refused like a forgery): the
+payload is the JSON array `[user_id, channel, type]`, the tag the first 16 bytes of its
+HMAC-SHA256 under a key derived from SIGNING_SECRET (JWT_SECRET when unset). Tokens do not
+expire: a link in an old email must keep working, and what it can do is harmless and
+idempotent. Rotating the secret invalidates every link already sent.
 """
 
 from __future__ import annotations
