@@ -1,5 +1,5 @@
 """Creating notifications: who receives one (audience), by which media (the producer's
-`media`, else each recipient's preferences), idempotency, and the group commit that writes
+`media`, or every medium, narrowed by each recipient's preferences), idempotency, and the group commit that writes
 many concurrent creations in one transaction.
 
 Durability first: a notification and its per-medium delivery rows are committed in one
@@ -33,8 +33,8 @@ from tidings.services.copies import (
     CreationRequest,
     build_copies,
     check_key,
-    given_media,
     hold_for_digest,
+    media_by_user,
 )
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
@@ -192,10 +192,9 @@ class CreationService:
         audiences = [request.direct_audience() for request in requests]
         wanted: dict[tuple[str, str], set[str]] = {}
         for request, recipients in zip(requests, audiences, strict=True):
-            if request.draft.media is None:
-                key = (request.draft.channel, request.draft.type)
-                wanted.setdefault(key, set()).update(recipients)
-        decided = {
+            key = (request.draft.channel, request.draft.type)
+            wanted.setdefault(key, set()).update(recipients)
+        allowed = {
             (channel, type_): await self._preferences.media_for(conn, sorted(users), channel,
                                                                 type_)
             for (channel, type_), users in wanted.items()
@@ -205,9 +204,7 @@ class CreationService:
         all_deliveries: list[NewDelivery] = []
         for request, recipients in zip(requests, audiences, strict=True):
             draft = request.draft
-            media = given_media(draft, recipients)
-            if media is None:
-                media = decided[(draft.channel, draft.type)]
+            media = media_by_user(request, recipients, allowed[(draft.channel, draft.type)])
             held = await hold_for_digest(conn, request, recipients, media)
             rendered = await self._render(conn, request, recipients)
             stored, deliveries = build_copies(request, recipients, media, self._deliverable,
@@ -230,10 +227,9 @@ class CreationService:
             recipients = request.direct_audience()
         else:
             recipients = await subscriptions.subscribers_of(conn, draft.channel)
-        media = given_media(draft, recipients)
-        if media is None:
-            media = await self._preferences.media_for(conn, recipients, draft.channel,
-                                                      draft.type)
+        allowed = await self._preferences.media_for(conn, recipients, draft.channel,
+                                                    draft.type)
+        media = media_by_user(request, recipients, allowed)
         held = await hold_for_digest(conn, request, recipients, media)
         rendered = await self._render(conn, request, recipients)
         stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
