@@ -1,6 +1,6 @@
 """Creating notifications: who receives one (audience), by which media (the producer's
-`media`, or every medium, narrowed by each recipient's preferences), idempotency, and the group commit that writes
-many concurrent creations in one transaction.
+`media`, or every medium, narrowed by each recipient's preferences), idempotency, and the
+group commit that writes many concurrent creations in one transaction.
 
 Durability first: a notification and its per-medium delivery rows are committed in one
 transaction before anyone hears of it; the fan-out after the commit is only the fast path
