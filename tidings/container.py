@@ -223,7 +223,7 @@ def build_services(settings: Settings) -> Services:
         delivery=delivery,
         dead_letters=DeadLetterService(db, fanout, on_due=queued),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
-        contacts=ContactService(db), devices=DeviceService(db, settings),
+        contacts=ContactService(db, on_due=queued), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings), templates=templates,
         limits=limits,
     )
