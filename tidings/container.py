@@ -211,7 +211,7 @@ def build_services(settings: Settings) -> Services:
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=queued,
                                deliverable=delivery.deliverable, cipher=cipher,
-                               templates=templates)
+                               templates=templates, limit=limits.creates)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
