@@ -311,7 +311,8 @@ async def test_clearing_quiet_hours_releases_what_the_servers_own_worker_deferre
         if (await email_of(mailer, note["id"]))["deferred_until"] is not None:
             break
         await asyncio.sleep(0.02)
-    assert (await email_of(mailer, note["id"]))["status"] == "pending"
+    waiting = await email_of(mailer, note["id"])
+    assert waiting["status"] == "pending" and waiting["deferred_until"] is not None
     assert not handler.received
     await put_contact(mailer, "alice", quiet_hours=None)
     await asyncio.wait_for(handler.arrived.wait(), 10)
