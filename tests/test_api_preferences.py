@@ -6,6 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import RunningServer
+from tidings.domain.model import utcnow
+from tidings.store import subscriptions
 from tidings.store.tables import notification_deliveries
 
 pytestmark = pytest.mark.both_databases
@@ -110,3 +112,40 @@ async def test_without_preferences_every_medium_is_chosen(server: RunningServer)
             "media": ["email"]})).json()
     assert await _media_of(server, note["id"]) == {"in_app", "email", "push"}
     assert await _media_of(server, chosen["id"]) == {"email"}
+
+
+async def test_a_create_naming_media_never_overrides_an_opt_out(server: RunningServer) -> None:
+    """Contract section 11: `media` narrows what is considered, preferences still apply,
+    on every way a create is written: alone, with a key, to a channel, in a batch."""
+    async with server.http("alice") as http:
+        await http.put("/api/notifications/preferences", json={
+            "channel": "orders", "notification_type": "*", "email_enabled": False})
+    async with server.services.db.begin() as conn:
+        await subscriptions.add(conn, [("alice", "orders")], utcnow())
+    asked = {"type": "shipped", "title": "t", "message": "m", "channel": "orders",
+             "media": ["email", "push"]}
+    async with server.http("svc", "service") as http:
+        alone = (await http.post("/api/notifications", json={**asked, "user_id": "alice"}))
+        keyed = (await http.post("/api/notifications", json={**asked, "user_id": "alice"},
+                                 headers={"Idempotency-Key": "k-1"}))
+        listed = (await http.post("/api/notifications", json={**asked,
+                                                              "user_ids": ["alice", "bob"]}))
+        to_channel = (await http.post("/api/notifications", json=asked))
+        batch = (await http.post("/api/notifications/batch", json={"items": [
+            {**asked, "user_id": "alice"}, {**asked, "user_id": "bob"}]}))
+    assert (alone.status_code, keyed.status_code, listed.status_code,
+            to_channel.status_code, batch.status_code) == (201, 201, 202, 202, 200)
+    assert await _media_of(server, alone.json()["id"]) == {"push"}
+    assert await _media_of(server, keyed.json()["id"]) == {"push"}
+    first, second = batch.json()["results"]
+    assert await _media_of(server, first["notification"]["id"]) == {"push"}
+    assert await _media_of(server, second["notification"]["id"]) == {"email", "push"}
+    async with server.http("alice") as http:
+        items = (await http.get("/api/notifications")).json()["items"]
+    # the user_ids and channel copies of alice (listed by the inbox even without in-app)
+    others = [item["id"] for item in items
+              if item["id"] not in (alone.json()["id"], keyed.json()["id"],
+                                    first["notification"]["id"])]
+    assert len(others) == 2
+    for note_id in others:
+        assert await _media_of(server, note_id) == {"push"}

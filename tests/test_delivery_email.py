@@ -177,3 +177,38 @@ async def test_in_app_stays_pending_until_acked_while_email_is_sent(
     assert status == {"id": note["id"], "status": "delivered",
                       "delivered_at": status["delivered_at"], "read_at": None}
     await alice.close()
+
+
+async def test_after_the_one_click_unsubscribe_a_create_naming_email_sends_none(
+    mailer: RunningServer, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    """Contract section 11: the create's `media` only narrows what is considered; the
+    recipient's preferences still apply, so a create never overrides an unsubscribe."""
+    handler, _ = smtp
+    await add_email(mailer, "alice", "alice@example.test")
+    await add_email(mailer, "bob", "bob@example.test")
+    await create(mailer, user_id="alice")
+    await asyncio.wait_for(handler.arrived.wait(), 10)
+    (mail,) = handler.received
+    path = str(mail.message["List-Unsubscribe"]).strip().strip("<>").removeprefix(
+        "https://notify.example.test")
+    async with mailer.http() as anyone:
+        clicked = await anyone.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert clicked.status_code == 200
+    assert "You will no longer get emails about <strong>default / invoice" in clicked.text
+
+    again = await create(mailer, user_id="alice")
+    assert again["deliveries"] == []  # no email delivery, and none in-app: not asked for
+    both = await create(mailer, user_id="alice", media=["email", "in_app"])
+    assert [d["medium"] for d in both["deliveries"]] == ["in_app"]
+    # Another type of alice's, and bob, still get their emails; alice's unsubscribed ones
+    # were never queued, so only these two arrive.
+    handler.arrived.clear()
+    handler.expected = 3
+    other = await create(mailer, user_id="alice", type="receipt", title="Receipt")
+    await create(mailer, user_id="bob")
+    await asyncio.wait_for(handler.arrived.wait(), 10)
+    await settled(mailer, other["id"])
+    assert sorted((m.rcpt_tos[0], m.message["Subject"]) for m in handler.received) == [
+        ("alice@example.test", "Invoice ready"), ("alice@example.test", "Receipt"),
+        ("bob@example.test", "Invoice ready")]

@@ -279,6 +279,81 @@ async def test_quiet_hours_across_midnight_and_spring_forward_defer_to_their_end
     assert state["attempts"] == 1 and state["deferred_until"] == "2027-03-28T05:00:00Z"
 
 
+async def test_clearing_quiet_hours_makes_what_waits_due_at_once(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    await put_contact(quiet_server, "alice", email="alice@example.test",
+                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    single = await create(quiet_server)
+    held = [(await create(quiet_server, digest={"key": "night", "window_seconds": 5}))["id"]
+            for _ in range(2)]
+    assert await stepped.at(at("2027-03-27T23:30:00+01:00")) == 2  # one delivery, one digest
+    assert (await email_of(quiet_server, single["id"]))["deferred_until"] == (
+        "2027-03-28T05:00:00Z")
+    await put_contact(quiet_server, "alice", quiet_hours=None)
+    # Due now: the next pass sends both, long before 07:00.
+    assert await stepped.at(at("2027-03-27T23:31:00+01:00")) == 2
+    states = await all_sent(quiet_server, [single["id"], *held])
+    assert [state["attempts"] for state in states] == [1, 1, 1]
+    assert sorted(m.message["Subject"] for m in handler.received) == [
+        "2 new notifications", "Invoice ready"]
+
+
+async def test_clearing_quiet_hours_releases_what_the_servers_own_worker_deferred(
+    mailer: RunningServer, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    now = utcnow()
+    quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
+             "end": (now + timedelta(hours=2)).strftime("%H:%M")}  # UTC: no zone given
+    await put_contact(mailer, "alice", email="alice@example.test", quiet_hours=quiet)
+    note = await create(mailer)
+    for _ in range(250):  # the worker claims it on its own and gives it back deferred
+        if (await email_of(mailer, note["id"]))["deferred_until"] is not None:
+            break
+        await asyncio.sleep(0.02)
+    waiting = await email_of(mailer, note["id"])
+    assert waiting["status"] == "pending" and waiting["deferred_until"] is not None
+    assert not handler.received
+    await put_contact(mailer, "alice", quiet_hours=None)
+    await asyncio.wait_for(handler.arrived.wait(), 10)
+    assert (await all_sent(mailer, [note["id"]]))[0]["attempts"] == 1
+
+
+async def test_narrowed_quiet_hours_hold_what_waits_only_until_their_new_end(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    await put_contact(quiet_server, "alice", email="alice@example.test",
+                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    note = await create(quiet_server)
+    assert await stepped.at(at("2027-03-27T23:30:00+01:00")) == 1
+    await put_contact(quiet_server, "alice", quiet_hours={"start": "22:00", "end": "23:45"})
+    assert await stepped.at(at("2027-03-27T23:31:00+01:00")) == 1  # met the new rule
+    state = await email_of(quiet_server, note["id"])
+    assert state["status"] == "pending" and state["attempts"] == 0
+    assert state["deferred_until"] == "2027-03-27T22:45:00Z"  # 23:45 CET, not 07:00
+    assert await stepped.at(at("2027-03-27T23:45:00+01:00")) == 1
+    assert (await all_sent(quiet_server, [note["id"]]))[0]["attempts"] == 1
+    assert len(handler.received) == 1
+
+
+async def test_a_new_zone_moves_what_waits_to_the_quiet_hours_of_that_zone(
+    quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    await put_contact(quiet_server, "alice", email="alice@example.test",
+                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    note = await create(quiet_server)
+    assert await stepped.at(at("2027-03-27T23:30:00+01:00")) == 1
+    # 23:31 in Berlin is 18:31 in New York: outside the same hours there.
+    await put_contact(quiet_server, "alice", timezone="America/New_York")
+    assert await stepped.at(at("2027-03-27T23:31:00+01:00")) == 1
+    assert (await all_sent(quiet_server, [note["id"]]))[0]["attempts"] == 1
+    assert len(handler.received) == 1
+
+
 async def test_critical_goes_through_quiet_hours(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:

@@ -81,6 +81,107 @@ async def test_producer_over_its_create_rate_gets_429_with_retry_after(start: St
     assert len(listed["items"]) == 4  # the refused requests created nothing
 
 
+async def listed_count(server: RunningServer, user: str) -> int:
+    async with server.http(user) as http:
+        return len((await http.get("/api/notifications", params={"limit": 100})).json()["items"])
+
+
+async def test_the_create_rate_counts_notifications_not_requests(start: Starter) -> None:
+    """At 5/minute, one create to three users and one to two spend the budget; a third
+    create, to one more user, is refused whole and creates nothing."""
+    server = await start(rate_limit_creates="5/minute")
+    async with server.http("billing", "service") as http:
+        three = await http.post("/api/notifications",
+                                json={**NOTE, "user_ids": ["u1", "u2", "u3"]})
+        two = await http.post("/api/notifications", json={**NOTE, "user_ids": ["u4", "u4", "u5"]})
+        one_more = await http.post("/api/notifications", json={**NOTE, "user_ids": ["u6"]})
+    assert (three.status_code, two.status_code) == (202, 202)  # a repeated id counts once
+    assert_rate_limited(one_more)
+    assert await listed_count(server, "u6") == 0
+
+
+async def test_a_create_that_would_cross_the_limit_is_refused_whole(start: Starter) -> None:
+    server = await start(rate_limit_creates="5/minute")
+    async with server.http("billing", "service") as http:
+        assert (await http.post("/api/notifications",
+                                json={**NOTE, "user_ids": ["a", "b", "c"]})).status_code == 202
+        crossing = await http.post("/api/notifications",
+                                   json={**NOTE, "user_ids": ["d", "e", "f"]})
+        fits = await http.post("/api/notifications", json={**NOTE, "user_ids": ["g", "h"]})
+    assert_rate_limited(crossing)  # 3 + 3 > 5: none of d, e, f gets one
+    assert [await listed_count(server, user) for user in "def"] == [0, 0, 0]
+    assert fits.status_code == 202  # what was refused was not counted
+
+
+async def test_a_batch_counts_every_recipient_of_every_item(start: Starter) -> None:
+    server = await start(rate_limit_creates="5/minute")
+    items = [{**NOTE, "user_ids": [f"b{i}-{j}" for j in range(2)]} for i in range(3)]
+    async with server.http("billing", "service") as http:
+        fits = await http.post("/api/notifications/batch", json={"items": items[:2]})
+        refused = await http.post("/api/notifications/batch",
+                                  json={"items": [items[2], {**NOTE, "user_id": "c"}]})
+        last = await http.post("/api/notifications/batch",
+                               json={"items": [{**NOTE, "user_id": "c"}]})
+    assert fits.status_code == 200
+    assert [r["count"] for r in fits.json()["results"]] == [2, 2]
+    assert_rate_limited(refused)  # 4 + 3 > 5: nothing of that batch is written
+    assert await listed_count(server, "b2-0") == 0
+    assert last.status_code == 200  # 4 + 1: the refused batch was not counted
+    assert await listed_count(server, "c") == 1
+
+
+async def test_a_channel_create_counts_one_per_subscriber_copy(start: Starter) -> None:
+    server = await start(rate_limit_creates="3/minute")
+    subscribers = [await connect(server, user) for user in ("s1", "s2")]
+    try:
+        for client in subscribers:
+            assert (await client.call("subscribe", {"channels": ["news"]}))["ok"] is True
+        async with server.http("billing", "service") as http:
+            first = await http.post("/api/notifications", json=NOTE)
+            second = await http.post("/api/notifications", json=NOTE)
+            alone = await http.post("/api/notifications", json={**NOTE, "user_id": "x"})
+    finally:
+        for client in subscribers:
+            await client.close()
+    assert first.json()["count"] == 2
+    assert_rate_limited(second)  # two more copies would make 4 > 3
+    assert alone.status_code == 201
+
+
+async def test_a_create_larger_than_a_whole_window_is_a_413_not_a_retry(
+    start: Starter
+) -> None:
+    server = await start(rate_limit_creates="3/minute")
+    async with server.http("billing", "service") as http:
+        response = await http.post("/api/notifications",
+                                   json={**NOTE, "user_ids": ["a", "b", "c", "d"]})
+        batch = await http.post("/api/notifications/batch", json={"items": [
+            {**NOTE, "user_ids": ["a", "b"]}, {**NOTE, "user_ids": ["c", "d"]}]})
+    assert response.status_code == 413, response.text
+    assert "Retry-After" not in response.headers
+    error = response.json()["error"]
+    assert error["field"] == "user_ids" and "RATE_LIMIT_CREATES" in error["message"]
+    assert batch.status_code == 413 and batch.json()["error"]["field"] == "items"
+    assert (await create(server, "billing")).status_code == 201  # nothing was counted
+
+
+async def test_a_repeat_answered_from_its_idempotency_key_costs_nothing(
+    start: Starter
+) -> None:
+    server = await start(rate_limit_creates="2/minute")
+    async with server.http("billing", "service") as http:
+        answers = [await http.post("/api/notifications", json={**NOTE, "user_id": "alice"},
+                                   headers={"Idempotency-Key": "once"}) for _ in range(4)]
+        items = {"items": [{**NOTE, "user_id": "bob"}]}
+        batches = [await http.post("/api/notifications/batch", json=items,
+                                   headers={"Idempotency-Key": "batch-once"})
+                   for _ in range(3)]
+    assert [a.status_code for a in answers] == [201] * 4
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert [b.status_code for b in batches] == [200] * 3
+    assert_rate_limited(await create(server, "billing"))  # 1 + 1 spent, not 7
+
+
 async def test_rate_limited_create_is_in_the_openapi_document(start: Starter) -> None:
     server = await start()
     async with server.http() as http:

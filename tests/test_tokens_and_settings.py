@@ -77,6 +77,42 @@ def test_a_single_role_string_is_accepted() -> None:
     assert tokens.verify(token).may_create
 
 
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def other_spellings(segment: str) -> list[str]:
+    """The same bytes as `segment` spelled otherwise: padded, unused low bits set, the
+    standard alphabet."""
+    spare = {2: 4, 3: 2}.get(len(segment) % 4, 0)
+    last = B64URL.index(segment[-1])
+    variants = [segment[:-1] + B64URL[(last >> spare << spare) | low]
+                for low in range(1 << spare)]
+    variants += [segment + "=" * (-len(segment) % 4), segment + "=",
+                 segment.replace("-", "+").replace("_", "/")]
+    return [variant for variant in dict.fromkeys(variants) if variant != segment]
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "RS256", "ES256"])
+def test_only_the_canonical_spelling_of_a_signature_is_accepted(algorithm: str) -> None:
+    if algorithm == "HS256":
+        private: object = "s" * 32
+        tokens = TokenService(settings(jwt_secret="s" * 32))
+    else:
+        key = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
+               if algorithm == "RS256" else ec.generate_private_key(ec.SECP256R1()))
+        private = key
+        public_pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        tokens = TokenService(settings(jwt_public_key=public_pem))
+    good = jwt.encode(claims(), private, algorithm=algorithm)  # type: ignore[arg-type]
+    assert tokens.verify(good).user_id == "alice"
+    signed, signature = good.rsplit(".", 1)
+    for variant in other_spellings(signature):
+        with pytest.raises(AuthenticationFailed):
+            tokens.verify(f"{signed}.{variant}")
+
+
 def test_database_url_defaults_and_is_built_from_db_parts() -> None:
     assert settings().database_url == DEFAULT_SQLITE_URL.replace("sqlite", "sqlite", 1)
     built = settings(db_host="db.internal", db_port=6543, db_name="n", db_user="u",

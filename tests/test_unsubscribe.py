@@ -237,3 +237,39 @@ def test_load_settings_persists_a_signing_secret_without_jwt_secret(
     assert load_settings(_env_file=None, jwt_secret="j" * 32).signing_secret == "j" * 32
     assert load_settings(_env_file=None, jwt_secret="j" * 32,
                          signing_secret="mine").signing_secret == "mine"
+
+
+def _spellings(text: str) -> list[str]:
+    """Other base64url spellings of the bytes `text` encodes: the unused low bits of its
+    last character set otherwise, padding added, the standard alphabet."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare = {2: 4, 3: 2}.get(len(text) % 4, 0)  # bits the last character does not use
+    last = alphabet.index(text[-1])
+    variants = [text[:-1] + alphabet[(last >> spare << spare) | low]
+                for low in range(1 << spare)]
+    variants += [text + "=" * (-len(text) % 4), text.replace("-", "+").replace("_", "/")]
+    return [variant for variant in dict.fromkeys(variants) if variant != text]
+
+
+def test_only_the_canonical_spelling_of_a_token_is_accepted() -> None:
+    key = b"k" * 32
+    token = mint_token(key, "alice", "orders", "shipped")
+    payload, tag = token.split(".")
+    others = [f"{payload}.{variant}" for variant in _spellings(tag)]
+    assert len(others) >= 15  # a 16-byte tag leaves 4 unused bits: 16 spellings
+    for other in others:
+        with pytest.raises(BadToken, match="not valid"):
+            read_token(key, other)
+    assert read_token(key, token).user_id == "alice"
+
+
+async def test_another_spelling_of_a_link_answers_400_and_changes_nothing(
+    server: RunningServer
+) -> None:
+    token = server.services.unsubscribe.token("alice", "orders", "shipped")
+    payload, tag = token.split(".")
+    async with server.http() as anon:
+        for variant in _spellings(tag)[:3]:
+            post = await anon.post(f"/unsubscribe/{payload}.{variant}", data=ONE_CLICK)
+            assert post.status_code == 400, variant
+    assert await _preferences(server, "alice") == {}

@@ -211,7 +211,7 @@ def build_services(settings: Settings) -> Services:
     creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
                                on_queued=queued,
                                deliverable=delivery.deliverable, cipher=cipher,
-                               templates=templates)
+                               templates=templates, limit=limits.creates)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
@@ -223,7 +223,7 @@ def build_services(settings: Settings) -> Services:
         delivery=delivery,
         dead_letters=DeadLetterService(db, fanout, on_due=queued),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
-        contacts=ContactService(db), devices=DeviceService(db, settings),
+        contacts=ContactService(db, on_due=queued), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings), templates=templates,
         limits=limits,
     )

@@ -98,3 +98,17 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_write() -> None:
         await caller
     assert await batcher.submit(8) == 80
     assert handler.batches == [[7], [8]]
+
+
+async def test_batches_are_capped_by_weight_too_and_a_heavy_item_goes_alone() -> None:
+    handler = Recorder()
+    batcher = Batcher(handler, 10, weight=lambda item: item, max_weight=10)
+    handler.release.clear()
+    first = asyncio.ensure_future(batcher.submit(1))
+    await handler.entered.wait()
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in (4, 5, 12, 3, 3, 3, 2)]
+    await asyncio.sleep(0)
+    handler.release.set()
+    await asyncio.gather(first, *rest)
+    # 4 + 5 fit in 10; 12 alone is over the weight and still goes (alone); 3 + 3 + 3.
+    assert handler.batches == [[1], [4, 5], [12], [3, 3, 3], [2]]

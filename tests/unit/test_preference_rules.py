@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidings.domain.model import Medium
-from tidings.domain.preference import Preference, choose_media
+from tidings.domain.preference import Preference, choose_media, chosen_media
 
 ALL = frozenset(Medium)
 
@@ -37,3 +37,23 @@ def test_no_row_enables_every_medium() -> None:
 def test_most_specific_row_wins(rows: list[Preference], expected: frozenset[Medium]) -> None:
     assert choose_media(rows) == expected
     assert choose_media(reversed(rows)) == expected  # order of the rows does not matter
+
+
+@pytest.mark.parametrize(
+    ("considered", "allowed", "required", "expected"),
+    [
+        # the create's media narrow; the recipient's opt-out still applies
+        (frozenset({Medium.EMAIL}), ALL - {Medium.EMAIL}, False, frozenset()),
+        (frozenset({Medium.EMAIL, Medium.IN_APP}), ALL - {Medium.EMAIL}, False,
+         frozenset({Medium.IN_APP})),
+        (ALL, ALL - {Medium.PUSH}, False, ALL - {Medium.PUSH}),
+        (frozenset({Medium.PUSH}), ALL, False, frozenset({Medium.PUSH})),
+        # only a required type goes through an opt-out, and only for the media considered
+        (frozenset({Medium.EMAIL}), frozenset(), True, frozenset({Medium.EMAIL})),
+    ],
+)
+def test_the_create_media_narrow_and_preferences_still_apply(
+    considered: frozenset[Medium], allowed: frozenset[Medium], required: bool,
+    expected: frozenset[Medium],
+) -> None:
+    assert chosen_media(considered, allowed, required=required) == expected

@@ -4,11 +4,12 @@ hand-turned clock."""
 from __future__ import annotations
 
 import pytest
+from limits.aio.storage import MemoryStorage
 from pydantic import ValidationError
 
 from tests.conftest import make_settings
-from tidings.domain.errors import RateLimited, TooManyConnections
-from tidings.services.rate_limits import EventBudget, SocketCap, parse_rate
+from tidings.domain.errors import PayloadTooLarge, RateLimited, TooManyConnections
+from tidings.services.rate_limits import CreateLimit, EventBudget, SocketCap, parse_rate
 from tidings.settings import Settings, check_rate, describe
 
 
@@ -97,7 +98,7 @@ def test_a_bad_rate_in_the_environment_is_refused_naming_it(
 
 def test_defaults() -> None:
     settings = make_settings("sqlite://")
-    assert settings.rate_limit_creates == "5000/second"
+    assert settings.rate_limit_creates == "10000/second"
     assert settings.rate_limit_socket_events == "50/second"
     assert settings.max_sockets_per_user == 50
     assert settings.channel_rules is None
@@ -112,3 +113,30 @@ def test_refusals_say_the_rate_in_words(rate: str, said: str) -> None:
         budget.spend("s1")
     with pytest.raises(RateLimited, match=f"^this socket may send {said}: retry in "):
         budget.spend("s1")
+
+
+async def test_a_create_is_charged_its_notifications_all_or_nothing() -> None:
+    limit = CreateLimit(parse_rate("5/minute"), MemoryStorage())
+    await limit.check("billing", 3)
+    with pytest.raises(RateLimited):
+        await limit.check("billing", 3)  # 6 > 5: refused, and not counted
+    await limit.check("billing", 2)  # so the 2 left are still there
+    with pytest.raises(RateLimited):
+        await limit.check("billing", 1)
+    await limit.check("shipping", 5)  # each producer has its own budget
+
+
+async def test_more_than_a_whole_window_is_too_large_not_a_retry() -> None:
+    limit = CreateLimit(parse_rate("5/minute"), MemoryStorage())
+    with pytest.raises(PayloadTooLarge) as caught:
+        await limit.check("billing", 6, "user_ids")
+    assert caught.value.field == "user_ids"
+    assert "RATE_LIMIT_CREATES" in caught.value.message
+    await limit.check("billing", 5)  # nothing was counted
+    await limit.check("billing", 0)  # a channel without subscribers costs nothing
+
+
+async def test_an_off_limit_counts_nothing() -> None:
+    limit = CreateLimit(None, MemoryStorage())
+    assert not limit.active
+    await limit.check("billing", 10**9)

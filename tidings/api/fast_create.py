@@ -5,7 +5,7 @@ stack, routing over every route, a Request object, dependency resolution, header
 parameters, the response object) cost about as much server CPU as the create's own work.
 This ASGI layer answers the common case itself: a JSON body, a bearer token, a valid draft.
 It does what the FastAPI route `create_notification` does, in the same order, with the same
-code (the token service, the rate limit, the creation service, the error table of
+code (the token service, the creation service with its rate limit, the error table of
 `errors.py`), and answers the same JSON.
 
 Anything off that path is handed to the FastAPI route with the body it read, untouched: a
@@ -96,7 +96,6 @@ class FastCreate:
                       key: str | None, send: Send) -> None:
         services = self.services
         try:
-            await services.limits.creates.check(principal.user_id)
             outcome = await services.creation.create(principal, draft, key)
         except TidingsError as exc:
             status = status_of(exc)

@@ -25,6 +25,7 @@ from tidings.services.bulk import MAX_ITEMS
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
+BATCH_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 CREATE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
@@ -45,7 +46,6 @@ async def create_notification(
         # Documented only: the creation service judges the key, naming the header.
         json_schema_extra={"minLength": 1, "maxLength": 255})] = None,
 ) -> JSONResponse:
-    await app.limits.creates.check(caller.user_id)
     outcome = await app.creation.create(caller, draft, idempotency_key)
     if isinstance(outcome, Created):
         return JSONResponse(outcome.notification.to_json(), status_code=201)
@@ -55,7 +55,7 @@ async def create_notification(
 @router.post(
     "/batch",
     response_model=BatchOut,
-    responses=ERRORS,
+    responses=BATCH_ERRORS,
     summary="Create up to 1,000 notifications at once, each answered in order",
 )
 async def create_batch(
@@ -66,7 +66,6 @@ async def create_batch(
 ) -> JSONResponse:
     if len(batch.items) > MAX_ITEMS:
         raise PayloadTooLarge(f"at most {MAX_ITEMS} items per request", field="items")
-    await app.limits.creates.check(caller.user_id, len(batch.items))
     results = await app.bulk.create_many(caller, batch.items, idempotency_key)
     return JSONResponse({"results": [_result(item) for item in results]})
 

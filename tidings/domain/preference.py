@@ -1,8 +1,12 @@
-"""A user's media preference for a (channel, type), and the rule that picks the media.
+"""A user's media preference for a (channel, type), and the rules that pick the media.
 
 `*` stands for any channel or any type. For a (channel, type), the most specific row wins:
 exact channel and type, then exact channel with any type, then any channel with the exact
 type, then `(*, *)`. Without any row every medium is enabled.
+
+Which media a recipient gets (contract section 11): those considered (the create's
+`media`, else every medium) that the recipient's preferences allow. A create never
+overrides an opt-out; only a type marked `required` does.
 """
 
 from __future__ import annotations
@@ -49,6 +53,14 @@ def choose_media(candidates: Iterable[Preference]) -> frozenset[Medium]:
     if best is None:
         return frozenset(Medium)
     return frozenset(medium for medium in Medium if best.allows(medium))
+
+
+def chosen_media(considered: frozenset[Medium], allowed: frozenset[Medium], *,
+                 required: bool = False) -> frozenset[Medium]:
+    """The media one recipient gets: those `considered` that their preferences allow
+    (`allowed`, from `choose_media`), or all considered when the type is `required`
+    (the types catalogue marks those; none are until it exists)."""
+    return considered if required else considered & allowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,9 @@ class BulkCreationService:
             except ValidationFailed as exc:
                 answers.append(exc)
 
+        # Before anything is written: over the limit, the whole request is refused.
+        await self._creation.charge(principal.user_id, requests, "items")
+
         async def keep(conn: Connection, written: list[Written | BaseException]) -> None:
             if idempotency_key is not None:
                 await idempotency.record_batch(

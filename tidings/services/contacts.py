@@ -3,11 +3,18 @@ contact may hold are `domain/contact.py`'s)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tidings.domain.contact import Contact, ContactChange
 from tidings.domain.errors import NotFound
 from tidings.domain.model import Principal, utcnow
+from tidings.queue import pacing
 from tidings.store import contacts as store
+from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
+
+# The fields that decide when quiet hours are: a change of either moves what waits.
+QUIET_FIELDS = frozenset({"quiet_hours", "timezone"})
 
 ME = "me"
 
@@ -24,8 +31,10 @@ def subject_of(caller: Principal, user_id: str) -> str:
 
 
 class ContactService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_due: Callable[[], None] = lambda: None) -> None:
         self._db = db
+        # Told when deliveries became due by a change of quiet hours: the workers look now.
+        self._on_due = on_due
 
     async def get(self, caller: Principal, user_id: str) -> Contact:
         subject = subject_of(caller, user_id)
@@ -36,7 +45,19 @@ class ContactService:
         return found
 
     async def put(self, caller: Principal, user_id: str, change: ContactChange) -> Contact:
-        """Create or update the contact; fields the change leaves out keep their value."""
+        """Create or update the contact; fields the change leaves out keep their value. A
+        change of quiet hours or zone applies to what already waits for the old quiet
+        hours, in the same transaction: due now if the new ones let it go, else at their
+        end (contract section 9)."""
         subject = subject_of(caller, user_id)
+        now = utcnow()
         async with self._db.begin() as conn:
-            return await store.upsert(conn, subject, change, utcnow())
+            contact = await store.upsert(conn, subject, change, now)
+            if not change.given & QUIET_FIELDS:
+                return contact
+            until = pacing.quiet_until(now, pacing.quiet_of(contact.quiet_hours,
+                                                            contact.timezone))
+            moved = await pacing_store.reschedule_deferred(conn, subject, now, until or now)
+        if moved and until is None:
+            self._on_due()
+        return contact

@@ -15,6 +15,7 @@ from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
+from tidings.domain.preference import chosen_media
 from tidings.domain.template import Rendered, Template
 from tidings.queue.pacing import window_closes
 from tidings.store import pacing as pacing_store
@@ -40,6 +41,9 @@ class CreationRequest:
     template: Template | None = None
     # The producer's `html`, cleaned once per request.
     html: str | None = field(default=None)
+    # Whether the type goes through recipients' opt-outs (contract section 11). Always
+    # False until the types catalogue, which marks types `required`, exists.
+    required: bool = False
 
     @property
     def scheduled(self) -> bool:
@@ -164,12 +168,15 @@ def _texts(
     return mine.parts["title"], mine.parts["message"], mine.ref, content or None
 
 
-def given_media(draft: NotificationDraft, recipients: Sequence[str]) -> MediaByUser | None:
-    """The producer's `media`, as given, for every recipient; None: preferences decide."""
-    if draft.media is None:
-        return None
-    chosen = frozenset(draft.media)
-    return {user_id: chosen for user_id in recipients}
+def media_by_user(request: CreationRequest, recipients: Sequence[str],
+                  allowed: MediaByUser) -> MediaByUser:
+    """Each recipient's media: the create's `media` (every medium when it names none),
+    narrowed by what the recipient's preferences allow (`allowed`), unless the request's
+    type is required. A create's `media` never turns on what a recipient turned off."""
+    draft = request.draft
+    considered = frozenset(draft.media) if draft.media is not None else frozenset(Medium)
+    return {user_id: chosen_media(considered, allowed[user_id], required=request.required)
+            for user_id in recipients}
 
 
 def check_key(idempotency_key: str | None) -> None:

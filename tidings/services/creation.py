@@ -1,6 +1,6 @@
 """Creating notifications: who receives one (audience), by which media (the producer's
-`media`, else each recipient's preferences), idempotency, and the group commit that writes
-many concurrent creations in one transaction.
+`media`, or every medium, narrowed by each recipient's preferences), idempotency, and the
+group commit that writes many concurrent creations in one transaction.
 
 Durability first: a notification and its per-medium delivery rows are committed in one
 transaction before anyone hears of it; the fan-out after the commit is only the fast path
@@ -33,17 +33,21 @@ from tidings.services.copies import (
     CreationRequest,
     build_copies,
     check_key,
-    given_media,
     hold_for_digest,
+    media_by_user,
 )
 from tidings.services.preferences import PreferenceService
+from tidings.services.rate_limits import CreateLimit
 from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
 from tidings.store.database import Connection, Database
 
-# Creations written per transaction at most, when requests arrive faster than commits.
+# Creations written per transaction at most, when requests arrive faster than commits,
+# and the copies they make together (a create to 10,000 users is 10,000 rows: 200 such
+# requests in one transaction would hold two million rows in memory at once).
 WRITE_BATCH = 200
+WRITE_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +74,11 @@ class CreationService:
         deliverable: frozenset[Medium] = frozenset(Medium),
         cipher: FieldCipher | None = None,
         templates: TemplateService | None = None,
+        limit: CreateLimit | None = None,
     ) -> None:
         self._db = db
+        # The producer's RATE_LIMIT_CREATES, charged per notification; None: no limit.
+        self._limit = limit
         # Seals the parts producers mark sensitive; None: no keys, such drafts are refused.
         self._cipher = cipher
         self._fanout = fanout
@@ -85,13 +92,21 @@ class CreationService:
         # `skipped` at creation.
         self._deliverable = deliverable | {Medium.IN_APP}
         self._templates = templates
-        self._batcher: Batcher[CreationRequest, Written] = Batcher(self._write_batch,
-                                                                   WRITE_BATCH)
+        self._batcher: Batcher[CreationRequest, Written] = Batcher(
+            self._write_batch, WRITE_BATCH, weight=_rows, max_weight=WRITE_ROWS)
 
     async def create(
         self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None = None
     ) -> CreateOutcome:
         request = await self.prepare(principal, draft, idempotency_key)
+        if request.key is not None:
+            # A repeat is answered before the charge: it creates nothing.
+            async with self._db.begin() as conn:
+                found = await idempotency.find(conn, principal.user_id, request.key,
+                                               request.fingerprint(), cipher=self._cipher)
+            if found is not None:
+                return found
+        await self.charge(principal.user_id, [request], _audience_field(draft))
         written = await self._batcher.submit(request)
         if written.stored:
             await self.announce(request, written.stored)
@@ -122,6 +137,22 @@ class CreationService:
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
                                template, html)
+
+    async def charge(self, producer: str, requests: Sequence[CreationRequest],
+                     field: str) -> None:
+        """Count against the producer's RATE_LIMIT_CREATES the notifications `requests`
+        will store: one per recipient, one per subscriber of a channel (counted now; who
+        subscribes between this count and the write is not charged). All or nothing:
+        RateLimited or PayloadTooLarge (naming `field`) and nothing is counted."""
+        if self._limit is None or not self._limit.active:
+            return
+        count = sum(len(r.direct_audience()) for r in requests if r.addressed)
+        channels = [r.draft.channel for r in requests if not r.addressed]
+        if channels:
+            async with self._db.begin() as conn:
+                sizes = await subscriptions.subscriber_counts(conn, channels)
+            count += sum(sizes.get(channel, 0) for channel in channels)
+        await self._limit.check(producer, count, field)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -192,10 +223,9 @@ class CreationService:
         audiences = [request.direct_audience() for request in requests]
         wanted: dict[tuple[str, str], set[str]] = {}
         for request, recipients in zip(requests, audiences, strict=True):
-            if request.draft.media is None:
-                key = (request.draft.channel, request.draft.type)
-                wanted.setdefault(key, set()).update(recipients)
-        decided = {
+            key = (request.draft.channel, request.draft.type)
+            wanted.setdefault(key, set()).update(recipients)
+        allowed = {
             (channel, type_): await self._preferences.media_for(conn, sorted(users), channel,
                                                                 type_)
             for (channel, type_), users in wanted.items()
@@ -205,9 +235,7 @@ class CreationService:
         all_deliveries: list[NewDelivery] = []
         for request, recipients in zip(requests, audiences, strict=True):
             draft = request.draft
-            media = given_media(draft, recipients)
-            if media is None:
-                media = decided[(draft.channel, draft.type)]
+            media = media_by_user(request, recipients, allowed[(draft.channel, draft.type)])
             held = await hold_for_digest(conn, request, recipients, media)
             rendered = await self._render(conn, request, recipients)
             stored, deliveries = build_copies(request, recipients, media, self._deliverable,
@@ -230,10 +258,9 @@ class CreationService:
             recipients = request.direct_audience()
         else:
             recipients = await subscriptions.subscribers_of(conn, draft.channel)
-        media = given_media(draft, recipients)
-        if media is None:
-            media = await self._preferences.media_for(conn, recipients, draft.channel,
-                                                      draft.type)
+        allowed = await self._preferences.media_for(conn, recipients, draft.channel,
+                                                    draft.type)
+        media = media_by_user(request, recipients, allowed)
         held = await hold_for_digest(conn, request, recipients, media)
         rendered = await self._render(conn, request, recipients)
         stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
@@ -274,6 +301,20 @@ class CreationService:
             await self._fanout.notify(live)
         elif self.on_scheduled is not None:
             self.on_scheduled(request.visible_at)
+
+
+def _rows(request: CreationRequest) -> int:
+    """The copies a request makes, as far as known before its write: a channel's
+    subscribers are read by the write itself, so a channel create weighs one."""
+    user_ids = request.draft.user_ids
+    return len(user_ids) if user_ids is not None else 1
+
+
+def _audience_field(draft: NotificationDraft) -> str:
+    """The field that makes a create's size, for an answer that it is too large."""
+    if draft.user_ids is not None:
+        return "user_ids"
+    return "user_id" if draft.user_id is not None else "channel"
 
 
 def _outcome(draft: NotificationDraft, stored: Sequence[Notification]) -> CreateOutcome:

@@ -1,5 +1,5 @@
-"""Preferences: which media a user wants, per channel and notification type (the rule is
-`domain/preference.py`'s `choose_media`)."""
+"""Preferences: which media a user wants, per channel and notification type (the rules are
+`domain/preference.py`'s `choose_media` and `chosen_media`)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class PreferenceService:
     async def media_for(
         self, conn: Connection, user_ids: Sequence[str], channel: str, type_: str
     ) -> dict[str, frozenset[Medium]]:
-        """Within the caller's transaction: each user's media for (channel, type)."""
+        """Within the caller's transaction: the media each user's preferences allow for
+        (channel, type). Every create asks, whatever its `media`: those only narrow."""
         by_user = await store.candidates_for(conn, user_ids, channel, type_)
         return {user_id: choose_media(by_user.get(user_id, ())) for user_id in user_ids}

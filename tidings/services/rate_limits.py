@@ -3,9 +3,12 @@ a socket may send events, and how many sockets a user may hold on one node.
 
 Guarantees:
 - creations are counted per producer (the token's `sub`) in fixed windows, with the
-  `limits` library; with REDIS_URL set the counters live in Redis, so every node counts
-  against the same budget. If Redis cannot be reached, creations are let through (and the
-  outage logged): the limit protects the service, it must not be what stops it;
+  `limits` library, in notifications: a request costs one per stored copy it makes (each
+  recipient, each subscriber of a channel, each of every bulk item), is refused whole when
+  that would cross the limit, and counts nothing when refused. With REDIS_URL set the
+  counters live in Redis, so every node counts against the same budget. If Redis cannot
+  be reached, creations are let through (and the outage logged): the limit protects the
+  service, it must not be what stops it;
 - events are counted per socket, in this process: a socket lives on one node, so its count
   needs no sharing, and it is dropped with the socket;
 - a refused request may succeed after the `retry_after` seconds it carries.
@@ -33,7 +36,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
-from tidings.domain.errors import RateLimited, TooManyConnections
+from tidings.domain.errors import PayloadTooLarge, RateLimited, TooManyConnections
 from tidings.redis_sentinel import master_pool, open_sentinel
 from tidings.settings import Settings
 
@@ -63,21 +66,40 @@ class CreateLimit:
     def __init__(self, rate: RateLimitItem | None, storage: Storage,
                  closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         self._rate = rate
+        self._storage = storage
         self._limiter = FixedWindowRateLimiter(storage)
         self._closers = closers  # what the storage's connections need to be closed
         self._storage_down = False
 
-    async def check(self, producer: str, count: int = 1) -> None:
-        """Counts `count` creations by `producer` (a bulk request counts each item);
-        raises RateLimited when over the limit."""
-        if self._rate is None:
+    @property
+    def active(self) -> bool:
+        """False when the limit is off: callers need not work out what a request costs."""
+        return self._rate is not None
+
+    async def check(self, producer: str, count: int = 1, field: str | None = None) -> None:
+        """Counts `count` notifications created by `producer` in one request, all or none:
+        RateLimited (retry later, nothing counted) when they would cross the limit;
+        PayloadTooLarge naming `field` when they are more than a whole window allows, which
+        no retry can change."""
+        if self._rate is None or count <= 0:
             return
+        if count > self._rate.amount:
+            raise PayloadTooLarge(
+                f"this request makes {count} notifications, more than this producer may "
+                f"create in a whole window ({per_window(self._rate, 'notifications')}, "
+                "RATE_LIMIT_CREATES): send fewer at once", field=field)
+        rate = self._rate
         try:
-            allowed = await self._limiter.hit(self._rate, "creates", producer, cost=count)
+            allowed = await self._limiter.hit(rate, "creates", producer, cost=count)
             if allowed:
                 self._storage_up()
                 return
-            stats = await self._limiter.get_window_stats(self._rate, "creates", producer)
+            # The library counts a refused hit too: give it back, so that what the window
+            # still holds stays usable by a smaller request. (Should the window end in
+            # between, the next one allows `count` more: one refused request's worth.)
+            await self._storage.incr(rate.key_for("creates", producer), rate.get_expiry(),
+                                     amount=-count)
+            stats = await self._limiter.get_window_stats(rate, "creates", producer)
         except StorageError as exc:
             if not self._storage_down:
                 log.warning("rate-limit storage unreachable, creations not limited: %s", exc)

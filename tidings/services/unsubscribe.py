@@ -1,11 +1,12 @@
 """One-click unsubscribe (RFC 8058): signed links that turn email off for one (channel,
 type) of one user, without a login.
 
-A token is `base64url(payload) "." base64url(tag)`: the payload is the JSON array
-`[user_id, channel, type]`, the tag the first 16 bytes of its HMAC-SHA256 under a key
-derived from SIGNING_SECRET (JWT_SECRET when unset). Tokens do not expire: a link in an
-old email must keep working, and what it can do is harmless and idempotent. Rotating the
-secret invalidates every link already sent.
+A token is `base64url(payload) "." base64url(tag)`, each part in its one canonical
+spelling (no padding, unused bits zero; any other spelling is refused like a forgery): the
+payload is the JSON array `[user_id, channel, type]`, the tag the first 16 bytes of its
+HMAC-SHA256 under a key derived from SIGNING_SECRET (JWT_SECRET when unset). Tokens do not
+expire: a link in an old email must keep working, and what it can do is harmless and
+idempotent. Rotating the secret invalidates every link already sent.
 """
 
 from __future__ import annotations
@@ -68,12 +69,18 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
+    """The bytes of `text` if it is their one canonical spelling (base64url, no padding,
+    unused low bits zero), else ValueError: decoders accept up to 16 spellings of one
+    value, and a link that was altered must not still work."""
     if not text or any(not (ch.isascii() and (ch.isalnum() or ch in "-_")) for ch in text):
         raise ValueError("not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except binascii.Error as exc:
         raise ValueError("not base64url") from exc
+    if not hmac.compare_digest(_b64(raw), text):
+        raise ValueError("not the canonical spelling")
+    return raw
 
 
 def _tag(key: bytes, payload: str) -> bytes:

@@ -1,6 +1,7 @@
 """SQL of pacing: digest windows (rows, so they survive restarts), held deliveries and
-their folding into one send, quiet-hours deferrals, and the hourly send counts of the
-throttle. The rules that decide when each applies live in `tidings.queue.pacing`."""
+their folding into one send, quiet-hours deferrals (and moving them when the quiet hours
+change), and the hourly send counts of the throttle. The rules that decide when each
+applies live in `tidings.queue.pacing`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.model import DeliveryStatus
 from tidings.store.database import upsert_into
-from tidings.store.queue import Claimed
+from tidings.store.queue import DUE, Claimed
 from tidings.store.tables import digests, send_counts
 from tidings.store.tables import notification_deliveries as deliveries
 
@@ -125,6 +126,28 @@ async def release(conn: AsyncConnection, claimed: Claimed, now: datetime, *,
         .where(deliveries.c.id == claimed.id, deliveries.c.lease_token == claimed.lease_token)
         .values(**values))
     return bool(result.rowcount)
+
+
+async def reschedule_deferred(conn: AsyncConnection, user_id: str, now: datetime,
+                              due_at: datetime) -> int:
+    """The user's quiet hours changed: every delivery of theirs still waiting out the old
+    ones (`pending`, `deferred_until` ahead) is due at `due_at` instead (`now` when the new
+    rule lets it go), and so is every digest those deliveries are held for. Returns how
+    many deliveries moved. Reads the waiting part of the queue through its partial index:
+    a contact change is rare, and a user's waiting rows are few."""
+    waiting = (DUE, deliveries.c.next_attempt_at > now, deliveries.c.user_id == user_id,
+               deliveries.c.status == PENDING, deliveries.c.deferred_until > now)
+    held = [row[0] for row in await conn.execute(
+        sa.select(deliveries.c.digest_id).distinct()
+        .where(*waiting, deliveries.c.digest_id.is_not(None)))]
+    moved = await conn.execute(
+        deliveries.update().where(*waiting)
+        .values(next_attempt_at=due_at, deferred_until=due_at, updated_at=now))
+    if held:
+        await conn.execute(
+            digests.update().where(digests.c.id.in_(held), digests.c.status == OPEN)
+            .values(next_attempt_at=due_at, updated_at=now))
+    return int(moved.rowcount)
 
 
 async def claim_digests(conn: AsyncConnection, now: datetime, limit: int,

@@ -59,3 +59,13 @@ async def subscribers_of(conn: AsyncConnection, channel: str) -> list[str]:
         .order_by(subscriptions.c.user_id)
     )
     return list(result.scalars())
+
+
+async def subscriber_counts(conn: AsyncConnection, channels: Iterable[str]) -> dict[str, int]:
+    """How many users each channel has (channels without any are left out)."""
+    result = await conn.execute(
+        sa.select(subscriptions.c.channel, sa.func.count())
+        .where(subscriptions.c.channel.in_(sorted(set(channels))))
+        .group_by(subscriptions.c.channel)
+    )
+    return {channel: int(count) for channel, count in result}
