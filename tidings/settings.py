@@ -150,8 +150,8 @@ class Settings(RedisSettings):
     # `.tidings-signing-secret`. Changing it invalidates the links in emails already sent.
     signing_secret: str = Field("", validation_alias="SIGNING_SECRET")
 
-    # Limits (README, "Limits"). A rate is "N/second|minute|hour|day" ("0" or empty: off);
-    # the create default stops a runaway producer without touching a benchmark's few
+    # Limits (docs/CONFIGURATION.md, "Limits"). A rate is "N/second|minute|hour|day" ("0" or
+    # empty: off); the create default stops a runaway producer without touching a benchmark's few
     # thousand creations per second from one producer.
     rate_limit_creates: str = Field("5000/second", validation_alias="RATE_LIMIT_CREATES")
     rate_limit_socket_events: str = Field(
