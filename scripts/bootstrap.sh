@@ -5,6 +5,10 @@
 #   bash scripts/bootstrap.sh --dev     the service and the test tools, nothing else
 #   bash scripts/bootstrap.sh --latest  the newest versions pyproject.toml's ranges allow,
 #                                       into .venv-latest (see scripts/test.sh --latest)
+#   ... --extra NAME                    also an optional part of pyproject.toml, with any of
+#                                       the above (repeatable): `--extra client` for the
+#                                       Python client's live inbox, `--extra bench` for the
+#                                       load tool (`--dev` has both)
 # Re-running is cheap: uv only acts on what differs from the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +18,20 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "Tidings needs Python 3.11 or newer (found: $("$PYTHON" --version 2>&1))" >&2
   exit 1
 fi
-mode=${1:-}
+usage() {
+  echo "usage: bash scripts/bootstrap.sh [--dev | --latest] [--extra NAME]..." >&2
+  exit 2
+}
+mode=""
+extras=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dev | --latest) [ -z "$mode" ] || usage; mode=$1 ;;
+    --extra) [ $# -ge 2 ] && [ -n "$2" ] || usage; extras+=(--extra "$2"); shift ;;
+    *) usage ;;
+  esac
+  shift
+done
 venv=.venv
 [ "$mode" = "--latest" ] && venv=.venv-latest
 [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
@@ -35,9 +52,12 @@ if [ ! -x "$uv" ] || [ "$("$uv" --version 2>/dev/null | cut -d' ' -f2)" != "$wan
 fi
 
 export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$venv" VIRTUAL_ENV="$PWD/$venv"
+# An extra the project does not have fails here, naming it (uv: "Extra `x` is not defined").
 case "$mode" in
-  --dev) "$uv" sync --quiet --frozen --extra dev ;;
-  --latest) "$uv" pip install --quiet --upgrade --python "$venv/bin/python" -e ".[dev]" ;;
-  "") "$uv" sync --quiet --frozen --inexact ;;
-  *) echo "usage: bash scripts/bootstrap.sh [--dev | --latest]" >&2; exit 2 ;;
+  --dev) "$uv" sync --quiet --frozen --extra dev ${extras[@]+"${extras[@]}"} ;;
+  --latest)
+    names=dev
+    for ((i = 1; i < ${#extras[@]}; i += 2)); do names+=",${extras[i]}"; done
+    "$uv" pip install --quiet --upgrade --python "$venv/bin/python" -e ".[$names]" ;;
+  *) "$uv" sync --quiet --frozen --inexact ${extras[@]+"${extras[@]}"} ;;
 esac

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import SECRET, free_port
 from tidings.cli import main
+from tidings.migrate import head as migrate_head
 
 pytestmark = pytest.mark.both_databases
 
@@ -66,7 +67,31 @@ def test_migrate_then_serve_refuses_an_unmigrated_postgres(
     assert main(["serve", "--port", "0"]) == 1
     assert "tidings migrate" in capsys.readouterr().err
     assert main(["migrate"]) == 0
-    assert "Schema up to date" in capsys.readouterr().out
+    head = migrate_head(database_url)
+    assert f"from an empty database to {head} ({int(head)} migrations applied)" in (
+        capsys.readouterr().out)
+
+
+def test_migrate_says_what_it_did(tmp_path: Path, database_url: str) -> None:
+    """On a new database it names the migrations it applied (not "up to date", as if it
+    had done nothing); run again, it says there was nothing to apply; from an older
+    revision, what it moved through."""
+    env = {"JWT_SECRET": SECRET, "DATABASE_URL": database_url}
+    from tidings.migrate import downgrade
+
+    head = migrate_head(database_url)
+    downgrade(database_url, "base")
+    first = run("migrate", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Migrated " in first.stdout
+    assert f"from an empty database to {head} ({int(head)} migrations applied)" in first.stdout
+    again = run("migrate", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"Schema already up to date at {head} on " in again.stdout
+    assert "nothing to apply" in again.stdout
+    downgrade(database_url, f"{int(head) - 1:04d}")
+    one = run("migrate", cwd=tmp_path, env=env)
+    assert f"from {int(head) - 1:04d} to {head} (1 migration applied)" in one.stdout
 
 
 async def test_serve_runs_on_the_embedded_default_from_an_empty_directory(

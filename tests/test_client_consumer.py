@@ -1,6 +1,6 @@
 """The Python inbox client (`tidings.client.Inbox`) against a real Tidings server: live
 notifications, acks and reads seen over HTTP, replay after a restart with nothing lost
-or doubled, refused tokens; and the README's example run as written."""
+or doubled, refused tokens; and the example of docs/CLIENTS.md run as written."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tidings.client import (
 )
 from tidings.client.recent import RecentIds
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+CLIENTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "CLIENTS.md"
 
 
 async def _notify(server: RunningServer, user: str, title: str) -> Notification:
@@ -146,17 +146,17 @@ def test_recent_ids_forget_the_oldest_first() -> None:
         RecentIds(0)
 
 
-def _readme_example() -> str:
-    section = README.read_text().split("## Python client", 1)[1]
+def _clients_doc_example() -> str:
+    section = CLIENTS_DOC.read_text().split("## The Python client", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "the README's Python client section has no python example"
+    assert match, "docs/CLIENTS.md's Python client section has no python example"
     return match.group(1)
 
 
-async def test_the_readme_example_runs_as_written(server: RunningServer,
-                                                  tmp_path: Path) -> None:
+async def test_the_clients_doc_example_runs_as_written(server: RunningServer,
+                                                       tmp_path: Path) -> None:
     script = tmp_path / "example.py"
-    script.write_text(_readme_example())
+    script.write_text(_clients_doc_example())
     env = {**os.environ, "TIDINGS_URL": server.url,
            "TIDINGS_SERVICE_TOKEN": server.token("billing", "service"),
            "TIDINGS_USER_TOKEN": server.token("alice")}

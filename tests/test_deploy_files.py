@@ -135,6 +135,26 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert_settings(env, "deploy/Dockerfile")
 
 
+def test_the_image_build_copies_every_file_the_package_metadata_names() -> None:
+    """`pip install .` in the image reads the readme and the licence files that
+    pyproject.toml names: each must be copied in, and not ignored by .dockerignore."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    named = {project["readme"], *project["license-files"]}
+    assert "LICENSE" in named and project["license"] == "Apache-2.0"
+    copied: set[str] = set()
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "COPY" and not rest.startswith("--from="):
+            copied.update(rest.split()[:-1])
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if not line.startswith("#")}
+    for name in named:
+        assert (ROOT / name).is_file(), name
+        assert name in copied, f"deploy/Dockerfile does not copy {name}"
+        assert name not in ignored, name
+
+
 def test_dockerignore_keeps_the_build_context_small() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests", ".env"} <= set(ignored)

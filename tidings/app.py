@@ -15,6 +15,7 @@ from tidings.api import (
     admin,
     contacts,
     devices,
+    docs_pages,
     errors,
     health,
     notifications,
@@ -48,8 +49,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             await services.stop()
             log.info("Tidings stopped")
 
+    # /docs and /redoc are our own routes (api/docs_pages.py): FastAPI's load their
+    # scripts from a CDN, a blank page without internet.
     api = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     api.state.services = services
     errors.install(api)
     if settings.cors_origins:
@@ -68,6 +71,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(devices.router)
     api.include_router(unsubscribe.router)
     api.include_router(web.build_router())
+    api.include_router(docs_pages.build_router(api.title, api.openapi_url or "/openapi.json"))
     api.include_router(templates.router)
 
     app = services.gateway.transport.asgi(api)

@@ -150,8 +150,14 @@ def _run_service(settings: Settings, run: Callable[[], None]) -> int:
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from tidings import migrate
 
-    migrate.upgrade(settings.database_url)
-    print(f"Schema up to date on {_redacted(settings.database_url)}")
+    done = migrate.upgrade_to_head(settings.database_url)
+    where = _redacted(settings.database_url)
+    if done.applied == 0:
+        print(f"Schema already up to date at {done.after} on {where}: nothing to apply")
+    else:
+        start = "an empty database" if done.before is None else done.before
+        plural = "migration" if done.applied == 1 else "migrations"
+        print(f"Migrated {where} from {start} to {done.after} ({done.applied} {plural} applied)")
     return 0
 
 

@@ -150,10 +150,10 @@ class Settings(RedisSettings):
     # `.tidings-signing-secret`. Changing it invalidates the links in emails already sent.
     signing_secret: str = Field("", validation_alias="SIGNING_SECRET")
 
-    # Limits (README, "Limits"). A rate is "N/second|minute|hour|day" ("0" or empty: off);
-    # the create rate counts notifications (each recipient's copy), and its default stops
-    # a runaway producer while one create to the most `user_ids` allowed (10,000) still
-    # fits in a window.
+    # Limits (docs/CONFIGURATION.md, "Limits"). A rate is "N/second|minute|hour|day" ("0" or
+    # empty: off); the create rate counts notifications (each recipient's copy), and its
+    # default stops a runaway producer while one create to the most `user_ids` allowed
+    # (10,000) still fits in a window.
     rate_limit_creates: str = Field("10000/second", validation_alias="RATE_LIMIT_CREATES")
     rate_limit_socket_events: str = Field(
         "50/second", validation_alias="RATE_LIMIT_SOCKET_EVENTS"

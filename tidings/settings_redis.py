@@ -1,4 +1,4 @@
-"""The Redis part of the settings (README, "Several nodes"): where Redis is, and how the
+"""The Redis part of the settings (docs/NODES.md): where Redis is, and how the
 fan-out between nodes uses it. A group of fields that `Settings` inherits, so the whole
 configuration stays one typed object."""
 

@@ -67,7 +67,8 @@ def load_files() -> dict[str, WebFile]:
     return loaded
 
 
-def _answer(request: Request, file: WebFile, extra: dict[str, str]) -> Response:
+def answer(request: Request, file: WebFile, extra: dict[str, str]) -> Response:
+    """`file` with its ETag, revalidated on every use (`no-cache`), 304 when unchanged."""
     headers = {"ETag": file.etag, "Cache-Control": "no-cache",
                "X-Content-Type-Options": "nosniff", **extra}
     if file.etag in request.headers.get("if-none-match", ""):
@@ -81,11 +82,11 @@ def build_router() -> APIRouter:
 
     @router.get("/inbox")
     async def inbox(request: Request) -> Response:
-        return _answer(request, files["inbox.html"], PAGE_HEADERS)
+        return answer(request, files["inbox.html"], PAGE_HEADERS)
 
     @router.get("/admin")
     async def admin(request: Request) -> Response:
-        return _answer(request, files["admin.html"], PAGE_HEADERS)
+        return answer(request, files["admin.html"], PAGE_HEADERS)
 
     @router.get("/static/{name}")
     async def static(name: str, request: Request) -> Response:
@@ -95,6 +96,6 @@ def build_router() -> APIRouter:
                 b'{"error":{"code":"not_found","message":"no such file"}}',
                 status_code=404, media_type="application/json",
             )
-        return _answer(request, file, STATIC_HEADERS)
+        return answer(request, file, STATIC_HEADERS)
 
     return router
