@@ -103,6 +103,27 @@ async def test_http_read_is_pushed_to_sockets(server: RunningServer, connect) ->
                       "delivered_at": status["delivered_at"], "read_at": status["read_at"]}
 
 
+async def test_a_deletion_is_heard_by_every_socket_of_the_user(
+    server: RunningServer, connect
+) -> None:
+    tab1, tab2 = await connect("alice"), await connect("alice")
+    bob = await connect("bob")
+    note = await create(server, user_id="alice")
+    async with server.http("alice") as http:
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 204
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 404
+    for tab in (tab1, tab2):
+        assert await tab.next("inboxChanged") == {"action": "deleted", "ids": [note["id"]]}
+    # A refused delete (gone already, or someone else's) tells no one.
+    async with server.http("bob") as http:
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 404
+    marker = await create(server, user_id="alice")
+    async with server.http("alice") as http:
+        await http.delete(f"/api/notifications/{marker['id']}")
+    assert (await tab1.next("inboxChanged"))["ids"] == [marker["id"]]
+    assert bob.queue("inboxChanged").empty()
+
+
 async def test_acking_someone_elses_notification_is_not_found(
     server: RunningServer, connect
 ) -> None:
