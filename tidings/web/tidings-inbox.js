@@ -466,17 +466,19 @@ export class TidingsInbox extends HTMLElement {
         try { await this.api(`/api/devices/${device.id}`, { method: "DELETE" }); this.devices(box); }
         catch (error) { this.say(`Could not remove: ${error.message}`); }
       } }, "Remove"))));
-    box.replaceChildren(items.length ? list : h("p", {}, "No devices."), await this.pushButton(box));
+    const push = await this.pushButton(box);
+    box.replaceChildren(items.length ? list : h("p", {}, "No devices."), ...(push ? [push] : []));
   }
 
-  // Web Push needs the server's VAPID key (404 when not configured) and a service worker of
-  // the page's own origin, so it is offered only where both exist.
+  // Web Push needs the server's VAPID key (null when not configured) and a service worker
+  // of the page's own origin, so it is offered only where both exist.
   async pushButton(box) {
     if (!("serviceWorker" in navigator) || !("PushManager" in window)) return null;
     const origin = new URL(this.server || location.origin, location.href).origin;
     if (origin !== location.origin) return null;
     let key;
     try { key = (await this.api("/api/push/vapid-public-key")).public_key; } catch (error) { return null; }
+    if (!key) return null;
     return h("button", { type: "button", class: "push", onclick: async () => {
       try {
         if (await Notification.requestPermission() !== "granted") throw new Error("permission denied");
