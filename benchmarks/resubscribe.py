@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.utils import HIREDIS_AVAILABLE
 
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime.redis_fanout import RedisFanout
 from tidings.realtime.redis_links import build_links
@@ -39,6 +39,9 @@ class _Discard:
         return None
 
     async def status_changed(self, change: StatusChange) -> None:
+        return None
+
+    async def inbox_changed(self, change: InboxChange) -> None:
         return None
 
 

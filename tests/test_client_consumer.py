@@ -19,6 +19,7 @@ from tidings.client import (
     AsyncTidingsClient,
     AuthenticationError,
     Inbox,
+    InboxChange,
     NotFound,
     Notification,
     Preference,
@@ -61,6 +62,17 @@ async def test_live_notifications_and_ack_and_read_are_seen_over_http(
         assert (await asyncio.wait_for(statuses.get(), EVENT_TIMEOUT)).status == "read"
         with pytest.raises(NotFound):
             await box.ack("0192f000-0000-7000-8000-000000000000")
+
+
+async def test_a_deletion_elsewhere_is_handed_to_on_change(server: RunningServer) -> None:
+    changes: asyncio.Queue[InboxChange] = asyncio.Queue()
+    async with Inbox(server.url, server.token("alice"), on_change=changes.put) as box:
+        await asyncio.wait_for(box.wait_connected(), EVENT_TIMEOUT)
+        sent = await _notify(server, "alice", "to delete")
+        async with AsyncTidingsClient(server.url, server.token("alice")) as other_device:
+            await other_device.delete(sent.id)
+        change = await asyncio.wait_for(changes.get(), EVENT_TIMEOUT)
+    assert change == InboxChange(action="deleted", ids=(sent.id,))
 
 
 async def test_channels_are_subscribed_on_connect(server: RunningServer) -> None:

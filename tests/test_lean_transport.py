@@ -832,12 +832,31 @@ async def test_a_session_that_never_connects_is_closed(quick_connect: Settings) 
         await running.stop()
 
 
-async def test_leaving_the_namespace_closes_the_connection(server: RunningServer) -> None:
-    # As the reference server does: with `/` left, no namespace remains.
+async def test_leaving_the_namespace_keeps_the_session_pinging(
+    fast_heartbeat: None, server: RunningServer
+) -> None:
+    # The socket.io-protocol suite's "should disconnect from the main namespace": after
+    # DISCONNECT of `/` the next packet is the server's PING, not a close.
     async with await connected_ws(server) as ws:
         await ws.send("41")
-        assert await closed(ws)
+        assert await recv(ws) == "2"
+        await ws.send("3")
+        assert await recv(ws) == "2"
     assert await gauge_settles(server, 0)
+
+
+async def test_a_session_that_left_the_namespace_has_the_connect_deadline_again(
+    quick_connect: Settings,
+) -> None:
+    running = await start_server(quick_connect)
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=EVENT_TIMEOUT) as http:
+            sid = await connected_polling(running, http)
+            assert (await post(http, sid, "41")).text == "ok"
+            assert await get(http, sid) == ["1"]  # left, and not back in time: closed
+            assert lean_transport(running).engine.sessions == {}
+    finally:
+        await running.stop()
 
 
 async def test_a_refused_connect_is_closed_at_the_connect_deadline(

@@ -147,7 +147,7 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await alice.get("/api/devices")
         await alice.delete(f"/api/devices/{device.json()['id']}")
         await alice.delete(f"/api/devices/{device.json()['id']}")  # 404
-        await anon.get("/api/push/vapid-public-key")  # 404: Web Push is not configured
+        await anon.get("/api/push/vapid-public-key")  # null: Web Push is not configured
         await anon.get("/health")
         await anon.get("/ready")
         await anon.get("/metrics")

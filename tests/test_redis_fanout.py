@@ -20,7 +20,7 @@ from tests.redis_servers import RedisServer, create_cluster, redis_binaries_miss
 from tests.test_delivery_email import add_email
 from tidings import worker_process
 from tidings.domain.model import utcnow
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime import redis_messages as wire
 from tidings.realtime.catchup import CatchUp, Recent
@@ -146,6 +146,21 @@ async def test_status_changes_cross_nodes(
     # The node where it happened tells its own sockets once, not again through Redis.
     assert (await on_b.next("notificationStatus"))["status"] == "read"
     assert on_b.queue("notificationStatus").empty()
+
+
+async def test_a_deletion_reaches_the_user_s_sockets_on_every_node(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    on_a = await clients(a, "alice")
+    on_b = await clients(b, "alice")
+    created = await create(b, "alice")
+    async with b.http("alice") as http:
+        assert (await http.delete(f"/api/notifications/{created['id']}")).status_code == 204
+    for socket in (on_a, on_b):
+        assert await socket.next("inboxChanged") == {"action": "deleted",
+                                                     "ids": [created["id"]]}
+    assert on_b.queue("inboxChanged").empty()  # its own node told it once, not via Redis
 
 
 async def test_a_node_without_a_socket_of_the_user_reads_nothing_of_theirs(
@@ -331,6 +346,9 @@ class HeldHandler:
     async def status_changed(self, change: StatusChange) -> None:
         return None
 
+    async def inbox_changed(self, change: InboxChange) -> None:
+        return None
+
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
@@ -441,6 +459,9 @@ class Recorder:
 
     async def status_changed(self, change: StatusChange) -> None:
         self.statuses.append((change.id, change.status))
+
+    async def inbox_changed(self, change: InboxChange) -> None:
+        return None
 
 
 async def test_polling_goes_on_where_a_full_poll_stopped_and_sends_nothing_twice(

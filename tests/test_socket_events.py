@@ -4,12 +4,15 @@ preferences and bad input."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import socketio
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 
-from tests.conftest import Client, RunningServer
+from tests.conftest import EVENT_TIMEOUT, Client, RunningServer
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 
@@ -98,6 +101,27 @@ async def test_http_read_is_pushed_to_sockets(server: RunningServer, connect) ->
     status = await alice.next("notificationStatus")
     assert status == {"id": note["id"], "status": "read",
                       "delivered_at": status["delivered_at"], "read_at": status["read_at"]}
+
+
+async def test_a_deletion_is_heard_by_every_socket_of_the_user(
+    server: RunningServer, connect
+) -> None:
+    tab1, tab2 = await connect("alice"), await connect("alice")
+    bob = await connect("bob")
+    note = await create(server, user_id="alice")
+    async with server.http("alice") as http:
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 204
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 404
+    for tab in (tab1, tab2):
+        assert await tab.next("inboxChanged") == {"action": "deleted", "ids": [note["id"]]}
+    # A refused delete (gone already, or someone else's) tells no one.
+    async with server.http("bob") as http:
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 404
+    marker = await create(server, user_id="alice")
+    async with server.http("alice") as http:
+        await http.delete(f"/api/notifications/{marker['id']}")
+    assert (await tab1.next("inboxChanged"))["ids"] == [marker["id"]]
+    assert bob.queue("inboxChanged").empty()
 
 
 async def test_acking_someone_elses_notification_is_not_found(
@@ -323,3 +347,47 @@ async def test_concurrent_subscriptions_are_all_recorded(server: RunningServer) 
     assert results[300].subscribed == ["sports", "news"]
     assert (await create(server, channel="news"))["count"] == 300
     assert (await create(server, channel="sports"))["count"] == 1
+
+
+async def gauge_settles(server: RunningServer, value: float) -> bool:
+    for _ in range(250):
+        if server.metric("tidings_connections") == value:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def next_packet(ws: ClientConnection) -> str:
+    """The next Engine.IO packet from the server that is not a PING (answered here)."""
+    while True:
+        message = await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT)
+        assert isinstance(message, str)
+        if message != "2":
+            return message
+        await ws.send("3")
+
+
+async def test_leaving_the_namespace_keeps_the_session_for_a_new_connect(
+    server: RunningServer,
+) -> None:
+    # As Node's socket.io and python-socketio do (the socket.io-protocol suite's "should
+    # disconnect from the main namespace"): DISCONNECT of `/` leaves the namespace, and the
+    # Engine.IO session stays, free to CONNECT again.
+    url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    auth = "40" + json.dumps({"token": server.token("alice")})
+    async with ws_connect(url, compression=None) as ws:
+        assert (await next_packet(ws)).startswith("0{")
+        await ws.send(auth)
+        first = json.loads((await next_packet(ws))[2:])["sid"]
+        assert json.loads((await next_packet(ws))[2:])[0] == "connectionStatus"
+        await ws.send("41")
+        assert await gauge_settles(server, 0)
+        assert server.services.gateway.transport.members("user:alice") == []
+        await ws.send(auth)  # the same Engine.IO session, a new socket
+        answer = await next_packet(ws)
+        assert answer.startswith("40{") and json.loads(answer[2:])["sid"] != first
+        assert json.loads((await next_packet(ws))[2:]) == [
+            "connectionStatus", {"status": "connected", "user_id": "alice"}]
+        assert await gauge_settles(server, 1)
+        note = await create(server, user_id="alice")
+        assert json.loads((await next_packet(ws))[2:])[1]["id"] == note["id"]

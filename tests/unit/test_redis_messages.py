@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import msgpack
 
 from tidings.domain.delivery import DeliveryState
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxAction, InboxChange, Notification, StatusChange
 from tidings.realtime import redis_messages as wire
 from tidings.realtime.redis_shard import MAX_CHANNELS_PER_COMMAND, _batches
 
@@ -44,6 +44,16 @@ def test_a_notification_kept_out_of_the_inbox_stays_so() -> None:
 def test_a_status_change_crosses_unchanged() -> None:
     change = StatusChange("0193-n", "alice", "read", NOW, NOW + timedelta(seconds=1))
     assert wire.decode(wire.encode("b", change, 1024)) == wire.Envelope("b", change)
+
+
+def test_an_inbox_change_crosses_unchanged_with_only_its_fields() -> None:
+    deleted = InboxChange.deleted("alice", ("0193-a", "0193-b"))
+    bulk = InboxChange("alice", InboxAction.DELETED, before=NOW, channel="billing", type="x")
+    for change in (deleted, bulk):
+        assert wire.decode(wire.encode("b", change, 1024)) == wire.Envelope("b", change)
+    assert deleted.to_json() == {"action": "deleted", "ids": ["0193-a", "0193-b"]}
+    assert bulk.to_json() == {"action": "deleted", "before": "2026-11-28T12:00:00Z",
+                              "channel": "billing", "type": "x"}
 
 
 def test_control_messages_cross() -> None:

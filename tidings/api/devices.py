@@ -39,7 +39,7 @@ async def delete_device(device_id: Annotated[str, Path(max_length=64)], caller: 
 
 
 @router.get("/api/push/vapid-public-key", response_model=VapidKeyOut,
-            responses=error_responses(404, 503),
-            summary="The VAPID public key for `pushManager.subscribe` (404 without Web Push)")
+            responses=error_responses(503),
+            summary="The VAPID public key for `pushManager.subscribe` (null without Web Push)")
 async def vapid_public_key(app: App) -> JSONResponse:
     return JSONResponse({"public_key": app.devices.vapid_public_key()})

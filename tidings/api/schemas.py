@@ -167,7 +167,7 @@ class DeviceList(BaseModel):
 
 
 class VapidKeyOut(BaseModel):
-    public_key: str
+    public_key: str | None  # None: Web Push is not configured on this server
 
 
 class BatchIn(BaseModel):

@@ -26,11 +26,12 @@ from typing import Any, Self
 import socketio
 
 from tidings.client.errors import AuthenticationError, TidingsError, Unavailable, error_from_body
-from tidings.client.models import Notification, Preference, StatusChange
+from tidings.client.models import InboxChange, Notification, Preference, StatusChange
 from tidings.client.recent import RecentIds
 
 TokenSource = str | Callable[[], str]
 StatusHandler = Callable[[StatusChange], Awaitable[None] | None]
+ChangeHandler = Callable[[InboxChange], Awaitable[None] | None]
 _CLOSED = object()
 
 
@@ -38,11 +39,13 @@ class Inbox:
     """One user's live notifications. `token` may be a callable, asked again on every
     (re)connect so an expiring token can be refreshed. `channels` are subscribed on
     every connect. `on_status` receives `notificationStatus` events (other tabs and
-    devices marking read, acks)."""
+    devices marking read, acks); `on_change` receives `inboxChanged` events (a
+    notification deleted elsewhere: a caller that keeps a list drops it)."""
 
     def __init__(self, url: str, token: TokenSource, *, since: datetime | None = None,
                  channels: list[str] | None = None, on_status: StatusHandler | None = None,
-                 memory: int = 10_000, overlap: float = 2.0, initial_backoff: float = 0.2,
+                 on_change: ChangeHandler | None = None, memory: int = 10_000,
+                 overlap: float = 2.0, initial_backoff: float = 0.2,
                  max_backoff: float = 15.0, call_timeout: float = 10.0,
                  transports: list[str] | None = None) -> None:
         if importlib.util.find_spec("aiohttp") is None:  # pragma: no cover - install issue
@@ -53,6 +56,7 @@ class Inbox:
         self._replay_first = since is not None
         self._channels = list(channels or [])
         self._on_status = on_status
+        self._on_change = on_change
         self._seen = RecentIds(memory)
         self._overlap = timedelta(seconds=overlap)
         self._backoff = (initial_backoff, max_backoff)
@@ -190,6 +194,7 @@ class Inbox:
         sio.on("disconnect", lambda *_args: gone.set())
         sio.on("notification", self._received)
         sio.on("notificationStatus", self._status)
+        sio.on("inboxChanged", self._changed)
         self._sio = sio
         token = self._token() if callable(self._token) else self._token
         try:
@@ -240,6 +245,17 @@ class Inbox:
         if self._on_status is None or not isinstance(body, dict):
             return
         outcome = self._on_status(StatusChange.from_json(body))
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    async def _changed(self, body: Any) -> None:
+        if self._on_change is None or not isinstance(body, dict) or "action" not in body:
+            return
+        try:
+            change = InboxChange.from_json(body)
+        except (TypeError, ValueError):
+            return  # not a change of the contract: nothing to hand out
+        outcome = self._on_change(change)
         if inspect.isawaitable(outcome):
             await outcome
 

@@ -114,6 +114,29 @@ class StatusChange:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxChange:
+    """An `inboxChanged` event: the user's inbox changed somewhere (another tab or device).
+    `action` is `"deleted"` today (with `ids`); others may come, so a handler ignores the
+    actions it does not know."""
+
+    action: str
+    ids: tuple[str, ...] | None = None
+    before: datetime | None = None
+    channel: str | None = None
+    type: str | None = None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> InboxChange:
+        ids = body.get("ids")
+        channel, kind = body.get("channel"), body.get("type")
+        return cls(action=str(body["action"]),
+                   ids=tuple(str(item) for item in ids) if isinstance(ids, list) else None,
+                   before=parse_time(body.get("before")),
+                   channel=None if channel is None else str(channel),
+                   type=None if kind is None else str(kind))
+
+
+@dataclass(frozen=True, slots=True)
 class Preference:
     """One preference row; `*` is the wildcard for channel or type, and a flag left None
     in a write keeps its stored value."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from tidings.domain.delivery import DeliveryState
@@ -118,6 +119,46 @@ class StatusChange:
             "delivered_at": isoformat(self.delivered_at),
             "read_at": isoformat(self.read_at),
         }
+
+
+class InboxAction(StrEnum):
+    """What happened to a user's inbox (DESIGN section 12's `inboxChanged` actions; the
+    others, `read_all`, `seen`, `archived`, `unarchived`, join as their endpoints do)."""
+
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxChange:
+    """A user's inbox changed in a way a notification event does not carry (an item went):
+    every socket of the user hears of it, so other tabs and devices drop or restyle items
+    without a reload. Fields other than `action` are set where the action has them: `ids`
+    names the notifications; a bulk change may instead say what it covered (`before`,
+    `channel`, `type`)."""
+
+    user_id: str
+    action: InboxAction
+    ids: tuple[str, ...] | None = None
+    before: datetime | None = None
+    channel: str | None = None
+    type: str | None = None
+
+    @classmethod
+    def deleted(cls, user_id: str, ids: tuple[str, ...]) -> InboxChange:
+        return cls(user_id, InboxAction.DELETED, ids=ids)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `inboxChanged` event body: the action, and only the fields that are set."""
+        body: dict[str, Any] = {"action": self.action.value}
+        if self.ids is not None:
+            body["ids"] = list(self.ids)
+        if self.before is not None:
+            body["before"] = isoformat(self.before)
+        if self.channel is not None:
+            body["channel"] = self.channel
+        if self.type is not None:
+            body["type"] = self.type
+        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
-"""Real-time fan-out: carries "this notification reached its user" and "this notification's
-status changed" to every node that may hold a socket of that user.
+"""Real-time fan-out: carries "this notification reached its user", "this notification's
+status changed" and "this user's inbox changed" to every node that may hold a socket of that
+user.
 
 Services speak to a `Fanout`; on each node a `FanoutHandler` (the Socket.IO gateway)
 receives what the fan-out carries and emits it to the node's own sockets. Everything that
-crosses is a plain record of the domain (`Notification`, `StatusChange`), so a fan-out
-between processes (Redis) serialises it as it is.
+crosses is a plain record of the domain (`Notification`, `StatusChange`, `InboxChange`), so
+a fan-out between processes (Redis) serialises it as it is.
 
 The gateway also tells the fan-out who is here (`watch` when a socket of a user arrives,
 `unwatch` when one leaves), so that a fan-out between nodes listens only for the users the
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxChange, Notification, StatusChange
 
 
 class FanoutHandler(Protocol):
@@ -32,6 +33,9 @@ class FanoutHandler(Protocol):
         copies are one record per subscriber)."""
 
     async def status_changed(self, change: StatusChange) -> None:
+        """Tell the local sockets of `change.user_id`."""
+
+    async def inbox_changed(self, change: InboxChange) -> None:
         """Tell the local sockets of `change.user_id`."""
 
 
@@ -47,6 +51,9 @@ class Fanout(Protocol):
         """Each notification to its user's sockets, on whichever node they are."""
 
     async def status_changed(self, change: StatusChange) -> None:
+        """To every socket of the user, on whichever node (other tabs and devices)."""
+
+    async def inbox_changed(self, change: InboxChange) -> None:
         """To every socket of the user, on whichever node (other tabs and devices)."""
 
     async def watch(self, user_id: str) -> None:
@@ -90,6 +97,9 @@ class InProcessFanout:
 
     async def status_changed(self, change: StatusChange) -> None:
         await self._local().status_changed(change)
+
+    async def inbox_changed(self, change: InboxChange) -> None:
+        await self._local().inbox_changed(change)
 
     async def watch(self, user_id: str) -> None:
         return None  # every socket is in this process: nothing to listen for

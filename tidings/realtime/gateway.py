@@ -30,7 +30,7 @@ from tidings.domain.inputs import (
     parse,
 )
 from tidings.domain.model import Principal
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime.fanout import Fanout
 from tidings.realtime.transport import ConnectionRefused, SocketTransport
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 # Server-to-client event names of the contract (section 6).
 NOTIFICATION = "notification"
 NOTIFICATION_STATUS = "notificationStatus"
+INBOX_CHANGED = "inboxChanged"
 CONNECTION_STATUS = "connectionStatus"
 ERROR = "error"
 
@@ -120,6 +121,11 @@ class SocketGateway:
         sids = self.transport.members(user_room(change.user_id))
         if sids:
             await self.transport.send(sids, NOTIFICATION_STATUS, change.to_json())
+
+    async def inbox_changed(self, change: InboxChange) -> None:
+        sids = self.transport.members(user_room(change.user_id))
+        if sids:
+            await self.transport.send(sids, INBOX_CHANGED, change.to_json())
 
     # -- connection life cycle ------------------------------------------------------------
 

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from tidings.crypto.cipher import FieldCipher
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime import redis_messages as wire
 from tidings.realtime.background import Background
@@ -155,6 +155,16 @@ class RedisFanout:
         handler = self._inbound.handler
         if handler is not None and self._recent.fresh_status(change):
             await handler.status_changed(change)
+        await self._publish([(self.user_channel(change.user_id),
+                              wire.encode(self.node_id, change, self._max_bytes))])
+
+    async def inbox_changed(self, change: InboxChange) -> None:
+        # No de-duplication as for statuses: the database poll that covers a Redis outage
+        # does not see inbox changes (a deleted row is gone), so only the backlog's
+        # republish can bring one twice, and applying one twice changes nothing.
+        handler = self._inbound.handler
+        if handler is not None:
+            await handler.inbox_changed(change)
         await self._publish([(self.user_channel(change.user_id),
                               wire.encode(self.node_id, change, self._max_bytes))])
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from tidings.crypto.cipher import FieldCipher
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.metrics import Metrics
 from tidings.realtime import redis_messages as wire
 from tidings.realtime.catchup import Recent
@@ -130,6 +130,9 @@ class Inbound:
         if isinstance(message, StatusChange):
             if self.handler is not None and self._recent.fresh_status(message):
                 await self.handler.status_changed(message)
+        elif isinstance(message, InboxChange):
+            if self.handler is not None:
+                await self.handler.inbox_changed(message)
         elif isinstance(message, wire.WorkersWake):
             for listener in self.wake_listeners:
                 listener()

@@ -18,13 +18,14 @@ from typing import Any
 import msgpack
 
 from tidings.domain.model import isoformat, parse_instant
-from tidings.domain.notification import Notification, StatusChange
+from tidings.domain.notification import InboxAction, InboxChange, Notification, StatusChange
 
 VERSION = 1
 
 NOTIFICATION = "n"
 REFERENCE = "r"
 STATUS = "s"
+INBOX = "c"
 WAKE = "w"
 INVALIDATE = "i"
 
@@ -51,7 +52,7 @@ class Invalidate:
     key: str
 
 
-Message = Notification | NotificationRef | StatusChange | WorkersWake | Invalidate
+Message = Notification | NotificationRef | StatusChange | InboxChange | WorkersWake | Invalidate
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,10 @@ def _fields(message: Message) -> dict[str, Any]:
     if isinstance(message, StatusChange):
         return {"k": STATUS, "id": message.id, "u": message.user_id, "s": message.status,
                 "d": isoformat(message.delivered_at), "r": isoformat(message.read_at)}
+    if isinstance(message, InboxChange):
+        return {"k": INBOX, "u": message.user_id, "a": message.action.value,
+                "ids": None if message.ids is None else list(message.ids),
+                "b": isoformat(message.before), "ch": message.channel, "t": message.type}
     if isinstance(message, WorkersWake):
         return {"k": WAKE}
     return {"k": INVALIDATE, "scope": message.scope, "key": message.key}
@@ -104,6 +109,12 @@ def _message(body: dict[str, Any]) -> Message:
     if kind == STATUS:
         return StatusChange(str(body["id"]), str(body["u"]), str(body["s"]),
                             _instant(body["d"]), _instant(body["r"]))
+    if kind == INBOX:
+        ids = body["ids"]
+        return InboxChange(str(body["u"]), InboxAction(body["a"]),
+                           ids=None if ids is None else tuple(str(item) for item in ids),
+                           before=_instant(body["b"]), channel=_text(body["ch"]),
+                           type=_text(body["t"]))
     if kind == WAKE:
         return WorkersWake()
     if kind == INVALIDATE:
@@ -113,3 +124,7 @@ def _message(body: dict[str, Any]) -> Message:
 
 def _instant(value: Any) -> datetime | None:
     return parse_instant(value) if value else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

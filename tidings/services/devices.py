@@ -57,16 +57,16 @@ class DeviceService:
         if not deleted:
             raise NotFound("no such device")
 
-    def vapid_public_key(self) -> str:
-        """The key for `pushManager.subscribe`; `NotFound` when Web Push is not configured."""
+    def vapid_public_key(self) -> str | None:
+        """The key for `pushManager.subscribe`; None when Web Push is not configured (a
+        state of this server that a page asks about, not a missing resource: a browser
+        logs every 404 as an error)."""
         if self._vapid_key is None:
             try:
                 self._vapid_key = public_vapid_key(self._settings)
             except (ValueError, TypeError) as exc:
                 log.error("VAPID_PRIVATE_KEY cannot be read: %s", exc)
                 raise Unavailable("Web Push is misconfigured on this server") from exc
-        if self._vapid_key is None:
-            raise NotFound("Web Push is not configured on this server")
         return self._vapid_key
 
     @staticmethod

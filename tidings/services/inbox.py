@@ -16,7 +16,7 @@ from tidings.domain.cursor import decode_cursor, encode_cursor
 from tidings.domain.errors import NotFound
 from tidings.domain.ids import is_uuid
 from tidings.domain.model import Principal, Status, utcnow
-from tidings.domain.notification import InboxFilter, Notification, StatusChange
+from tidings.domain.notification import InboxChange, InboxFilter, Notification, StatusChange
 from tidings.realtime.fanout import Fanout
 from tidings.services.replay import ReplayReader
 from tidings.store import events
@@ -35,7 +35,7 @@ class Page:
 
 class InboxService:
     """Owns what a user may see and do with their own notifications, and tells every
-    socket of the user when a status changes."""
+    socket of the user when a status changes or an item leaves the inbox."""
 
     def __init__(self, db: Database, fanout: Fanout,
                  on_queued: Callable[[], None] = lambda: None,
@@ -103,6 +103,9 @@ class InboxService:
                                                utcnow())
         if not deleted:
             raise NotFound("notification not found")
+        # After the commit: a tab that hears of it and reloads finds the item gone.
+        await self._fanout.inbox_changed(InboxChange.deleted(principal.user_id,
+                                                             (notification_id,)))
 
     async def missed(
         self, principal: Principal, since: datetime

@@ -142,6 +142,7 @@ export class TidingsInbox extends HTMLElement {
       .on("connect_error", (message) => this.setState(`Refused: ${message}`, "off"))
       .on("notification", (note) => this.arrive(note, true))
       .on("notificationStatus", (status) => this.status(status))
+      .on("inboxChanged", (change) => this.changed(change))
       .open();
   }
 
@@ -266,6 +267,15 @@ export class TidingsInbox extends HTMLElement {
     this.paint();
   }
 
+  // Another tab or device changed the inbox. An action not known here is ignored (more
+  // are to come); one heard twice changes nothing. An item not loaded here may still have
+  // been counted unread: the server's count is asked for then.
+  changed(change) {
+    if (!change || change.action !== "deleted" || !Array.isArray(change.ids)) return;
+    const unknown = change.ids.filter((id) => !this.drop(id));
+    if (unknown.length) this.refreshUnread();
+  }
+
   // The server's count, unless the count moved here while it was asked for (a live
   // notification committed after the server counted): then ask again, a few times.
   async refreshUnread() {
@@ -315,17 +325,31 @@ export class TidingsInbox extends HTMLElement {
     } catch (error) {
       if (error.status !== 404) { this.say(`Could not delete: ${error.message}`); return; }
     }
+    this.drop(id);
+  }
+
+  // The item leaves the list (deleted here or elsewhere); the list's tab stop, and the
+  // focus if it was there, move to a neighbour. False if the item was not shown.
+  drop(id) {
     const note = this.notes.get(id);
+    if (!note) return false;
     const li = this.node(id);
-    if (note && note.status !== "read") { this.unread -= 1; this.moves += 1; }
+    if (note.status !== "read") { this.unread -= 1; this.moves += 1; }
     this.notes.delete(id);
     if (li) {
       const next = li.nextElementSibling || li.previousElementSibling;
       const focused = this.root.activeElement && li.contains(this.root.activeElement);
+      const stop = li.tabIndex === 0;
       li.remove();
-      if (next) { next.tabIndex = 0; if (focused) next.focus(); }
+      if (next && (stop || focused)) {
+        const other = this.list.querySelector("[tabindex='0']");
+        if (other) other.tabIndex = -1;
+        next.tabIndex = 0;
+        if (focused) next.focus();
+      }
     }
     this.paint();
+    return true;
   }
 
   // Roving focus over the list: arrows, Home and End move; Enter marks read; Delete deletes.
@@ -442,17 +466,19 @@ export class TidingsInbox extends HTMLElement {
         try { await this.api(`/api/devices/${device.id}`, { method: "DELETE" }); this.devices(box); }
         catch (error) { this.say(`Could not remove: ${error.message}`); }
       } }, "Remove"))));
-    box.replaceChildren(items.length ? list : h("p", {}, "No devices."), await this.pushButton(box));
+    const push = await this.pushButton(box);
+    box.replaceChildren(items.length ? list : h("p", {}, "No devices."), ...(push ? [push] : []));
   }
 
-  // Web Push needs the server's VAPID key (404 when not configured) and a service worker of
-  // the page's own origin, so it is offered only where both exist.
+  // Web Push needs the server's VAPID key (null when not configured) and a service worker
+  // of the page's own origin, so it is offered only where both exist.
   async pushButton(box) {
     if (!("serviceWorker" in navigator) || !("PushManager" in window)) return null;
     const origin = new URL(this.server || location.origin, location.href).origin;
     if (origin !== location.origin) return null;
     let key;
     try { key = (await this.api("/api/push/vapid-public-key")).public_key; } catch (error) { return null; }
+    if (!key) return null;
     return h("button", { type: "button", class: "push", onclick: async () => {
       try {
         if (await Notification.requestPermission() !== "granted") throw new Error("permission denied");

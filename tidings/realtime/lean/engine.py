@@ -94,6 +94,12 @@ class Engine:
         """The Socket.IO layer connected namespace `/`: no connect deadline any more."""
         self._heartbeat.joined(session)
 
+    def left(self, session: Session) -> None:
+        """The Socket.IO layer left namespace `/`: the session must join it again within
+        the connect deadline, as a new one must, or it is closed."""
+        if not session.closed:
+            self._heartbeat.expect_connect(session)
+
     def stop(self) -> None:
         self._heartbeat.stop()
 

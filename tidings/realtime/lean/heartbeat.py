@@ -3,11 +3,12 @@ deadline of sessions that have not joined namespace `/`.
 
 The server pings every `interval`; a session whose pong has not come within `timeout` of
 its ping is closed; a session without a connected namespace `/` is closed `connect_timeout`
-after it opened, so a client that answers pings but never authenticates does
-not hold a session forever. Each delay is the same for every session, so sessions become
-due in the order they were scheduled: three FIFO queues of (due time, session) replace a
-timer per connection. Entries are never removed from the middle: a stale one (closed
-session, pong already come, namespace joined) is dropped when it reaches the head.
+after it opened (or after it left `/`), so a client that answers pings but never
+authenticates does not hold a session forever. Each delay is the same for every session,
+so sessions become due in the order they were scheduled: three FIFO queues of (due time,
+session) replace a timer per connection. Entries are never removed from the middle: a stale
+one (closed session, pong already come, namespace joined) is dropped when it reaches the
+head.
 
 Timing: the loop sleeps until the earliest live deadline, exactly (one `call_at` for the
 whole server), so a pong deadline closes its session on time rather than on the next step
@@ -107,6 +108,11 @@ class Heartbeat:
     def joined(self, session: Session) -> None:
         """Namespace `/` is connected: the connect deadline no longer applies."""
         session.connect_due = math.inf
+
+    def expect_connect(self, session: Session) -> None:
+        """Namespace `/` was left: the connect deadline applies again, from now."""
+        self._expect_connect(session, self._now())
+        self._wake_by(session.connect_due)
 
     def pong(self, session: Session) -> None:
         # As the reference servers do, the next ping is one interval after the pong.

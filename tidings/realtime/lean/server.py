@@ -198,10 +198,10 @@ class LeanTransport:
         elif packet.kind == packets.EVENT:
             await self._event(session, packet)
         elif packet.kind == packets.DISCONNECT:
-            # With `/` left no namespace remains, and the reference server then closes
-            # the connection: so does this one (a session without a namespace is idle).
+            # The socket leaves `/`; the Engine.IO session stays (as in the reference
+            # servers) and may CONNECT again, within the connect deadline, now re-armed.
             await self._disconnect(session)
-            await self.engine.close(session)
+            self.engine.left(session)
         elif packet.kind == packets.ACK:
             pass  # the server never asks clients for acks
         else:

@@ -22,7 +22,8 @@ from typing import Any
 
 from starlette.types import Message
 
-from tidings.realtime.lean import connection, packets
+from tidings.realtime import connection
+from tidings.realtime.lean import packets
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,9 @@ class Session:
         a WebSocket is closed (with a CLOSE packet first when `notify`).
 
         A WebSocket whose client is not reading (a send blocked, or bytes still unsent
-        after the close frame) is dropped at once: its close frame would wait behind data
-        the client will never read, and the TCP connection would stay open with it.
+        after the close frame, in the server's buffer or the kernel's) is reset at once:
+        its close frame would wait behind data the client will never read, and the TCP
+        connection, with megabytes in the kernel, would stay open with it.
         """
         if self.closed:
             return
@@ -163,7 +165,7 @@ class Session:
                                                 {"type": "websocket.close", "code": 1000})
         except (OSError, RuntimeError) as exc:
             log.debug("closing websocket of %s: %r", self.sid, exc)
-        if backed_up or self.drainer is not None or connection.unsent_bytes(self.ws_send):
+        if backed_up or self.drainer is not None or connection.not_reading(self.ws_send):
             log.debug("session %s: client not reading, dropping its connection", self.sid)
             connection.abort(self.ws_send)
 

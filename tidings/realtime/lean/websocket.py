@@ -11,7 +11,8 @@ import logging
 
 from starlette.types import Message, Receive, Scope, Send
 
-from tidings.realtime.lean import connection, packets
+from tidings.realtime import connection
+from tidings.realtime.lean import packets
 from tidings.realtime.lean.cors import Headers
 from tidings.realtime.lean.engine import Engine
 from tidings.realtime.lean.packets import ProtocolError
