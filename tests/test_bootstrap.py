@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,6 +38,7 @@ def test_bad_arguments_stop_before_a_venv_is_made(tmp_path: Path) -> None:
     assert not (copy / ".venv").exists()
 
 
+@pytest.mark.system  # a whole install in a new venv: about a minute
 def test_an_extra_on_request_beside_the_service(tmp_path: Path) -> None:
     copy = checkout_copy(tmp_path)
     result = bootstrap(copy, "--extra", "client")

@@ -14,9 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", ROOT / "benchmarks" / "README.md",
                 *(ROOT / "docs").glob("*.md")])
-# docs/TESTING.md is written with the test tiers (scripts/test.sh); until then a link to it
-# is the one allowed to wait.
-PENDING = {ROOT / "docs" / "TESTING.md"}
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
@@ -59,8 +56,6 @@ def test_every_link_and_anchor_resolves(page: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        if file in PENDING and not file.exists():
-            continue
         if not file.exists():
             broken.append(target)
         elif anchor and file.suffix == ".md" and anchor not in anchors(file):
