@@ -12,6 +12,7 @@ from tidings.crypto.cipher import FieldCipher
 from tidings.delivery.email_sender import build_email_sender
 from tidings.delivery.push import build_push_senders
 from tidings.delivery.scheduler import DueScheduler
+from tidings.delivery.tls import default_tls
 from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.model import Medium, utcnow
 from tidings.maintenance import Maintenance
@@ -122,7 +123,8 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
                    metrics: Metrics) -> Delivery:
     """The delivery worker with a sender for every configured provider (a provider that
     is configured wrongly stops start-up, naming the setting)."""
-    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
+                             verify=default_tls())
     # Every send ends well inside its lease, so a slow provider never lets another
     # worker take a delivery that is still being sent.
     timeout_s = max(1.0, min(30.0, settings.delivery_lease_seconds / 3))
