@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
+# The suite starts many Python processes (servers, workers, the CLI): let the first one
+# cache the project's bytecode for the others (the libraries' is compiled at install).
+unset PYTHONDONTWRITEBYTECODE
 
 tier=default venv=.venv
 while [ $# -gt 0 ]; do
