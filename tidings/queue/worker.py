@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.delivery import WEBHOOK
+from tidings.domain.errors import Unavailable
 from tidings.domain.model import DeliveryStatus, Medium, Priority, utcnow
 from tidings.maintenance import Maintenance
 from tidings.metrics import Metrics
@@ -229,6 +230,36 @@ class DeliveryWorker:
             )
 
     async def _write_settlements(self, items: list[Settlement]) -> list[BaseException | None]:
+        """All in one transaction; if that fails for any reason but an outage, each alone,
+        so that one row the database refuses costs no other delivery its settlement (an
+        unsettled delivery is sent again when its lease ends)."""
+        try:
+            await self._settle(items)
+            return [None] * len(items)
+        except Unavailable:
+            raise
+        except Exception:
+            log.exception("settling %d deliveries together failed; settling each alone",
+                          len(items))
+        return [await self._settle_alone(item, tried=len(items) == 1) for item in items]
+
+    async def _settle_alone(self, item: Settlement, *, tried: bool) -> BaseException | None:
+        """One settlement in its own transaction, else the same ending without the
+        provider's texts (`Settlement.stripped`); the error when neither could be stored."""
+        failure: BaseException | None = None
+        for version in ([item.stripped()] if tried else [item, item.stripped()]):
+            try:
+                await self._settle([version])
+                return None
+            except Unavailable as exc:
+                return exc
+            except Exception as exc:
+                log.exception("delivery %s: the database refused its settlement",
+                              item.delivery.id)
+                failure = exc
+        return failure
+
+    async def _settle(self, items: list[Settlement]) -> None:
         now = self._clock()
         async with self._db.begin() as conn:
             landed = await store.settle(conn, items, now)
@@ -247,7 +278,6 @@ class DeliveryWorker:
         if self._fanout is not None:
             for change in changes:
                 await self._fanout.status_changed(change)
-        return [None] * len(items)
 
     def _observe(self, item: Settlement, now: datetime) -> None:
         medium = item.delivery.medium

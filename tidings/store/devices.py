@@ -16,7 +16,6 @@ from tidings.store.database import upsert_into
 from tidings.store.tables import push_devices
 
 LOOKUP_SLICE = 500
-MAX_REASON_LENGTH = 255
 _COLUMNS = (push_devices.c.id, push_devices.c.user_id, push_devices.c.platform,
             push_devices.c.address, push_devices.c.p256dh, push_devices.c.auth,
             push_devices.c.created_at, push_devices.c.disabled_at)
@@ -92,6 +91,6 @@ async def disable(conn: AsyncConnection, device_id: str, reason: str, now: datet
     result = await conn.execute(
         sa.update(push_devices)
         .where(push_devices.c.id == device_id, push_devices.c.disabled_at.is_(None))
-        .values(disabled_at=now, disabled_reason=reason[:MAX_REASON_LENGTH], updated_at=now)
+        .values(disabled_at=now, disabled_reason=reason, updated_at=now)
     )
     return bool(result.rowcount)
