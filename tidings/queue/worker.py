@@ -66,6 +66,7 @@ class DeliveryWorker:
         clock: Callable[[], datetime] = utcnow,
         cipher: FieldCipher | None = None,
         maintenance: Maintenance | None = None,
+        devices_per_user: int = 20,
     ) -> None:
         self._db = db
         self._cipher = cipher  # opens the parts sealed at rest, for the message bodies
@@ -79,6 +80,7 @@ class DeliveryWorker:
         self._poll_s = poll_s
         self._clock = clock
         self._throttle = throttle_per_hour
+        self._devices_per_user = devices_per_user  # one push, at most this many requests
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -221,7 +223,8 @@ class DeliveryWorker:
                 emails={user_id: contact.email for user_id, contact in contacts.items()
                         if contact.email and user_id in emailed},
                 devices=await device_store.active_devices(
-                    conn, [c.user_id for c in claimed if c.medium == Medium.PUSH.value]),
+                    conn, [c.user_id for c in claimed if c.medium == Medium.PUSH.value],
+                    self._devices_per_user),
                 reached=await store.devices_reached(conn, push),
                 webhooks=await webhook_store.webhook_targets(
                     conn, [c.webhook_id for c in claimed if c.webhook_id]),
