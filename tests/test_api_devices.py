@@ -81,7 +81,7 @@ async def test_register_webpush_and_apns(server: RunningServer) -> None:
         apns = await http.post("/api/devices", json={"platform": "apns", "token": "ab" * 32})
     assert (web.status_code, apns.status_code) == (201, 201)
     async with server.services.db.begin() as conn:
-        found = await device_store.active_devices(conn, ["alice"])
+        found = await device_store.active_devices(conn, ["alice"], 20)
     by_platform = {device.platform: device for device in found["alice"]}
     assert by_platform[Platform.WEBPUSH].endpoint == ENDPOINT
     assert by_platform[Platform.WEBPUSH].p256dh == b64(BROWSER)
@@ -116,14 +116,14 @@ async def test_registering_again_re_enables_and_updates_keys(server: RunningServ
         async with server.services.db.begin() as conn:
             assert await device_store.disable(conn, device["id"], "gone (410)", utcnow())
             assert not await device_store.disable(conn, device["id"], "again", utcnow())
-            assert await device_store.active_devices(conn, ["alice"]) == {}
+            assert await device_store.active_devices(conn, ["alice"], 20) == {}
         disabled = (await http.get("/api/devices")).json()["items"][0]
         new_auth = b64(b"\x01" * 16)
         again = await http.post("/api/devices", json=webpush(auth=new_auth))
     assert disabled["disabled_at"] is not None
     assert again.status_code == 200 and again.json()["disabled_at"] is None
     async with server.services.db.begin() as conn:
-        (active,) = (await device_store.active_devices(conn, ["alice"]))["alice"]
+        (active,) = (await device_store.active_devices(conn, ["alice"], 20))["alice"]
     assert active.id == device["id"] and active.auth == new_auth
 
 
@@ -259,6 +259,42 @@ async def test_active_devices_of_many_users_skip_disabled(server: RunningServer)
             ids[token] = created.json()["id"]
     async with server.services.db.begin() as conn:
         await device_store.disable(conn, ids["d"], "unregistered", utcnow())
-        found = await device_store.active_devices(conn, ["u1", "u2", "u3", "nobody"])
+        found = await device_store.active_devices(conn, ["u1", "u2", "u3", "nobody"], 20)
     assert {user: [d.token for d in devices] for user, devices in found.items()} == {
         "u1": ["a", "b"], "u2": ["c"]}
+
+
+@pytest.fixture
+async def capped(database_url: str) -> AsyncIterator[RunningServer]:
+    running = await start_server(make_settings(database_url, max_devices_per_user=3))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_registering_past_the_cap_disables_the_least_recently_registered(
+    capped: RunningServer,
+) -> None:
+    async with capped.http("bob") as bob:
+        assert (await bob.post("/api/devices", json={"platform": "fcm",
+                                                     "token": "bob:1"})).status_code == 201
+    ids: dict[str, str] = {}
+    async with capped.http("alice") as http:
+        for n in range(1, 6):
+            created = await http.post("/api/devices", json={"platform": "fcm",
+                                                            "token": f"tok:{n}"})
+            assert created.status_code == 201, created.text
+            ids[created.json()["id"]] = f"tok:{n}"
+        enabled = {ids[d["id"]] for d in (await http.get("/api/devices")).json()["items"]
+                   if d["disabled_at"] is None}
+        assert enabled == {"tok:3", "tok:4", "tok:5"}
+        # Registered again, the oldest counts as the newest: now tok:3 goes.
+        again = await http.post("/api/devices", json={"platform": "fcm", "token": "tok:1"})
+        assert again.status_code == 200 and again.json()["disabled_at"] is None
+        enabled = {ids[d["id"]] for d in (await http.get("/api/devices")).json()["items"]
+                   if d["disabled_at"] is None}
+    assert enabled == {"tok:1", "tok:4", "tok:5"}
+    async with capped.http("bob") as bob:
+        (device,) = (await bob.get("/api/devices")).json()["items"]
+    assert device["disabled_at"] is None  # another user's devices are not counted

@@ -13,6 +13,10 @@ import pytest
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.pushfakes.server import Reply, running
 from tests.pushfakes.service import FakePushGateway
+from tidings.delivery.messages import Platform
+from tidings.domain.device import NewDevice
+from tidings.domain.model import utcnow
+from tidings.store import devices as device_store
 
 pytestmark = pytest.mark.both_databases
 
@@ -114,3 +118,27 @@ async def test_without_any_device_push_is_skipped(pusher: RunningServer) -> None
     body = await push_state(pusher, note["id"])
     assert body["deliveries"][0]["status"] == "skipped"
     assert pusher.metric("tidings_deliveries_total", medium="push", outcome="skipped") == 1
+
+
+async def test_a_push_goes_to_at_most_the_cap_of_devices_the_newest(
+    database_url: str, gateway: tuple[FakePushGateway, str]
+) -> None:
+    fake, url = gateway
+    server = await start_server(make_settings(
+        database_url, push_service_url=url, push_service_api_key="gw-secret",
+        max_devices_per_user=2))
+    try:
+        # Written past the cap without the API (as rows from before the cap, or two
+        # registrations that raced, would be): the send still stops at the cap.
+        async with server.services.db.begin() as conn:
+            for n in range(5):
+                await device_store.register(conn, NewDevice(
+                    f"00000000-0000-7000-8000-00000000000{n}", "alice", Platform.FCM,
+                    f"tok-{n}"), utcnow())
+        note = await create(server)
+        body = await push_state(server, note["id"])
+        assert body["deliveries"][0]["status"] == "sent"
+        assert sorted(devices_seen(fake)) == ["00000000-0000-7000-8000-000000000003",
+                                              "00000000-0000-7000-8000-000000000004"]
+    finally:
+        await server.stop()

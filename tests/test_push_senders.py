@@ -33,12 +33,14 @@ from tidings.delivery.outcome import Outcome
 from tidings.delivery.push import ConfigError, PushRouter, build_push_senders, public_vapid_key
 from tidings.delivery.push_base import ELLIPSIS, fit_push, stable_uuid
 from tidings.delivery.push_http import HttpPushSender
+from tidings.delivery.targets import check_target_url
 from tidings.delivery.webpush import (
     PLAINTEXT_LIMIT,
     WebPushSender,
     load_vapid_key,
     vapid_public_key,
 )
+from tidings.domain.errors import ValidationFailed
 from tidings.settings import Settings
 
 PROJECT = "demo-project"
@@ -628,6 +630,37 @@ async def test_webpush_classifies_provider_answers(
 
     assert (attempt.outcome, attempt.code) == (outcome, str(reply.status))
     assert attempt.retry_after_s == retry_after
+
+
+@pytest.mark.parametrize(("entry", "host", "admitted"), [
+    ("googleapis.com", "fcm.googleapis.com", True),  # the documented example
+    ("googleapis.com", "googleapis.com", True),
+    ("*.googleapis.com", "fcm.googleapis.com", True),
+    (".googleapis.com", "fcm.googleapis.com", True),
+    ("fcm.googleapis.com", "FCM.googleapis.com.", True),
+    ("googleapis.com", "evilgoogleapis.com", False),
+    ("fcm.googleapis.com", "googleapis.com", False),
+])
+async def test_webpush_sends_to_every_host_registration_admits_and_to_no_other(
+    vapid_key: ec.EllipticCurvePrivateKey, entry: str, host: str, admitted: bool
+) -> None:
+    fake = FakePushService(vapid_public_key(vapid_key))
+    fake.origin = f"https://{host}"
+    endpoint, browser = fake.subscribe("phone")
+    try:
+        await check_target_url(endpoint, allow_private=True, allowed_hosts=[entry])
+        registered = True
+    except ValidationFailed:
+        registered = False
+    # The push service is in process (any host reaches it): the test is about the rule.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake)) as client:
+        sender = WebPushSender(vapid_key, SUBJECT, client, allowed_hosts=[entry],
+                               allow_private_targets=True)
+        attempt = await sender.send(Device("dev-1", Platform.WEBPUSH, endpoint=endpoint,
+                                           p256dh=browser.p256dh, auth=browser.auth), PUSH)
+    assert registered is admitted
+    assert attempt.outcome is (Outcome.SENT if admitted else Outcome.PERMANENT), attempt.error
+    assert (attempt.code == "TARGET") is not admitted
 
 
 async def test_webpush_timeout_is_transient(

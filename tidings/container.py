@@ -152,6 +152,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         cipher=build_cipher(settings),
         maintenance=Maintenance(db, retention_days=settings.retention_days),
         throttle_per_hour=settings.throttle_per_hour,
+        devices_per_user=settings.max_devices_per_user,
     )
     return Delivery(worker, senders, http)
 

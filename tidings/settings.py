@@ -98,6 +98,9 @@ class Settings(RedisSettings):
     public_url: str = Field("http://localhost:3001", validation_alias="PUBLIC_URL")
     workers_in_serve: bool = Field(True, validation_alias="WORKERS_IN_SERVE")
     allow_private_targets: bool = Field(False, validation_alias="ALLOW_PRIVATE_TARGETS")
+    # Enabled push devices a user may have: registering one more disables the least
+    # recently registered, and a push goes to at most this many (docs/PUSH.md).
+    max_devices_per_user: int = Field(20, ge=1, le=1000, validation_alias="MAX_DEVICES_PER_USER")
 
     max_retry_attempts: int = Field(4, ge=0, validation_alias="MAX_RETRY_ATTEMPTS")
     retry_delays_ms: Annotated[list[int], NoDecode] = Field(

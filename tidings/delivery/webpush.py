@@ -3,8 +3,9 @@ through http_ece) and the request signed with the service's VAPID key (RFC 8292,
 py_vapid), POSTed with the shared async client.
 
 A subscription's endpoint is a URL a user handed us, so before anything is sent its host is
-checked: https only, within `WEBPUSH_ALLOWED_HOSTS` when that is set, and never a private,
-loopback or link-local address unless `ALLOW_PRIVATE_TARGETS` (tests) says so.
+checked by the rules registration used (`delivery.targets`): https only, equal to or under
+an entry of `WEBPUSH_ALLOWED_HOSTS` when that is set, and never a private, loopback or
+link-local address unless `ALLOW_PRIVATE_TARGETS` (tests) says so.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tidings.delivery.push_base import (
     http_failure,
     network_failure,
 )
+from tidings.delivery.targets import host_allowed, is_public_address
 
 # 4096 bytes is the most a push service must accept; aes128gcm adds a 86-byte header (salt,
 # record size, the sender's public key) and 17 bytes per record (tag and delimiter).
@@ -65,7 +67,7 @@ class WebPushSender:
         self._vapid = Vapid02(vapid_key)
         self._subject = subject
         self._client = http_client
-        self._allowed_hosts = [host.lower().lstrip("*") for host in allowed_hosts]
+        self._allowed_hosts = list(allowed_hosts)
         self._allow_private = allow_private_targets
         self._clock = clock
         self._signatures: dict[str, tuple[str, float]] = {}  # origin -> (header, expiry)
@@ -130,10 +132,9 @@ class WebPushSender:
         schemes = ("https", "http") if self._allow_private else ("https",)
         if parts.scheme not in schemes or not host:
             return failed(Outcome.PERMANENT, "Web Push endpoint must be an https URL", "TARGET")
-        if self._allowed_hosts and not any(
-            host == allowed or (allowed.startswith(".") and host.endswith(allowed))
-            for allowed in self._allowed_hosts
-        ):
+        # The very rule registration applied (`check_target_url`): a subscription that
+        # registered is never refused here for its host.
+        if self._allowed_hosts and not host_allowed(host, self._allowed_hosts):
             return failed(Outcome.PERMANENT, f"Web Push host {host} is not allowed", "TARGET")
         if self._allow_private:
             return None
@@ -141,7 +142,7 @@ class WebPushSender:
             addresses = await _addresses(host, parts.port or 443)
         except OSError as exc:
             return network_failure(exc)
-        if any(not address.is_global for address in addresses):
+        if not all(is_public_address(address) for address in addresses):
             return failed(
                 Outcome.PERMANENT, f"Web Push host {host} is a private address", "TARGET"
             )

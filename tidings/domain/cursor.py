@@ -13,6 +13,7 @@ from datetime import datetime
 
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.model import isoformat, parse_instant
+from tidings.domain.text import is_storable
 
 Position = tuple[datetime, str]
 
@@ -27,7 +28,9 @@ def decode_cursor(cursor: str) -> Position:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         when, key = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(when, str) or not isinstance(key, str):
+        # A key with a NUL or a lone surrogate was never given out (and no database could
+        # compare with it).
+        if not isinstance(when, str) or not isinstance(key, str) or not is_storable(key):
             raise TypeError("not a position")
         return parse_instant(when), key
     except (ValueError, TypeError, binascii.Error, OverflowError) as exc:

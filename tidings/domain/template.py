@@ -13,6 +13,7 @@ import base64
 import binascii
 import html
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -187,6 +188,12 @@ class Rendered:
                 **fallback_parts(title, message), **self.content}
 
 
+def is_key(value: str) -> bool:
+    """Whether `value` can be a template's key (`KEY_PATTERN`): anything else names no
+    template, and never reaches the database."""
+    return re.fullmatch(KEY_PATTERN, value) is not None
+
+
 def encode_key_cursor(key: str) -> str:
     """The opaque cursor of the list by key: the last key of a page."""
     raw = json.dumps(["template", key]).encode()
@@ -197,7 +204,7 @@ def decode_key_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         kind, key = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
-        if kind != "template" or not isinstance(key, str):
+        if kind != "template" or not isinstance(key, str) or not is_key(key):
             raise ValueError("not a template cursor")
         return key
     except (ValueError, TypeError, binascii.Error) as exc:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.delivery import WEBHOOK
+from tidings.domain.errors import Unavailable
 from tidings.domain.model import DeliveryStatus, Medium, Priority, utcnow
 from tidings.maintenance import Maintenance
 from tidings.metrics import Metrics
@@ -65,6 +66,7 @@ class DeliveryWorker:
         clock: Callable[[], datetime] = utcnow,
         cipher: FieldCipher | None = None,
         maintenance: Maintenance | None = None,
+        devices_per_user: int = 20,
     ) -> None:
         self._db = db
         self._cipher = cipher  # opens the parts sealed at rest, for the message bodies
@@ -78,6 +80,7 @@ class DeliveryWorker:
         self._poll_s = poll_s
         self._clock = clock
         self._throttle = throttle_per_hour
+        self._devices_per_user = devices_per_user  # one push, at most this many requests
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -220,7 +223,8 @@ class DeliveryWorker:
                 emails={user_id: contact.email for user_id, contact in contacts.items()
                         if contact.email and user_id in emailed},
                 devices=await device_store.active_devices(
-                    conn, [c.user_id for c in claimed if c.medium == Medium.PUSH.value]),
+                    conn, [c.user_id for c in claimed if c.medium == Medium.PUSH.value],
+                    self._devices_per_user),
                 reached=await store.devices_reached(conn, push),
                 webhooks=await webhook_store.webhook_targets(
                     conn, [c.webhook_id for c in claimed if c.webhook_id]),
@@ -229,6 +233,36 @@ class DeliveryWorker:
             )
 
     async def _write_settlements(self, items: list[Settlement]) -> list[BaseException | None]:
+        """All in one transaction; if that fails for any reason but an outage, each alone,
+        so that one row the database refuses costs no other delivery its settlement (an
+        unsettled delivery is sent again when its lease ends)."""
+        try:
+            await self._settle(items)
+            return [None] * len(items)
+        except Unavailable:
+            raise
+        except Exception:
+            log.exception("settling %d deliveries together failed; settling each alone",
+                          len(items))
+        return [await self._settle_alone(item, tried=len(items) == 1) for item in items]
+
+    async def _settle_alone(self, item: Settlement, *, tried: bool) -> BaseException | None:
+        """One settlement in its own transaction, else the same ending without the
+        provider's texts (`Settlement.stripped`); the error when neither could be stored."""
+        failure: BaseException | None = None
+        for version in ([item.stripped()] if tried else [item, item.stripped()]):
+            try:
+                await self._settle([version])
+                return None
+            except Unavailable as exc:
+                return exc
+            except Exception as exc:
+                log.exception("delivery %s: the database refused its settlement",
+                              item.delivery.id)
+                failure = exc
+        return failure
+
+    async def _settle(self, items: list[Settlement]) -> None:
         now = self._clock()
         async with self._db.begin() as conn:
             landed = await store.settle(conn, items, now)
@@ -247,7 +281,6 @@ class DeliveryWorker:
         if self._fanout is not None:
             for change in changes:
                 await self._fanout.status_changed(change)
-        return [None] * len(items)
 
     def _observe(self, item: Settlement, now: datetime) -> None:
         medium = item.delivery.medium

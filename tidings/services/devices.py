@@ -1,5 +1,6 @@
-"""Push devices: registration on behalf of whom, the Web Push endpoint check, and the
-VAPID public key browsers subscribe with."""
+"""Push devices: registration on behalf of whom, the Web Push endpoint check, the cap on
+devices per user (MAX_DEVICES_PER_USER), and the VAPID public key browsers subscribe
+with."""
 
 from __future__ import annotations
 
@@ -41,8 +42,12 @@ class DeviceService:
             )
         device = NewDevice(uuid7(), owner, draft.platform, address,
                            keys.p256dh if keys else None, keys.auth if keys else None)
+        now = utcnow()
         async with self._db.begin() as conn:
-            return await store.register(conn, device, utcnow())
+            registered = await store.register(conn, device, now)
+            # The newest device is always kept: it is the one just registered.
+            await store.disable_beyond(conn, owner, self._settings.max_devices_per_user, now)
+        return registered
 
     async def of_user(self, caller: Principal) -> list[DeviceRecord]:
         async with self._db.begin() as conn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tidings.domain.inputs import is_name
 from tidings.domain.model import utcnow
 from tidings.services.batching import Batcher
 from tidings.services.channel_rules import ChannelRules
@@ -82,6 +83,8 @@ class SubscriptionService:
 
     async def unsubscribe(self, user_id: str, channels: Sequence[object]) -> list[str]:
         names = [name for name in channels if isinstance(name, str)]
+        # Only a valid name can have been subscribed; the others (a NUL in one would fail
+        # the query on PostgreSQL) are not, already.
         async with self._db.begin() as conn:
-            await store.remove(conn, user_id, names)
+            await store.remove(conn, user_id, [name for name in names if is_name(name)])
         return names

@@ -17,6 +17,7 @@ from tidings.domain.template import (
     TemplateDraft,
     decode_key_cursor,
     encode_key_cursor,
+    is_key,
     normalise_locale,
 )
 from tidings.store import contacts
@@ -87,8 +88,10 @@ class TemplateService:
         return TemplatePage(items, encode_key_cursor(items[-1].key) if more else None)
 
     async def get(self, key: str, version: int | None = None) -> Template:
-        async with self._db.begin() as conn:
-            found = await store.get(conn, key, version)
+        found = None
+        if is_key(key):
+            async with self._db.begin() as conn:
+                found = await store.get(conn, key, version)
         if found is None:
             raise NotFound(f"template {key} not found" if version is None
                            else f"template {key} has no version {version}")
@@ -96,6 +99,8 @@ class TemplateService:
 
     async def delete(self, key: str) -> None:
         """Every version goes; notifications made from it keep their rendered text."""
+        if not is_key(key):
+            raise NotFound(f"template {key} not found")
         async with self._db.begin() as conn:
             if not await store.delete(conn, key):
                 raise NotFound(f"template {key} not found")
@@ -111,8 +116,10 @@ class TemplateService:
 
     async def resolve(self, key: str) -> Template:
         """The latest version of the key a create names; unknown: 422 naming `template`."""
-        async with self._db.begin() as conn:
-            found = await store.get(conn, key)
+        found = None
+        if is_key(key):
+            async with self._db.begin() as conn:
+                found = await store.get(conn, key)
         if found is None:
             raise ValidationFailed(f"template: no template {key!r}", field="template")
         return found

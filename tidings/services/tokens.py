@@ -15,6 +15,7 @@ import jwt
 
 from tidings.domain.errors import AuthenticationFailed
 from tidings.domain.model import Principal
+from tidings.domain.text import is_storable
 from tidings.settings import Settings
 
 LEEWAY_S = 30
@@ -69,7 +70,9 @@ class TokenService:
             raise AuthenticationFailed("Authentication failed") from exc
         sub = claims.get("sub")
         roles = claims.get("roles", [])
-        if not isinstance(sub, str) or not sub or len(sub) > 255:
+        # The subject is a user id the database stores and searches: a NUL or a lone
+        # surrogate in it could never match a row, and would fail the query instead.
+        if not isinstance(sub, str) or not sub or len(sub) > 255 or not is_storable(sub):
             raise AuthenticationFailed("Authentication failed")
         if isinstance(roles, str):
             roles = [roles]

@@ -16,7 +16,6 @@ from tidings.store.database import upsert_into
 from tidings.store.tables import push_devices
 
 LOOKUP_SLICE = 500
-MAX_REASON_LENGTH = 255
 _COLUMNS = (push_devices.c.id, push_devices.c.user_id, push_devices.c.platform,
             push_devices.c.address, push_devices.c.p256dh, push_devices.c.auth,
             push_devices.c.created_at, push_devices.c.disabled_at)
@@ -66,11 +65,37 @@ async def delete(conn: AsyncConnection, user_id: str, device_id: str) -> bool:
     return bool(result.rowcount)
 
 
+# Most recently registered first: the order in which devices stay within a user's cap.
+_NEWEST_FIRST = (push_devices.c.updated_at.desc(), push_devices.c.id.desc())
+OVER_CAP = "more devices than MAX_DEVICES_PER_USER: a newer one was registered"
+
+
+async def disable_beyond(conn: AsyncConnection, user_id: str, keep: int,
+                         now: datetime) -> int:
+    """Disable the user's enabled devices beyond the `keep` most recently registered (a
+    device registered again counts as new); how many were disabled."""
+    newest = (
+        sa.select(push_devices.c.id)
+        .where(push_devices.c.user_id == user_id, push_devices.c.disabled_at.is_(None))
+        .order_by(*_NEWEST_FIRST)
+        .limit(keep)
+    )
+    result = await conn.execute(
+        sa.update(push_devices)
+        .where(push_devices.c.user_id == user_id, push_devices.c.disabled_at.is_(None),
+               push_devices.c.id.not_in(newest.scalar_subquery()))
+        .values(disabled_at=now, disabled_reason=OVER_CAP, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
 async def active_devices(
-    conn: AsyncConnection, user_ids: Sequence[str]
+    conn: AsyncConnection, user_ids: Sequence[str], per_user: int
 ) -> dict[str, list[Device]]:
-    """The enabled devices of many users at once, as push senders take them (oldest first);
-    users without one are absent from the answer."""
+    """The enabled devices of many users at once, as push senders take them (oldest
+    first): at most `per_user` each, the most recently registered (registration keeps
+    users within the cap; this bounds a push even where concurrent registrations overshot
+    it). Users without a device are absent from the answer."""
     found: dict[str, list[Device]] = {}
     unique = list(dict.fromkeys(user_ids))
     for start in range(0, len(unique), LOOKUP_SLICE):
@@ -78,12 +103,14 @@ async def active_devices(
             sa.select(*_COLUMNS)
             .where(push_devices.c.user_id.in_(unique[start : start + LOOKUP_SLICE]),
                    push_devices.c.disabled_at.is_(None))
-            .order_by(push_devices.c.created_at, push_devices.c.id)
+            .order_by(push_devices.c.user_id, *_NEWEST_FIRST)
         )
         for row in await conn.execute(query):
             record = _record(row)
-            found.setdefault(record.user_id, []).append(record.target())
-    return found
+            devices = found.setdefault(record.user_id, [])
+            if len(devices) < per_user:
+                devices.append(record.target())
+    return {user_id: devices[::-1] for user_id, devices in found.items()}
 
 
 async def disable(conn: AsyncConnection, device_id: str, reason: str, now: datetime) -> bool:
@@ -92,6 +119,6 @@ async def disable(conn: AsyncConnection, device_id: str, reason: str, now: datet
     result = await conn.execute(
         sa.update(push_devices)
         .where(push_devices.c.id == device_id, push_devices.c.disabled_at.is_(None))
-        .values(disabled_at=now, disabled_reason=reason[:MAX_REASON_LENGTH], updated_at=now)
+        .values(disabled_at=now, disabled_reason=reason, updated_at=now)
     )
     return bool(result.rowcount)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,8 @@ from tidings.store.tables import notification_deliveries as deliveries
 # Exactly the predicate of the partial index `ix_deliveries_queue`, as literal SQL, so the
 # planner can match it (a bound parameter would hide the values from it).
 DUE = sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'")
+# The last error of a settlement stored without its texts (`Settlement.stripped`).
+STRIPPED = "the provider's answer could not be stored (see the worker's log)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,16 @@ class Settlement:
     provider_id: str | None = None
     attempts: tuple[AttemptRecord, ...] = ()
     gone: tuple[str, ...] = ()  # devices the provider says no longer exist
+
+    def stripped(self) -> Settlement:
+        """The same ending (status, retry time, attempt outcomes, gone devices) without any
+        text from outside: what is stored when the database refuses the whole settlement,
+        so the delivery still ends as it did instead of being sent again."""
+        return replace(
+            self, last_error=STRIPPED if self.last_error is not None else None,
+            provider_id=None,
+            attempts=tuple(replace(a, code=None, error=None, provider_id=None)
+                           for a in self.attempts))
 
 
 async def claim(
@@ -98,8 +110,8 @@ async def settle(conn: AsyncConnection, settlements: Sequence[Settlement],
         # A retry is due at its time; an ended delivery keeps when it ended (not the end
         # of the lease it was claimed under).
         values["next_attempt_at"] = item.due_at or now
-        if item.provider_id is not None:
-            values["provider_message_id"] = item.provider_id[:255]
+        if item.provider_id is not None:  # cleaned and cut by its column (`OutsideText`)
+            values["provider_message_id"] = item.provider_id
         result = await conn.execute(
             deliveries.update()
             # The notification id names the row's partition: one partition is touched.

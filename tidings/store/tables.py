@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
+from tidings.domain.text import storable, storable_json
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -56,6 +58,49 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 JSONData = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+# How long a text column without a length of its own keeps what a provider said.
+OUTSIDE_TEXT_LIMIT = 1000
+
+
+class OutsideText(sa.TypeDecorator[str]):
+    """A column that holds text from outside the service (a provider's answer, message
+    id or header, an error text): whatever statement writes it, the value is made
+    storable (`domain.text.storable`: NUL and lone surrogates replaced) and cut to
+    `length` on its way in, so no path can forget to, and no provider can make the
+    database refuse a row. `wide` columns are TEXT, bounded here rather than by the
+    database."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int, *, wide: bool = False) -> None:
+        super().__init__(None if wide else length)
+        self.length = length
+        self.wide = wide
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        return dialect.type_descriptor(sa.Text() if self.wide else sa.String(self.length))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else storable(value, self.length)
+
+
+class OutsideJSON(sa.TypeDecorator[Any]):
+    """`JSONData` for documents that carry text from outside (webhook event bodies quote
+    providers' ids and errors): every key and string made storable, as `OutsideText`.
+    PostgreSQL's JSONB refuses `\\u0000` and lone surrogate escapes."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return storable_json(value, OUTSIDE_TEXT_LIMIT)
 
 # A notification id (UUIDv7 text). On PostgreSQL it compares bytewise ("C"): the monthly
 # partition bounds are id prefixes, which only follow time order under that collation.
@@ -125,12 +170,12 @@ notification_deliveries = sa.Table(
     # Fresh on every claim; settling checks it, so a worker whose lease expired cannot
     # overwrite what the next holder did.
     sa.Column("lease_token", sa.String(36), nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("provider_message_id", sa.String(255), nullable=True),
+    sa.Column("last_error", OutsideText(OUTSIDE_TEXT_LIMIT, wide=True), nullable=True),
+    sa.Column("provider_message_id", OutsideText(255), nullable=True),
     # Webhook deliveries: which registration, which event, and the event body.
     sa.Column("webhook_id", sa.String(36), nullable=True),
     sa.Column("event", sa.String(64), nullable=True),
-    sa.Column("payload", JSONData, nullable=True),
+    sa.Column("payload", OutsideJSON, nullable=True),
     # Pacing (templates and pacing): held for a digest, or deferred by quiet hours.
     sa.Column("digest_id", sa.String(36), nullable=True),
     sa.Column("deferred_until", UTCDateTime, nullable=True),
@@ -166,9 +211,9 @@ delivery_attempts = sa.Table(
               nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("code", sa.String(64), nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("provider_id", sa.String(255), nullable=True),
+    sa.Column("code", OutsideText(64), nullable=True),
+    sa.Column("error", OutsideText(OUTSIDE_TEXT_LIMIT, wide=True), nullable=True),
+    sa.Column("provider_id", OutsideText(255), nullable=True),
     sa.Column("device_id", sa.String(36), nullable=True),
     sa.Column("elapsed_ms", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id", "id"),
@@ -234,7 +279,7 @@ push_devices = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("disabled_at", UTCDateTime, nullable=True),
-    sa.Column("disabled_reason", sa.String(255), nullable=True),
+    sa.Column("disabled_reason", OutsideText(255), nullable=True),
     sa.UniqueConstraint("platform", "address"),
     sa.Index("ix_push_devices_user", "user_id"),
 )
