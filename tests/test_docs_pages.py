@@ -69,6 +69,7 @@ async def browser() -> AsyncIterator[Any]:
         yield launched
 
 
+@pytest.mark.browser
 async def test_the_docs_pages_render_with_every_other_origin_blocked(
     docs_server: RunningServer, browser: Any
 ) -> None:

@@ -25,6 +25,8 @@ from tests.pushfakes.webpush import FakePushService, b64url
 from tidings.delivery.webpush import vapid_public_key
 from tidings.store.database import Database
 
+pytestmark = pytest.mark.both_databases
+
 INNOCENT = [f"user{i:02d}" for i in range(20)]
 FAST = {"delivery_lease_seconds": 2, "retry_delays_ms": [50, 50], "max_retry_attempts": 3,
         "allow_private_targets": True}

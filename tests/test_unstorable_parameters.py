@@ -13,6 +13,8 @@ import socketio
 
 from tests.conftest import RunningServer
 
+pytestmark = pytest.mark.both_databases
+
 
 def cursor(*parts: str) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
