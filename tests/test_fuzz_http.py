@@ -157,3 +157,21 @@ async def test_body_of_undecodable_bytes_is_a_400_naming_the_body(
             assert response.json() == {"error": {
                 "code": "invalid_json", "message": "the body is not valid JSON",
                 "field": "body"}}
+
+
+async def test_a_405_allows_every_method_of_the_resource(server: RunningServer) -> None:
+    """Found by schemathesis (`unsupported_method`, `allow_header_conformance`): FastAPI
+    makes one route per method, and a 405 named only the methods of the first route of the
+    path (`Allow: POST` for `/api/notifications`, which also answers GET). RFC 9110 wants
+    every method the resource supports; the document lists them."""
+    async with server.http("fuzz-ops", "admin") as http:
+        spec = (await http.get("/openapi.json")).json()
+        for template, item in spec["paths"].items():
+            path = template.replace("{", "x").replace("}", "")
+            documented = {method.upper() for method in item}
+            for method in ("OPTIONS", "PATCH", "TRACE"):
+                response = await http.request(method, path)
+                assert response.status_code == 405, (method, template, response.text)
+                allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+                assert allowed - {"HEAD"} == documented, (method, template)
+                assert response.json()["error"]["code"] == "method_not_allowed"
