@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
+from tidings.api.params import Cursor
 from tidings.api.schemas import (
     AudienceOut,
     BatchIn,
@@ -85,7 +86,7 @@ async def list_notifications(
     caller: Caller,
     app: App,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     status: Status | None = None,
     unread: bool = False,
     channel: Annotated[Name | None, Query()] = None,
