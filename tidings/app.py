@@ -18,6 +18,7 @@ from tidings.api import (
     errors,
     health,
     notifications,
+    openapi,
     preferences,
     templates,
     unsubscribe,
@@ -52,6 +53,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
                   lifespan=lifespan)
     api.state.services = services
     errors.install(api)
+    openapi.install(api, can_seal=settings.keyring() is not None)
     if settings.cors_origins:
         api.add_middleware(
             CORSMiddleware,

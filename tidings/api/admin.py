@@ -53,8 +53,10 @@ async def list_deliveries(
     status: DeliveryStatus | None = None,
     medium: DeliveryMedium | None = None,
     user_id: Annotated[UserId | None, Query()] = None,
-    since: Annotated[str | None, Query(max_length=64,
-                                       description="ISO 8601; on `updated_at`")] = None,
+    since: Annotated[str | None, Query(
+        max_length=64, description="ISO 8601 (no offset: UTC); on `updated_at`",
+        # Documented only: judged by `parse_instant_field`, which names the field.
+        json_schema_extra={"format": "date-time"})] = None,
     limit: Limit = 20,
     cursor: DeliveryCursor = None,
 ) -> JSONResponse:

@@ -18,7 +18,7 @@ from tidings.api.schemas import (
     error_responses,
 )
 from tidings.domain.errors import PayloadTooLarge
-from tidings.domain.inputs import Name, NotificationDraft
+from tidings.domain.inputs import IDEMPOTENCY_KEY_PATTERN, Name, NotificationDraft
 from tidings.domain.model import Status
 from tidings.domain.notification import Accepted, BatchItem, Created, InboxFilter
 from tidings.services.bulk import MAX_ITEMS
@@ -26,6 +26,11 @@ from tidings.services.bulk import MAX_ITEMS
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="1-255 printable ASCII characters",
+    # Documented only: the creation service judges the key (after the body), naming the
+    # header in its 422.
+    json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})]
 CREATE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
@@ -41,10 +46,7 @@ async def create_notification(
     draft: NotificationDraft,
     caller: Caller,
     app: App,
-    idempotency_key: Annotated[str | None, Header(
-        alias="Idempotency-Key", description="1-255 printable characters",
-        # Documented only: the creation service judges the key, naming the header.
-        json_schema_extra={"minLength": 1, "maxLength": 255})] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     await app.limits.creates.check(caller.user_id)
     outcome = await app.creation.create(caller, draft, idempotency_key)
@@ -63,7 +65,7 @@ async def create_batch(
     batch: BatchIn,
     caller: Caller,
     app: App,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     if len(batch.items) > MAX_ITEMS:
         raise PayloadTooLarge(f"at most {MAX_ITEMS} items per request", field="items")

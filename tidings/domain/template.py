@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.inputs import JSONObject, Text
+from tidings.domain.locales import COMPONENT, LOCALE_SCHEMA, normalize_locale
 from tidings.domain.model import isoformat
 
 TEXT_PARTS = ("title", "message", "subject", "text", "push_title", "push_body")
@@ -45,9 +45,14 @@ def fallback_parts(title: str, message: str) -> dict[str, str]:
 def normalise_locale(value: str, field: str) -> str:
     """A locale as babel spells it (`de-at` -> `de_AT`), or a 422 naming `field`."""
     try:
-        return str(Locale.parse(value.replace("-", "_")))
-    except (ValueError, TypeError, UnknownLocaleError) as exc:
-        raise ValidationFailed(f"{field}: unknown locale {value!r}", field=field) from exc
+        return normalize_locale(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{field}: {exc}", field=field) from exc
+
+
+# The locales of a template's body, for the document (judged by `checked`, which names
+# the variant or field in its 422).
+_LOCALE_DOC: dict[str, Any] = {COMPONENT: LOCALE_SCHEMA}
 
 
 def locale_chain(wanted: str | None, default: str) -> list[str]:
@@ -86,8 +91,9 @@ class TemplateDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: Text = Field(..., pattern=f"^{KEY_PATTERN}$")
-    default_locale: Text | None = Field(None, max_length=35)
-    variants: dict[Text, VariantInput] = Field(..., min_length=1, max_length=100)
+    default_locale: Text | None = Field(None, max_length=35, json_schema_extra=_LOCALE_DOC)
+    variants: dict[Text, VariantInput] = Field(..., min_length=1, max_length=100,
+                                               json_schema_extra={"propertyNames": _LOCALE_DOC})
 
     @model_validator(mode="after")
     def _bounded(self) -> TemplateDraft:
@@ -125,7 +131,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variables: JSONObject = Field(default_factory=dict)
-    locale: Text | None = Field(None, max_length=35)
+    locale: Text | None = Field(None, max_length=35, json_schema_extra=_LOCALE_DOC)
 
 
 @dataclass(frozen=True, slots=True)
