@@ -74,10 +74,13 @@ def _sampled(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _config(url: str, token: str) -> SchemathesisConfig:
+def _config(url: str, token: str, notification_id: str) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict({
         "base-url": url,
         "headers": {"Authorization": f"Bearer {token}"},
+        # Random ids are all unknown (404): one of the caller's own notifications reaches
+        # the answers with a body (and, for DELETE, its 204 and then 404s).
+        "parameters": {"path.notification_id": notification_id},
         "workers": 1,
         "checks": {"enabled": True},
         "phases": {phase: {"enabled": True} for phase in PHASES},
@@ -187,12 +190,24 @@ def _failures(schema: BaseSchema) -> Iterator[str]:
 
 def _prepare(server: RunningServer) -> None:
     """What `_steer` counts on: the one template a create may name."""
-    token = server.token(*CALLERS["admin"])
     answer = requests.post(f"{server.url}/api/admin/templates", timeout=10,
-                           headers={"Authorization": f"Bearer {token}"},
+                           headers=_as(server, CALLERS["admin"]),
                            json={"key": TEMPLATE, "variants": {"en": {
                                "title": "Hello", "message": "From the fuzzer"}}})
     assert answer.status_code == 201, answer.text
+
+
+def _as(server: RunningServer, caller: tuple[str, ...]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.token(*caller)}"}
+
+
+def _own_notification(server: RunningServer, user_id: str) -> str:
+    answer = requests.post(f"{server.url}/api/notifications", timeout=10,
+                           headers=_as(server, CALLERS["admin"]),
+                           json={"user_id": user_id, "type": "fuzz", "title": "Fuzzed",
+                                 "message": "A notification of the caller's own"})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
 
 
 def test_schemathesis_finds_nothing_with_every_check(database_url: str) -> None:
@@ -206,10 +221,15 @@ def test_schemathesis_finds_nothing_with_every_check(database_url: str) -> None:
         assert len(spec["paths"]) >= 8, "the OpenAPI document lost its operations"
         found: list[str] = []
         for caller in CALLERS.values():
+            own = _own_notification(server, caller[0])
             schema = schemathesis.openapi.from_dict(
-                spec, config=_config(server.url, server.token(*caller)))
+                spec, config=_config(server.url, server.token(*caller), own))
             _steer(schema)
             found += [f"as {caller[0]}: {failure}" for failure in _failures(schema)]
+            # The pinned id was reached: its DELETE answered 204, and it is gone.
+            gone = requests.get(f"{server.url}/api/notifications/{own}", timeout=10,
+                                headers=_as(server, caller))
+            assert gone.status_code == 404, gone.text
     assert not found, f"{len(found)} failures:\n\n" + "\n\n".join(found)
 
 

@@ -34,7 +34,10 @@ log = logging.getLogger("tidings")
 
 DESCRIPTION = """Self-hosted real-time notifications. Authenticate with
 `Authorization: Bearer <JWT>`; in-app delivery runs over Socket.IO on the same port
-(path `/socket.io/`)."""
+(path `/socket.io/`).
+
+Text anywhere in a request (data and variables included) never holds NUL (U+0000) or a
+lone surrogate: such a request is a 422 naming the field."""
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
