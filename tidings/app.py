@@ -19,6 +19,7 @@ from tidings.api import (
     errors,
     health,
     notifications,
+    openapi,
     preferences,
     templates,
     unsubscribe,
@@ -34,7 +35,10 @@ log = logging.getLogger("tidings")
 
 DESCRIPTION = """Self-hosted real-time notifications. Authenticate with
 `Authorization: Bearer <JWT>`; in-app delivery runs over Socket.IO on the same port
-(path `/socket.io/`)."""
+(path `/socket.io/`).
+
+Text anywhere in a request (data and variables included) never holds NUL (U+0000) or a
+lone surrogate: such a request is a 422 naming the field."""
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
@@ -55,6 +59,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     api.state.services = services
     errors.install(api)
+    openapi.install(api, can_seal=settings.keyring() is not None)
     if settings.cors_origins:
         api.add_middleware(
             CORSMiddleware,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
+from tidings.api.params import Cursor, DeliveryCursor, Limit
 from tidings.api.schemas import (
     DeliveryDetailOut,
     DeliveryPageOut,
@@ -42,8 +43,6 @@ async def admin(caller: Caller) -> Principal:
 
 
 Admin = Annotated[Principal, Depends(admin)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=512)]
 
 
 @router.get("/deliveries", response_model=DeliveryPageOut, responses=ERRORS,
@@ -54,10 +53,12 @@ async def list_deliveries(
     status: DeliveryStatus | None = None,
     medium: DeliveryMedium | None = None,
     user_id: Annotated[UserId | None, Query()] = None,
-    since: Annotated[str | None, Query(max_length=64,
-                                       description="ISO 8601; on `updated_at`")] = None,
+    since: Annotated[str | None, Query(
+        max_length=64, description="ISO 8601 (no offset: UTC); on `updated_at`",
+        # Documented only: judged by `parse_instant_field`, which names the field.
+        json_schema_extra={"format": "date-time"})] = None,
     limit: Limit = 20,
-    cursor: Cursor = None,
+    cursor: DeliveryCursor = None,
 ) -> JSONResponse:
     filters = DeliveryFilter(status=status, medium=medium, user_id=user_id,
                              since=parse_instant_field(since, "since"))

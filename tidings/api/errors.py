@@ -4,12 +4,16 @@ error to status code, and the one envelope, `{"error": {"code", "message", "fiel
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
+from starlette.types import Scope
 
 from tidings.domain.errors import (
     AuthenticationFailed,
@@ -67,6 +71,20 @@ def log_unexpected(exc: Exception) -> None:
 UNEXPECTED = error_body("internal_error", "the server could not do that")
 
 
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The `Allow` of a 405 (RFC 9110 15.5.6): every method of the resource, not only
+    those of the one route Starlette tried. FastAPI makes a route per method, so the
+    methods of a path are those of every route with the path template of the route that
+    matched the path (a literal path such as `/api/notifications/preferences` is its own
+    resource, as in the OpenAPI document, not also an id of `/{notification_id}`)."""
+    template = getattr(scope.get("route"), "path", None)
+    methods: set[str] = set()
+    for route in iter_route_contexts(routes):
+        if route.path == template:
+            methods.update(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TidingsError)
     async def domain_error(_request: Request, exc: TidingsError) -> JSONResponse:
@@ -82,7 +100,7 @@ def install(app: FastAPI) -> None:
         return error_response(422, first_problem(errors, "body").body())
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:
             # FastAPI's answer to a body it could not decode at all (bytes that are not
             # UTF-8): the same answer as any other body that is not JSON, naming the field.
@@ -90,6 +108,9 @@ def install(app: FastAPI) -> None:
                                                   "body"))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
+        allow = allowed_methods(request.app.routes, request.scope) if exc.status_code == 405 else ""
+        if allow:
+            headers = {**(headers or {}), "Allow": allow}
         return error_response(exc.status_code, error_body(code, str(exc.detail)), headers)
 
     @app.exception_handler(Exception)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
+from tidings.api.params import Cursor
 from tidings.api.schemas import (
     AudienceOut,
     BatchIn,
@@ -17,7 +18,7 @@ from tidings.api.schemas import (
     error_responses,
 )
 from tidings.domain.errors import PayloadTooLarge
-from tidings.domain.inputs import Name, NotificationDraft
+from tidings.domain.inputs import IDEMPOTENCY_KEY_PATTERN, Name, NotificationDraft
 from tidings.domain.model import Status
 from tidings.domain.notification import Accepted, BatchItem, Created, InboxFilter
 from tidings.services.bulk import MAX_ITEMS
@@ -26,6 +27,11 @@ router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 BATCH_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="1-255 printable ASCII characters",
+    # Documented only: the creation service judges the key (after the body), naming the
+    # header in its 422.
+    json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})]
 CREATE_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
@@ -41,10 +47,7 @@ async def create_notification(
     draft: NotificationDraft,
     caller: Caller,
     app: App,
-    idempotency_key: Annotated[str | None, Header(
-        alias="Idempotency-Key", description="1-255 printable characters",
-        # Documented only: the creation service judges the key, naming the header.
-        json_schema_extra={"minLength": 1, "maxLength": 255})] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     outcome = await app.creation.create(caller, draft, idempotency_key)
     if isinstance(outcome, Created):
@@ -62,7 +65,7 @@ async def create_batch(
     batch: BatchIn,
     caller: Caller,
     app: App,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     if len(batch.items) > MAX_ITEMS:
         raise PayloadTooLarge(f"at most {MAX_ITEMS} items per request", field="items")
@@ -84,7 +87,7 @@ async def list_notifications(
     caller: Caller,
     app: App,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
     status: Status | None = None,
     unread: bool = False,
     channel: Annotated[Name | None, Query()] = None,

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from tidings.api.admin import Admin, Cursor, Limit
+from tidings.api.admin import Admin
 from tidings.api.deps import App
+from tidings.api.params import KeyCursor, Limit
 from tidings.api.schemas import (
     PreviewOut,
     TemplateOut,
@@ -43,7 +44,7 @@ async def update_template(key: Key, draft: TemplateDraft, caller: Admin,
 @router.get("", response_model=TemplatePageOut, responses=ERRORS,
             summary="Templates (their latest versions), by key")
 async def list_templates(_admin: Admin, app: App, limit: Limit = 20,
-                         cursor: Cursor = None) -> JSONResponse:
+                         cursor: KeyCursor = None) -> JSONResponse:
     page = await app.templates.page(limit, cursor)
     return JSONResponse({"items": [item.summary() for item in page.items],
                          "next_cursor": page.next_cursor})

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, StrictBool, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tidings.domain.delivery import AttemptRecord, Delivery
 from tidings.domain.errors import NotFound, ValidationFailed
+from tidings.domain.inputs import Instant
 from tidings.domain.model import DeliveryStatus, parse_instant
 
 # One call replays at most this many dead letters; the answer says when more were left.
@@ -97,22 +98,6 @@ def parse_delivery_id(value: str) -> int:
     if key is None:
         raise NotFound("delivery not found")
     return key
-
-
-def _instant(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 instant (a string)")
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise ValueError("must be an ISO 8601 instant") from exc
-
-
-Instant = Annotated[
-    datetime,
-    PlainValidator(_instant),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 
 class ReplayRequest(BaseModel):

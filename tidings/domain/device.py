@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tidings.delivery.messages import Device, Platform
+from tidings.domain.addresses import TARGET_URL_PATTERN
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.inputs import Text, UserId
 from tidings.domain.model import isoformat
@@ -32,6 +33,7 @@ AUTH_BYTES = 16
 # APNs: hex); anything else is a client bug, refused before it reaches a provider.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 _B64URL = re.compile(r"[A-Za-z0-9_\-]+={0,2}")
+_TOKEN_DOC = Field(json_schema_extra={"pattern": "^[\\x21-\\x7e]+$"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +115,6 @@ def _auth(value: str) -> str:
     return b64url(raw)
 
 
-def _url_text(value: str) -> str:
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
-        raise ValueError("must be a URL without spaces or control characters")
-    return value
-
-
 def _token(value: str) -> str:
     if not _TOKEN.fullmatch(value):
         raise ValueError("must be printable ASCII without spaces")
@@ -130,25 +126,46 @@ class _Input(BaseModel):
 
 
 class SubscriptionKeys(_Input):
-    p256dh: Annotated[str, Field(max_length=200), AfterValidator(_p256dh)]
-    auth: Annotated[str, Field(max_length=100), AfterValidator(_auth)]
+    # What base64url of the bytes looks like (the first byte of the point is 0x04); that the
+    # point is on the curve is more than a pattern can say.
+    p256dh: Annotated[str, Field(max_length=200, pattern=r"^B[A-P][A-Za-z0-9_\-]{85}=?$"),
+                      AfterValidator(_p256dh)]
+    auth: Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9_\-]{22}(==)?$"),
+                    AfterValidator(_auth)]
 
 
 class Subscription(_Input):
     """A browser's `PushSubscription.toJSON()` (its `expirationTime`, if sent, is ignored)."""
 
-    endpoint: Annotated[Text, Field(min_length=1, max_length=MAX_ENDPOINT_LENGTH),
-                        AfterValidator(_url_text)]
+    # (The pattern twice: pydantic leaves a constraint on a validated type out of the
+    # document.)
+    endpoint: Annotated[Text, Field(min_length=1, max_length=MAX_ENDPOINT_LENGTH,
+                                    pattern=TARGET_URL_PATTERN,
+                                    json_schema_extra={"pattern": TARGET_URL_PATTERN})]
     keys: SubscriptionKeys
     expirationTime: float | None = None
+
+
+# `address` for the OpenAPI document: a token for FCM and APNs, a subscription for Web
+# Push, never the other one (null stands for left out).
+_ONE_ADDRESS: dict[str, Any] = {"oneOf": [
+    {"properties": {"platform": {"enum": [Platform.FCM.value, Platform.APNS.value]},
+                    "token": {"type": "string"}, "subscription": {"type": "null"}},
+     "required": ["platform", "token"]},
+    {"properties": {"platform": {"const": Platform.WEBPUSH.value},
+                    "subscription": {"type": "object"}, "token": {"type": "null"}},
+     "required": ["platform", "subscription"]},
+]}
 
 
 class DeviceInput(_Input):
     """The body of `POST /api/devices`."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_ADDRESS)
+
     platform: Platform
     token: Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LENGTH),
-                     AfterValidator(_token)] | None = None
+                     AfterValidator(_token), _TOKEN_DOC] | None = None
     subscription: Subscription | None = None
     user_id: UserId | None = None
 

@@ -14,15 +14,24 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictBool,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidings.domain.errors import ValidationFailed
+from tidings.domain.locales import (
+    COMPONENT,
+    LOCALE_SCHEMA,
+    ZONE_SCHEMA,
+    check_zone,
+    normalize_locale,
+)
 from tidings.domain.model import DEFAULT_CHANNEL, WILDCARD, Medium, Priority, parse_instant
 
 # A topic name: letters, digits and `_ . -`. No `:` (room names such as `user:bob` are the
@@ -32,6 +41,14 @@ MAX_RECIPIENTS = 10_000
 # The parts of a notification a producer may mark sensitive, besides `data.<key>`.
 SENSITIVE_PARTS = ("title", "message", "data")
 MAX_HTML_CHARS = 100 * 1024  # producer-supplied email HTML
+# An `Idempotency-Key`: 1-255 printable ASCII characters. No space at either end: HTTP
+# strips those from a header value, so such a key would not arrive as sent.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def is_idempotency_key(value: str) -> bool:
+    return _IDEMPOTENCY_KEY.fullmatch(value) is not None
 
 
 def is_name(value: object) -> bool:
@@ -99,11 +116,35 @@ def _sensitive_name(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+_SENSITIVE_DOC = Field(json_schema_extra={"pattern": r"^(title|message|data|data\..+)$"})
+# A locale or a zone (`locales.py`), normalised; the document lists them in a component.
+LocaleTag = Annotated[str, AfterValidator(normalize_locale),
+                      WithJsonSchema({COMPONENT: LOCALE_SCHEMA})]
+ZoneName = Annotated[str, AfterValidator(check_zone),
+                     WithJsonSchema({COMPONENT: ZONE_SCHEMA})]
 JSONObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
 
 def _utc(value: datetime) -> datetime:
     return parse_instant(value.isoformat())
+
+
+def _instant(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 instant (a string)")
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise ValueError("must be an ISO 8601 instant") from exc
+
+
+# An instant as clients send it: an ISO 8601 string (no offset: UTC), never a number, as
+# the document's `date-time` says.
+Instant = Annotated[
+    datetime,
+    PlainValidator(_instant),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 # The same rule for the OpenAPI document, so that clients (and generated ones) see which
@@ -127,8 +168,32 @@ class DigestInput(_Input):
     window_seconds: int = Field(..., ge=1, le=86_400, strict=True)
 
 
+def _not_both(first: str, first_type: str, second: str, second_type: str) -> dict[str, Any]:
+    """JSON Schema: not both `first` and `second` given non-null."""
+    return {"not": {"required": [first, second], "properties": {
+        first: {"type": first_type}, second: {"type": second_type}}}}
+
+
+# The rules between fields of a draft (`_one_audience`, `_digest_now`, `check_content`),
+# for the OpenAPI document: clients see them, and generated requests keep to them.
+_DRAFT_RULES: dict[str, Any] = {"allOf": [
+    _not_both("user_id", "string", "user_ids", "array"),
+    _not_both("digest", "object", "scheduled_at", "string"),
+    {"anyOf": [
+        {"required": ["template"], "properties": {
+            "template": {"type": "string"}, "title": {"type": "null"},
+            "message": {"type": "null"}}},
+        {"required": ["title", "message"], "properties": {
+            "title": {"type": "string"}, "message": {"type": "string"},
+            "template": {"type": "null"}}},
+    ]},
+]}
+
+
 class NotificationDraft(_Input):
     """The body of `POST /api/notifications`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_DRAFT_RULES)
 
     user_id: UserId | None = None
     user_ids: list[UserId] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
@@ -138,15 +203,16 @@ class NotificationDraft(_Input):
     message: Text | None = Field(None, max_length=20_000)
     channel: Name = DEFAULT_CHANNEL
     priority: Priority = Priority.MEDIUM
-    scheduled_at: Annotated[datetime, AfterValidator(_utc)] | None = None
+    scheduled_at: Instant | None = None
     data: JSONObject = Field(default_factory=dict)
-    media: list[Medium] | None = Field(None, min_length=1)
+    media: list[Medium] | None = Field(None, min_length=1, json_schema_extra={
+        "uniqueItems": True})
     template: Text | None = Field(None, max_length=200)
     variables: JSONObject | None = None
     # Parts sealed at rest (encryption at rest): `title`, `message`, `data` or
     # `data.<key>` (one top-level key of `data`).
-    sensitive: list[Annotated[str, AfterValidator(_sensitive_name)]] = Field(
-        default_factory=list, max_length=100,
+    sensitive: list[Annotated[str, AfterValidator(_sensitive_name), _SENSITIVE_DOC]] = Field(
+        default_factory=list, max_length=100, json_schema_extra={"uniqueItems": True},
         description="Parts to encrypt at rest: 'title', 'message', 'data' or 'data.<key>'; "
         "needs ENCRYPTION_KEYS on the server. Clients always see plaintext.")
     digest: DigestInput | None = None

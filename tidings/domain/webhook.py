@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.domain.addresses import TARGET_URL_PATTERN
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.inputs import Text
 from tidings.domain.model import isoformat
@@ -34,8 +35,9 @@ class WebhookDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: Text = Field(..., min_length=1, max_length=MAX_URL_LENGTH)
-    events: list[WebhookEventType] = Field(..., min_length=1, max_length=len(WebhookEventType))
+    url: Text = Field(..., min_length=1, max_length=MAX_URL_LENGTH, pattern=TARGET_URL_PATTERN)
+    events: list[WebhookEventType] = Field(..., min_length=1, max_length=len(WebhookEventType),
+                                           json_schema_extra={"uniqueItems": True})
 
 
 def check_events(events: Sequence[WebhookEventType]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.ids import uuid7
-from tidings.domain.inputs import NotificationDraft
+from tidings.domain.inputs import NotificationDraft, is_idempotency_key
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
 from tidings.domain.preference import chosen_media
@@ -180,12 +180,10 @@ def media_by_user(request: CreationRequest, recipients: Sequence[str],
 
 
 def check_key(idempotency_key: str | None) -> None:
-    if idempotency_key is not None and not (
-        0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
-    ):
+    if idempotency_key is not None and not is_idempotency_key(idempotency_key):
         raise ValidationFailed(
-            "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
-        )
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            field="Idempotency-Key")
 
 
 async def hold_for_digest(conn: Connection, request: CreationRequest, recipients: Sequence[str],
