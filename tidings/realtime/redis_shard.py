@@ -19,10 +19,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
-from redis.asyncio.retry import Retry
 
 MAX_CHANNELS_PER_COMMAND = 512
 COMMAND_TIMEOUT_S = 0.25
