@@ -306,7 +306,7 @@ async def test_a_runaway_template_fails_its_create_while_the_server_keeps_answer
     server: RunningServer,
 ) -> None:
     await add_template(server, {"key": "walk", "variants": {"en": {
-        "title": "{% set l = range(10000)|list %}{{ ([l] * 10000)|string }}",
+        "title": "{% set l = range(10000)|list %}{{ ([l] * 10000)|tojson }}",
         "message": "m"}}})
     async with server.http() as anonymous:
         made, health = await asyncio.gather(
