@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tidings.domain.model import utcnow
+from tidings.domain.template import Template
 from tidings.settings import Settings
 from tidings.store import subscriptions
+from tidings.store import templates as template_store
 from tidings.store.tables import notifications
 
 ADMIN = ("ops", "admin")
@@ -297,4 +299,38 @@ async def test_the_size_and_time_bounds_hold_at_creation(server: RunningServer) 
     assert "longer than 102400" in huge.json()["error"]["message"]
     slow = await create(server, template="slow", user_id="bob", variables={})
     assert slow.status_code == 422 and slow.json()["error"]["field"] == "variants.en.title"
+    assert await stored_rows(server) == []
+
+
+async def test_a_runaway_template_fails_its_create_while_the_server_keeps_answering(
+    server: RunningServer,
+) -> None:
+    await add_template(server, {"key": "walk", "variants": {"en": {
+        "title": "{% set l = range(10000)|list %}{{ ([l] * 10000)|tojson }}",
+        "message": "m"}}})
+    async with server.http() as anonymous:
+        made, health = await asyncio.gather(
+            create(server, template="walk", user_ids=["alice", "bob"], variables={}),
+            anonymous.get("/health"))
+    assert made.status_code == 422, made.text
+    assert made.json()["error"]["field"] == "variants.en.title"
+    assert "rendering stopped" in made.json()["error"]["message"]
+    assert "took longer" not in made.json()["error"]["message"]
+    assert health.status_code == 200
+    assert await stored_rows(server) == []
+
+
+async def test_a_stored_template_nested_too_deeply_fails_its_create(
+    server: RunningServer,
+) -> None:
+    # Stored without the checks of a save, as a version saved before them was.
+    deep = "{% for a in x %}" * 21 + "{% endfor %}" * 21
+    template = Template("deep", 1, "en", {"en": {"title": deep, "message": "m"}}, "ops",
+                        utcnow())
+    async with server.services.db.begin() as conn:
+        await template_store.insert(conn, template)
+    answer = await create(server, template="deep", user_id="bob", variables={"x": []})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == "variants.en.title"
+    assert "nested too deeply" in answer.json()["error"]["message"]
     assert await stored_rows(server) == []

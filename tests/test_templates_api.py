@@ -10,7 +10,10 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, make_settings
+from tidings.domain.model import utcnow
+from tidings.domain.template import Template
 from tidings.settings import Settings
+from tidings.store import templates as store
 
 pytestmark = pytest.mark.both_databases
 
@@ -31,8 +34,28 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url, workers_in_serve=False)
 
 
+# Nested past what Jinja2's parser (recursion) and Python's compiler (20 nested blocks)
+# take: these were 500s.
+NESTED = ["{{ " + "(" * 70 + "1" + ")" * 70 + " }}",
+          "{% for a in x %}" * 21 + "{% endfor %}" * 21]
+# Short lists that hold a list of 10,000 numbers thousands of times: one step each, that
+# walked all of it with the GIL held (seconds, and hundreds of MB).
+LISTS = "{% set l = range(10000)|list %}{% set m = range(10000)|list %}"
+RUNAWAYS = [LISTS + "{{ ([l] * 10000)|string }}", LISTS + "{{ ([l] * 10000)|tojson }}",
+            LISTS + "{{ ([l] * 10000) == ([m] * 10000) }}", LISTS + "{{ m in [l] * 10000 }}",
+            "{{ range(10000)|map('center', 100000)|list|length }}"]
+
+
 async def post(http: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
     return await http.post("/api/admin/templates", json=body)
+
+
+async def store_unchecked(server: RunningServer, key: str, message: str) -> None:
+    """Store a version without the checks of a save (as one saved before them was)."""
+    template = Template(key, 1, "en", {"en": {"title": "t", "message": message}}, "ops",
+                        utcnow())
+    async with server.services.db.begin() as conn:
+        await store.insert(conn, template)
 
 
 async def test_create_answers_version_1_and_a_second_create_of_the_key_409(
@@ -211,3 +234,58 @@ async def test_concurrent_puts_each_make_their_own_version(server: RunningServer
         answers = await asyncio.gather(*(
             http.put("/api/admin/templates/welcome", json=WELCOME) for _ in range(5)))
     assert sorted(answer.json()["version"] for answer in answers) == [2, 3, 4, 5, 6]
+
+
+async def test_sources_nested_past_the_compilers_limits_are_422_on_create_and_put(
+    server: RunningServer,
+) -> None:
+    async with server.http(*ADMIN) as http:
+        await post(http, WELCOME)
+        for source in NESTED:
+            created = await post(http, {"key": "deep", "variants": {"en": {
+                "title": "t", "message": source}}})
+            replaced = await http.put("/api/admin/templates/welcome", json={
+                **WELCOME, "variants": {"en": {"title": source, "message": "m"}}})
+            for answer, field in ((created, "variants.en.message"),
+                                  (replaced, "variants.en.title")):
+                assert answer.status_code == 422, answer.text
+                assert answer.json()["error"]["field"] == field
+                assert "nested too deeply" in answer.json()["error"]["message"]
+        assert (await http.get("/api/admin/templates/deep")).status_code == 404
+        assert (await http.get("/api/admin/templates/welcome")).json()["version"] == 1
+
+
+async def test_a_stored_version_nested_too_deeply_previews_as_a_422(
+    server: RunningServer,
+) -> None:
+    for number, source in enumerate(NESTED):
+        await store_unchecked(server, f"deep{number}", source)
+        async with server.http(*ADMIN) as http:
+            answer = await http.post(f"/api/admin/templates/deep{number}/preview",
+                                     json={"variables": {"x": []}})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["field"] == "variants.en.message"
+        assert "nested too deeply" in answer.json()["error"]["message"]
+
+
+async def test_runaway_previews_are_refused_while_the_server_keeps_answering(
+    server: RunningServer,
+) -> None:
+    async with server.http(*ADMIN) as http, server.http() as anonymous:
+        for number, source in enumerate(RUNAWAYS):
+            created = await post(http, {"key": f"runaway{number}", "variants": {"en": {
+                "title": "t", "message": source}}})
+            assert created.status_code == 201, created.text
+        answers = await asyncio.gather(
+            *(http.post(f"/api/admin/templates/runaway{number}/preview",
+                        json={"variables": {}}) for number in range(len(RUNAWAYS))),
+            *(anonymous.get("/health") for _ in range(5)))
+    previews, health = answers[:len(RUNAWAYS)], answers[len(RUNAWAYS):]
+    for answer in previews:
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["field"] == "variants.en.message"
+        # Refused for what it would build, before building it.
+        assert "rendering stopped" in error["message"], error
+        assert "took longer" not in error["message"], error
+    assert [answer.status_code for answer in health] == [200] * 5

@@ -3,6 +3,7 @@ locale fallback and the errors that name a part or a variable."""
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -200,3 +201,108 @@ def test_dates_take_dates_epochs_and_aware_or_naive_instants() -> None:
                                     "{% include 'other' %}", "{{ t|date('qqqqqqq') }}"])
 def test_whatever_a_templates_code_raises_is_a_422_naming_the_part(source: str) -> None:
     assert failure(source, t="2026-01-01").field == "variants.en.message"
+
+
+# Two distinct lists of 10,000 numbers: each fine, but a list holding one of them
+# thousands of times is short while `==`, `in`, `str` and `tojson` walk all of it, in a
+# single C call that holds the GIL (14 s of stalled event loop before these bounds).
+LISTS = "{% set l = range(10000)|list %}{% set m = range(10000)|list %}"
+MANY_L = ", ".join(["l"] * 30)
+
+
+@pytest.mark.parametrize("source", [
+    LISTS + "{{ ([l] * 20) == ([m] * 20) }}",
+    LISTS + "{{ [l] * 10000 < [m] * 10000 }}",
+    LISTS + "{{ m in [l] * 10000 }}",
+    LISTS + "{{ ([l] * 10000)|string }}",
+    LISTS + "{{ ([l] * 10000)|tojson }}",
+    LISTS + "{{ ([l] * 10000)|pprint }}",
+    LISTS + "{{ ([l] * 10000)|join(',') }}",
+    LISTS + "{{ '%s' % ([l] * 10000,) }}",
+    LISTS + "{{ (l, l) * 5000 }}",
+    LISTS + "{% set a = [l, l, l, l, l, l, l, l, l, l] %}{{ [a, a, a, a, a, a, a, a, a, a] == a }}",
+    LISTS + "{{ (" + MANY_L + ") == m }}",
+    LISTS + "{{ {" + ", ".join(f"{i}: l" for i in range(30)) + "} == m }}",
+    LISTS + "{% set ns = namespace(a=1) %}{% set b = [ns] * 10000 %}{% set ns.a = l %}"
+            "{{ b|string|length }}",
+    "{{ range(10000)|map('center', 100000)|list|length }}",
+    "{{ '%s%s%s'|format('x' * 50000, 'y', 'z') }}",
+    "{{ ('a.b ' * 1000)|urlize(target='x' * 100000) }}",
+    "{% set s = 'x' * 100000 %}" + "".join(f"{{% set v{i} = s ~ {i} %}}" for i in range(400)),
+    "{% set l = range(1000)|list %}{% set ns = namespace(a=l) %}{% for i in range(300) %}"
+    "{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a|tojson(16)|length }}",
+    "{% set l = range(1000)|list %}{% set ns = namespace(a=l) %}{% for i in range(300) %}"
+    "{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a|pprint|length }}",
+    "{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% set ns.l = ns.l + [i] %}"
+    "{% endfor %}",
+    "{{ (1).to_bytes(1000000000, 'big')|length }}",
+    "{{ {}.fromkeys(range(10000), 'x' * 100000)|length }}",
+])
+def test_no_single_step_builds_or_walks_an_unbounded_value(source: str) -> None:
+    problem = failure(source)
+    assert problem.field == "variants.en.message"
+    assert "rendering stopped" in problem.message or "not allowed" in problem.message
+    # Refused for what it would build, not by the clock after the damage was done.
+    assert "took longer" not in problem.message
+
+
+# `a`: within the bounds, about 700 KB as text; 300 of it at once is 200 MB.
+LARGE_A = LISTS + "{% set a = [" + ", ".join(["l"] * 12) + "] %}"
+MANY_A = ", ".join(["a"] * 300)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ range(10000)|map('center', 100000)|list|length }}",
+    LISTS + "{{ ([l] * 10000)|string }}",
+    "{{ ('%(a)s' * 10000) % {'a': 'x' * 50000} }}",
+    LARGE_A + "{{ (" + " ~ ".join(["a"] * 300) + ")|length }}",
+    LARGE_A + "{% macro f() %}{{ varargs }}{% endmacro %}{{ f(" + MANY_A + ") }}",
+    LARGE_A + "{{ cycler(" + MANY_A + ").items|string }}",
+])
+def test_a_refused_rendering_never_held_the_memory_it_asked_for(source: str) -> None:
+    # Each would build hundreds of MB (or GB) before a bound measured the result.
+    tracemalloc.start()
+    try:
+        problem = failure(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "rendering stopped" in problem.message
+    assert peak < 64 * 1024 * 1024
+
+
+def test_values_within_the_bounds_still_render() -> None:
+    source = ("{{ [[1, 2], [3]]|sum(start=[]) }}|{{ range(3000)|batch(1)|sum(start=[])|length }}"
+              "|{{ [{'p': 2}, {'p': 3}]|sum(attribute='p') }}|{{ {'a': [1, 2]}|tojson }}"
+              "|{{ {'b': (1, 2)}|pprint }}|{% set ns = namespace(l=[]) %}{% for i in range(1000) %}"
+              "{% set ns.l = ns.l + [i] %}{% endfor %}{{ ns.l|length }}|{{ ns }}"
+              "|{{ d.items()|list }}|{{ ([l] * 10)|length }}|{{ l|join(',')|length }}"
+              "|{{ '%s of %d' % ('a', 2) }}|{{ ('x' ~ 1 ~ [2]) }}|{{ (5).bit_length() }}")
+    assert render(source, d={"k": 1}, l=list(range(1000))) == (
+        "[1, 2, 3]|3000|5|{\"a\": [1, 2]}|{'b': (1, 2)}|1000|<namespace>|[('k', 1)]|10|3889"
+        "|a of 2|x1[2]|3")
+
+
+NESTED_SOURCES = [
+    "{{ " + "(" * 70 + "1" + ")" * 70 + " }}",
+    "{{ " + "[" * 100 + "1" + "]" * 100 + " }}",
+    "{{ x" + "|upper" * 1000 + " }}",
+    "{{ " + " and ".join(["x"] * 3000) + " }}",
+    "{% for a in x %}" * 21 + "{% endfor %}" * 21,
+    "{% if x %}" * 100 + "{% endif %}" * 100,
+    "{% if x %}" * 1000 + "{% endif %}" * 1000,
+]
+
+
+@pytest.mark.parametrize("source", NESTED_SOURCES)
+def test_a_source_nested_past_the_compilers_limits_is_a_422_naming_the_part(
+    source: str,
+) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        ENGINE.check({"de": {"subject": source}})
+    assert caught.value.field == "variants.de.subject"
+    assert "nested too deeply" in caught.value.message
+    # A version stored before this check (or any other way a render meets it) too.
+    problem = failure(source, x=[])
+    assert problem.field == "variants.en.message"
+    assert "nested too deeply" in problem.message

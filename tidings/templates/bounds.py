@@ -6,17 +6,34 @@ must stop by itself. Python cannot kill a thread, so a timeout around a render t
 ends would leave the thread spinning for ever: instead every step that can repeat or grow
 (a loop iteration, a call, a filter, an arithmetic operator, an output chunk) passes
 through `Budget.tick`, which counts steps and checks a deadline, and every value that can
-grow is checked before it is built where its size is known in advance (`*`, `**`, widths),
-else right after (concatenation, filters). The work between two checks is bounded, so the
-deadline is met within a few milliseconds.
+grow is checked before it is built where its size is known in advance (`*`, `**`, `%`,
+widths), else right after (concatenation, filters). The work between two checks is
+bounded, so the deadline is met within a few milliseconds.
+
+Counting steps is not enough on its own: one step can be a single C call that runs for
+seconds with the GIL held (stalling the event loop too), such as `==`, `in`, `str()` or
+`tojson` over a list that holds one large list ten thousand times. So the size that is
+bounded is a value's *deep* size (`size_of`: about the length of its text form, a shared
+item counted wherever it appears, as `==`, `str` and JSON see it), not its length. Every
+value a template builds is measured so, and the operators that could multiply it are
+checked before they run. As every value a template holds is then bounded, so is every
+single operation on it: comparisons and `in` need no check of their own.
+
+Memory is counted apart from size: the bytes of every string and container a rendering
+builds add up (`MAX_BUILT`), so that many medium-sized values (two thousand `{% set %}`
+of 100 KB each) cannot take what one large one may not. A list that shares one large
+item a hundred times is large in size but small in memory; each bound sees its own.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import time
+from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from tidings.domain.template import MAX_OUTPUT_CHARS
@@ -27,9 +44,21 @@ MAX_CHARS = MAX_OUTPUT_CHARS  # any string a template builds
 # Everything a part's template emits, into its output or into the buffers of macros,
 # `{% set %}` and `{% filter %}` blocks (whose text is only measured once complete).
 MAX_EMITTED = 10 * MAX_OUTPUT_CHARS
+# The deep size of any one value a template builds (see `size_of`): what one operation
+# on it may walk through.
+MAX_SIZE = 1_000_000
+# The bytes of all the strings and containers one part's rendering builds, kept or not
+# (a list built one item at a time in a loop copies it at each item: about 2,500 items).
+MAX_BUILT = 32 * 1024 * 1024
+# Containers measured that a rendering remembers (and so keeps alive).
+MAX_KNOWN = 1024
 MAX_INT_BITS = 4096
 MAX_EXPONENT = 256
 RENDER_SECONDS = 1.0
+
+
+# Containers a rendering measured: id -> (the container, its deep size).
+Known = dict[int, tuple[Any, int]]
 
 
 class RenderLimit(Exception):
@@ -46,6 +75,8 @@ class Budget:
     deadline: float = field(default_factory=lambda: time.monotonic() + RENDER_SECONDS)
     steps: int = 0
     emitted: int = 0
+    built: int = 0
+    known: Known = field(default_factory=dict)
 
     def emit(self, size: int) -> None:
         self.tick()
@@ -53,6 +84,27 @@ class Budget:
         if self.emitted > MAX_EMITTED:
             raise RenderLimit(f"rendering stopped: more than {MAX_EMITTED} characters "
                               "written")
+
+    def allocate(self, size: int) -> None:
+        """Count `size` bytes the template built."""
+        self.built += size
+        if self.built > MAX_BUILT:
+            raise RenderLimit(f"rendering stopped: more than {MAX_BUILT} bytes of values "
+                              "built")
+
+    def measure(self, value: Any) -> int:
+        """`size_of(value)`, from and into what this rendering measured before."""
+        size = size_of(value, MAX_SIZE, known=self.known)
+        self.remember(value, size)
+        return size
+
+    def remember(self, value: Any, size: int) -> None:
+        # Only containers large enough to be worth it, and not too many: the entries
+        # keep them alive.
+        if isinstance(value, _CONTAINERS) and len(value) >= 16 and size <= MAX_SIZE:
+            if len(self.known) >= MAX_KNOWN:
+                self.known.clear()
+            self.known[id(value)] = (value, size)
 
     def tick(self, count: int = 1) -> None:
         self.steps += count
@@ -95,31 +147,156 @@ def narrow_format(text: str) -> None:
         raise RenderLimit("rendering stopped: a format width or precision of 1000 or more")
 
 
-def sized(value: Any) -> Any:
-    """`value`, if no string or list a template built is over its bound."""
-    if isinstance(value, str) and len(value) > MAX_CHARS:
-        raise RenderLimit(f"rendering stopped: a text longer than {MAX_CHARS} characters")
+def size_of(value: Any, limit: int = MAX_SIZE, *, nested: bool = False,
+            known: Known | None = None) -> int:
+    """About the length of `value`'s text form (`str`, JSON), an item counted wherever it
+    appears: what `==`, `in`, `str` and `tojson` walk through. Counting stops once past
+    `limit`, so the cost is bounded by it (every item counts at least 2) whatever the value.
+
+    `known` holds containers already measured (by id, with the container itself so the
+    id stays its own): a template cannot change a list or dict, so their size stands,
+    and `ns.items + [item]` in a loop costs the new item, not the whole list again.
+
+    With `nested`, each item counts once per level it is nested in: the work of
+    `pprint`, which formats every level's items again to see if they fit on a line.
+    """
+    total = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack and total <= limit:
+        item, depth = stack.pop()
+        weight = depth if nested else 1
+        own = _scalar_size(item)
+        if own is not None:
+            total += own * weight
+            continue
+        seen = known.get(id(item)) if known is not None else None
+        if seen is not None and seen[0] is item:
+            total += seen[1]
+            continue
+        pairs = isinstance(item, dict | ItemsView)
+        total += ((4 if pairs else 2) * len(item) + 2) * weight
+        if total > limit:
+            break
+        children = (chain.from_iterable(item.items() if isinstance(item, dict) else item)
+                    if pairs else item)
+        weight = depth + 1 if nested else 1
+        for child in children:
+            kind = type(child)
+            # The common items inline: this loop is the cost of every measure.
+            if kind is str:
+                total += (len(child) + 2) * weight
+            elif kind is int:
+                total += (child.bit_length() // 3 + 2) * weight
+            else:
+                size = _scalar_size(child)
+                if size is None:
+                    stack.append((child, depth + 1))
+                else:
+                    total += size * weight
+    return total
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset, KeysView, ValuesView, ItemsView)
+
+
+def _scalar_size(item: Any) -> int | None:
+    """The size of a value that holds no others (None for a container)."""
+    if isinstance(item, str):
+        return len(item) + 2
+    if item is None or isinstance(item, bool | float):
+        return 5
+    if isinstance(item, range):
+        digits = len(str(max(abs(item.start), abs(item.stop))))
+        return len(item) * (digits + 2) + 2
+    if isinstance(item, int):
+        return item.bit_length() // 3 + 2
+    if isinstance(item, _CONTAINERS):
+        return None
+    # Dates, decimals and the sandbox's own objects (a namespace, a cycler, a loop),
+    # whose text form is short and does not show what they hold.
+    return 16
+
+
+def sized(value: Any, size: int | None = None) -> Any:
+    """`value`, a result of the template's code, if it is within every bound; counted as
+    built by the current rendering (`size`: its deep size, where the caller knows it).
+    An iterator is handed on as one that counts its items."""
+    if isinstance(value, str):
+        if len(value) > MAX_CHARS:
+            raise RenderLimit(f"rendering stopped: a text longer than {MAX_CHARS} characters")
+        current().allocate(sys.getsizeof(value))
+        return value
     if isinstance(value, list | tuple | dict) and len(value) > MAX_ITEMS:
         raise RenderLimit(f"rendering stopped: a list longer than {MAX_ITEMS} items")
     if isinstance(value, int) and not isinstance(value, bool) and (
         value.bit_length() > MAX_INT_BITS
     ):
         raise RenderLimit(f"rendering stopped: a number larger than {MAX_INT_BITS} bits")
+    if isinstance(value, Iterator):
+        return _counted(value)
+    if isinstance(value, _CONTAINERS):
+        budget = current()
+        if size is None:
+            size = budget.measure(value)
+        else:
+            budget.remember(value, size)
+        too_large(size)
+        budget.allocate(sys.getsizeof(value))
     return value
 
 
-def product_size(left: Any, right: Any) -> None:
-    """Refuse `left * right` before it is built if the product is over a bound."""
+def too_large(size: int) -> None:
+    """Refuse a value of deep size `size` over `MAX_SIZE`."""
+    if size > MAX_SIZE:
+        raise RenderLimit(f"rendering stopped: a value larger than {MAX_SIZE} characters "
+                          "(as text)")
+
+
+def _counted(items: Iterator[Any]) -> Iterator[Any]:
+    """The items of a lazy result (`map`, `select`, `batch`, ...), refused once together
+    over `MAX_SIZE`: whatever collects them stays bounded. (What a filter that `map`
+    calls builds is counted by that filter.)"""
+    budget = current()
+    total = 0
+    for item in items:
+        budget.tick()
+        total += budget.measure(item)
+        if total > MAX_SIZE:
+            raise RenderLimit(f"rendering stopped: a sequence larger than {MAX_SIZE} "
+                              "characters (as text)")
+        yield item
+
+
+def arguments_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a call whose arguments are together over `MAX_SIZE`: a macro shows them as
+    `varargs` and `kwargs`, `cycler` as `items`, so `m(big, big, ...)` would build
+    a value no operator measured."""
+    if (args or kwargs) and size_of((args, kwargs)) > MAX_SIZE:
+        raise RenderLimit(f"rendering stopped: the arguments of a call are larger than "
+                          f"{MAX_SIZE} characters (as text)")
+
+
+def product_size(left: Any, right: Any) -> int | None:
+    """Refuse `left * right` before it is built if the product is over a bound: in
+    length, and for lists in deep size (`[big] * 100` is short but walks `big` 100 times
+    wherever it is compared or written). The deep size of a list product, else None."""
     for seq, times in ((left, right), (right, left)):
         if isinstance(seq, str | list | tuple) and isinstance(times, int):
             limit = MAX_CHARS if isinstance(seq, str) else MAX_ITEMS
             if len(seq) * max(times, 0) > limit:
                 raise RenderLimit(f"rendering stopped: a repetition longer than {limit}")
-            return
+            if isinstance(seq, str):
+                return None
+            size = current().measure(seq) * max(times, 1)
+            if size > MAX_SIZE:
+                raise RenderLimit(f"rendering stopped: a repetition larger than {MAX_SIZE} "
+                                  "characters (as text)")
+            return size
     if isinstance(left, int) and isinstance(right, int) and (
         left.bit_length() + right.bit_length() > MAX_INT_BITS
     ):
         raise RenderLimit(f"rendering stopped: a number larger than {MAX_INT_BITS} bits")
+    return None
 
 
 def power_size(base: Any, exponent: Any) -> None:
@@ -132,12 +309,26 @@ def power_size(base: Any, exponent: Any) -> None:
         raise RenderLimit(f"rendering stopped: a number larger than {MAX_INT_BITS} bits")
 
 
-def sum_size(left: Any, right: Any) -> None:
-    """Refuse `left + right` on strings or lists before it is built if over a bound."""
+def format_size(template: str, arguments: Any) -> None:
+    """Refuse `template % arguments` (and the `format` filter) before it is built if each
+    conversion writing all of `arguments` could take it over `MAX_CHARS`."""
+    narrow_format(template)
+    conversions = template.count("%")
+    if conversions and len(template) + conversions * size_of(arguments, MAX_CHARS) > MAX_CHARS:
+        raise RenderLimit(f"rendering stopped: a format that could write more than "
+                          f"{MAX_CHARS} characters")
+
+
+def sum_size(left: Any, right: Any) -> int | None:
+    """Refuse `left + right` on strings or lists before it is built if over a bound. The
+    deep size of a list sum (from what was measured before: a list built item by item
+    in a loop is not walked again at each item), else None."""
     if isinstance(left, str) and isinstance(right, str):
         if len(left) + len(right) > MAX_CHARS:
             raise RenderLimit(f"rendering stopped: a text longer than {MAX_CHARS} characters")
-    elif isinstance(left, list | tuple) and isinstance(right, list | tuple) and (
-        len(left) + len(right) > MAX_ITEMS
-    ):
-        raise RenderLimit(f"rendering stopped: a list longer than {MAX_ITEMS} items")
+    elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        if len(left) + len(right) > MAX_ITEMS:
+            raise RenderLimit(f"rendering stopped: a list longer than {MAX_ITEMS} items")
+        budget = current()
+        return budget.measure(left) + budget.measure(right)
+    return None

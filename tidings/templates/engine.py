@@ -35,6 +35,10 @@ class Audience:
     zone: str | None
 
 
+class Uncompilable(Exception):
+    """A source Jinja2 parses but cannot turn into code: nested past Python's limits."""
+
+
 class TemplateEngine:
     """Holds the two environments (plain text, and autoescaped HTML) and a cache of
     compiled parts; renderings share nothing else."""
@@ -49,12 +53,14 @@ class TemplateEngine:
         with the line in the message."""
         for locale, parts in variants.items():
             for part, source in parts.items():
+                field = f"variants.{locale}.{part}"
                 try:
                     self._compile(part, source)
                 except TemplateSyntaxError as exc:
-                    raise ValidationFailed(
-                        f"variants.{locale}.{part}: line {exc.lineno}: {exc.message}",
-                        field=f"variants.{locale}.{part}") from exc
+                    raise ValidationFailed(f"{field}: line {exc.lineno}: {exc.message}",
+                                           field=field) from exc
+                except Uncompilable as exc:
+                    raise ValidationFailed(f"{field}: {exc}", field=field) from exc
 
     async def render_many(
         self, template: Template, variables: Mapping[str, Any], audiences: Sequence[Audience]
@@ -76,15 +82,18 @@ class TemplateEngine:
         parts: dict[str, str] = {}
         for part, source in template.sources_for(locale).items():
             field = f"variants.{locale}.{part}"
-            budget = Budget(locale=formatting, zone=audience.zone or "UTC")
-            parts[part] = self._render_part(part, source, variables, budget, field)
+            parts[part] = self._render_part(part, source, variables, field,
+                                            (formatting, audience.zone or "UTC"))
         return Rendered(template.key, template.version, locale,
                         {part: parts[part] for part in PARTS if part in parts})
 
     def _render_part(self, part: str, source: str, variables: Mapping[str, Any],
-                     budget: Budget, field: str) -> str:
+                     field: str, formatting: tuple[str, str]) -> str:
         try:
             compiled = self._compile(part, source)
+            # The deadline starts once compiled: a large part's first compile (after a
+            # restart, or once out of the cache) must not eat its rendering's second.
+            budget = Budget(locale=formatting[0], zone=formatting[1])
             with rendering(budget):
                 return _collect(compiled, variables, budget)
         except UndefinedError as exc:
@@ -92,6 +101,8 @@ class TemplateEngine:
         except TemplateSyntaxError as exc:
             raise ValidationFailed(f"{field}: line {exc.lineno}: {exc.message}",
                                    field=field) from exc
+        except Uncompilable as exc:
+            raise ValidationFailed(f"{field}: {exc}", field=field) from exc
         except Exception as exc:
             # Whatever a template's own code raises (a bound, the sandbox, a filter given
             # a bad value, a division by zero) is that template's failure: a 422 naming
@@ -105,7 +116,18 @@ class TemplateEngine:
         if found is not None:
             self._compiled.move_to_end(key)
             return found
-        compiled = (self._html if html else self._text).from_string(source)
+        try:
+            compiled = (self._html if html else self._text).from_string(source)
+        except RecursionError as exc:
+            # Jinja2's parser and the passes over its tree recurse once per level of
+            # brackets, filters, operators and blocks.
+            raise Uncompilable("the template is nested too deeply to compile (brackets, "
+                               "filters, operators or blocks)") from exc
+        except SyntaxError as exc:
+            # Python's own limits on the code Jinja2 generates: 20 nested loops or
+            # blocks, 100 levels of indentation.
+            raise Uncompilable(f"the template is nested too deeply to compile ({exc.msg})"
+                               ) from exc
         self._compiled[key] = compiled
         if len(self._compiled) > COMPILED_CACHE:
             self._compiled.popitem(last=False)

@@ -2,30 +2,37 @@
 
 Every standard filter counts as a step and has its result's size checked; those whose
 output an argument can blow up (`center(10**9)`, `replace("", long)`, `join` of long
-items, `batch`, `slice`, `indent`, `wordwrap`, `format`, `tojson`) are checked before
-they run. `date`, `datetime`, `number` and `currency` format with babel in the locale and
-zone of the current rendering (the recipient's).
+items, `batch`, `slice`, `indent`, `wordwrap`, `format`, `urlize`, `pprint`) are checked
+before they run, `tojson` as it writes, and `sum` of lists is built in one pass (Python's
+adds them one by one: quadratic). `date`, `datetime`, `number` and `currency` format
+with babel in the locale and zone of the current rendering (the recipient's).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import wraps
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
+from jinja2 import Environment, pass_environment
+from jinja2.filters import make_attrgetter
 
 from tidings.templates.bounds import (
     MAX_CHARS,
     MAX_ITEMS,
+    MAX_SIZE,
     RenderLimit,
     current,
-    narrow_format,
+    format_size,
+    size_of,
     sized,
 )
 
@@ -41,6 +48,10 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def _width(value: Any) -> int:
+    return len(value) if isinstance(value, str) else _int(value)
+
+
 def _replace_size(a: Mapping[str, Any]) -> int:
     text, old, new = _text(a["s"]), _text(a["old"]), _text(a["new"])
     hits = text.count(old) if old else len(text) + 1
@@ -50,9 +61,8 @@ def _replace_size(a: Mapping[str, Any]) -> int:
 
 
 def _indent_size(a: Mapping[str, Any]) -> int:
-    text, width = _text(a["s"]), a.get("width", 4)
-    step = len(width) if isinstance(width, str) else _int(width)
-    return len(text) + (text.count("\n") + 1) * step
+    text = _text(a["s"])
+    return len(text) + (text.count("\n") + 1) * _width(a.get("width", 4))
 
 
 def _wordwrap_size(a: Mapping[str, Any]) -> int:
@@ -62,8 +72,22 @@ def _wordwrap_size(a: Mapping[str, Any]) -> int:
 
 
 def _format_size(a: Mapping[str, Any]) -> int:
-    narrow_format(_text(a["value"]))
+    format_size(_text(a["value"]), (a.get("args"), a.get("kwargs")))
     return 0
+
+
+def _urlize_size(a: Mapping[str, Any]) -> int:
+    # A link is its text twice plus the attributes; only a word with `.`, `@` or `:`
+    # can be one.
+    text = _text(a["value"])
+    links = text.count(".") + text.count("@") + text.count(":")
+    extra = sum(len(_text(a.get(name) or "")) for name in ("target", "rel"))
+    return 3 * len(text) + links * (extra + 64)
+
+
+def _pprint_size(a: Mapping[str, Any]) -> int:
+    # pformat formats each level's items again to see whether they fit on a line.
+    return size_of(a["value"], MAX_SIZE, nested=True) // 4
 
 
 # Filter -> an upper bound of its output's length, from its bound arguments.
@@ -73,9 +97,12 @@ ESTIMATES: dict[str, Estimate] = {
     "indent": _indent_size,
     "wordwrap": _wordwrap_size,
     "format": _format_size,
+    "urlize": _urlize_size,
+    "pprint": _pprint_size,
     "batch": lambda a: _int(a["linecount"]) * (MAX_CHARS // MAX_ITEMS),
     "slice": lambda a: _int(a["slices"]) * (MAX_CHARS // MAX_ITEMS),
-    "tojson": lambda a: _int(a.get("indent")) * (MAX_CHARS // 16),
+    # An indent is built once per level: at most 16 (the output is measured as written).
+    "tojson": lambda a: _width(a.get("indent")) * (MAX_CHARS // 16),
 }
 
 
@@ -115,13 +142,57 @@ def _listed(value: Any) -> Any:
 
 
 def _join_size(a: Mapping[str, Any]) -> int:
+    # Measured, not converted: `str()` of each item is the very work to be bounded.
     items = a["value"]
-    return sum(len(_text(item)) for item in items) + len(_text(a.get("d", ""))) * len(items)
+    size = len(_text(a.get("d", ""))) * len(items)
+    for item in items:
+        size += len(item) if isinstance(item, str) else size_of(item, MAX_CHARS)
+        if size > MAX_CHARS:
+            break
+    return size
 
 
 def bounded_filters(standard: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    """Every standard filter, counted and size-checked."""
-    return {name: _bounded(name, function) for name, function in standard.items()}
+    """Every standard filter, counted and size-checked, `sum` replaced."""
+    bounded = {name: _bounded(name, function) for name, function in standard.items()}
+    bounded["sum"] = _bounded("sum", sum_filter)
+    return bounded
+
+
+def capped_dumps(value: Any, **options: Any) -> str:
+    """`json.dumps` for `tojson` (Jinja2's `json.dumps_function` policy) that stops once
+    past `MAX_CHARS`: its size depends on the indent and the nesting, so it is measured as
+    it is written rather than estimated."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(**options).iterencode(value):
+        size += len(chunk)
+        if size > MAX_CHARS:
+            raise RenderLimit(f"rendering stopped: tojson would build more than "
+                              f"{MAX_CHARS} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+@pass_environment
+def sum_filter(environment: Environment, iterable: Iterable[Any],
+               attribute: str | int | None = None, start: Any = 0) -> Any:
+    """Jinja2's `sum`, with lists and tuples joined in one pass: Python's `sum` copies the
+    total so far at each item, which is quadratic within a single step."""
+    items: Iterable[Any] = iterable
+    if attribute is not None:
+        items = map(make_attrgetter(environment, attribute), iterable)
+    items = _listed(items)
+    if not isinstance(start, list | tuple):
+        if any(isinstance(item, list | tuple) for item in items):
+            raise TypeError("sum of lists needs a list or tuple start, e.g. start=[]")
+        return sum(items, start)
+    kind = type(start)
+    if not all(type(item) is kind for item in items):
+        raise TypeError(f"sum(start={kind.__name__}()) can only add {kind.__name__}s")
+    if len(start) + sum(len(item) for item in items) > MAX_ITEMS:
+        raise RenderLimit(f"rendering stopped: a list longer than {MAX_ITEMS} items")
+    return kind(chain(start, *items))
 
 
 # -- locale-aware ---------------------------------------------------------------------------

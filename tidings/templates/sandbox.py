@@ -4,13 +4,16 @@ names, and bounded (see `bounds.py`).
 On top of Jinja2's sandbox (no attribute starting with `_`, no `mro`, no function
 internals, no mutation of lists and dicts), this one:
 - rewrites every parsed template so that each `for` loop's iterable, each `~`
-  concatenation and each piece of output (literal text too: a macro or a `{% set %}`
-  block buffers its output before anything measures it) pass through a counting filter
-  (`_parse`);
+  concatenation, each list, tuple and dict literal and each piece of output (literal text
+  too: a macro or a `{% set %}` block buffers its output before anything measures it)
+  pass through a counting filter (`_parse`);
 - counts every call (macros included) and checks `+`, `*`, `**` and `%` before computing;
-- replaces `range` with one of at most `MAX_ITEMS` items, drops `lipsum`, and allows on
-  strings only the methods that cannot grow them (`str.format`, `center`, `ljust`,
-  `replace`, `join`, ... are refused: the filters of those names are bounded instead).
+- replaces `range` with one of at most `MAX_ITEMS` items, drops `lipsum`, gives
+  `namespace` objects a text form that does not show what they hold (a namespace is the
+  one thing a template can change after it was measured), and allows on built-in values
+  only the methods that cannot grow them (`str.format`, `center`, `ljust`, `replace`,
+  `join`, `int.to_bytes`, `dict.fromkeys`, ... are refused: the filters of those names
+  are bounded instead).
 """
 
 from __future__ import annotations
@@ -22,16 +25,17 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateRuntimeError, UndefinedError, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import missing
+from jinja2.utils import Namespace, missing
 from jinja2.visitor import NodeTransformer
 
 from tidings.templates import bounds
-from tidings.templates.bounds import MAX_ITEMS, RenderLimit, current, sized
-from tidings.templates.filters import bounded_filters, locale_filters
+from tidings.templates.bounds import MAX_ITEMS, RenderLimit, current, sized, too_large
+from tidings.templates.filters import bounded_filters, capped_dumps, locale_filters
 
 LOOP_FILTER = "tidings_loop"
 SIZE_FILTER = "tidings_sized"
 EMIT_FILTER = "tidings_emit"
+PART_FILTER = "tidings_part"
 SAFE_STR_METHODS = frozenset({
     "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",
     "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper",
@@ -39,6 +43,15 @@ SAFE_STR_METHODS = frozenset({
     "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
     "swapcase", "title", "upper",
 })
+# The methods a template may call on built-in values: those whose result is no larger
+# than the value (`int.to_bytes(10**9)` would allocate a gigabyte before any check).
+SAFE_METHODS: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
+    (str, SAFE_STR_METHODS),
+    ((int, float), frozenset({"as_integer_ratio", "bit_count", "bit_length", "conjugate",
+                              "is_integer"})),
+    ((list, tuple, range), frozenset({"count", "index", "copy"})),
+    (dict, frozenset({"copy", "get", "items", "keys", "values"})),
+)
 
 
 class MissingVariable(UndefinedError):
@@ -72,9 +85,31 @@ def _sized(value: Any) -> Any:
     return sized(value)
 
 
+def _part(value: Any) -> Any:
+    # What the operand will take in the concatenation's text, allocated before the
+    # result can be measured.
+    budget = current()
+    budget.tick()
+    if isinstance(value, str):
+        budget.allocate(len(value))
+    else:
+        size = budget.measure(value)
+        too_large(size)
+        budget.allocate(size)
+    return value
+
+
 def _emit(value: Any) -> Any:
     current().emit(len(value) if isinstance(value, str) else len(str(value)))
     return value
+
+
+class _Namespace(Namespace):
+    """`namespace()`: its attributes can change after a list that holds it was measured
+    (`[ns] * 1000`, then `{% set ns.x = big %}`), so its text form does not show them."""
+
+    def __repr__(self) -> str:
+        return "<namespace>"
 
 
 def _range(*args: int) -> range:
@@ -85,7 +120,7 @@ def _range(*args: int) -> range:
 
 
 class _Counted(NodeTransformer):
-    """Routes loop iterables and concatenations through the counting filters."""
+    """Routes loop iterables, concatenations and literals through the counting filters."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
@@ -101,7 +136,29 @@ class _Counted(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        return nodes.Filter(node, SIZE_FILTER, [], [], None, None, lineno=node.lineno)
+        # Each operand is counted before any is converted to text: `a ~ a ~ ...` would
+        # otherwise hold thousands of copies of `str(a)` before the result is measured.
+        node.nodes = [nodes.Filter(child, PART_FILTER, [], [], None, None,
+                                   lineno=child.lineno) for child in node.nodes]
+        return _measured(node)
+
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        # `[big, big, big]` and their nesting would multiply sizes without an operator.
+        self.generic_visit(node)
+        return _measured(node)
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        return _measured(node)
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        self.generic_visit(node)
+        # A tuple that is assigned to (`{% for k, v in ... %}`) builds nothing.
+        return _measured(node) if node.ctx == "load" else node
+
+
+def _measured(node: nodes.Expr) -> nodes.Filter:
+    return nodes.Filter(node, SIZE_FILTER, [], [], None, None, lineno=node.lineno)
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -115,11 +172,14 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                          auto_reload=False)
         self.globals.pop("lipsum", None)
         self.globals["range"] = _range
+        self.globals["namespace"] = _Namespace
+        self.policies["json.dumps_function"] = capped_dumps
         self.filters.update(bounded_filters(self.filters))
         self.filters.update(locale_filters())
         self.filters[LOOP_FILTER] = _loop
         self.filters[SIZE_FILTER] = _sized
         self.filters[EMIT_FILTER] = _emit
+        self.filters[PART_FILTER] = _part
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -134,23 +194,29 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return None
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and callable(value) and attr not in SAFE_STR_METHODS:
-            return False
+        if callable(value):
+            for kind, methods in SAFE_METHODS:
+                if isinstance(obj, kind):
+                    if attr not in methods:
+                        return False
+                    break
         return super().is_safe_attribute(obj, attr, value)
 
     def call(__self, __context: Context, __obj: Any,
              *args: Any, **kwargs: Any) -> Any:
         current().tick()
+        bounds.arguments_size(args, kwargs)
         return sized(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         current().tick()
+        size: int | None = None
         if operator == "*":
-            bounds.product_size(left, right)
+            size = bounds.product_size(left, right)
         elif operator == "**":
             bounds.power_size(left, right)
         elif operator == "+":
-            bounds.sum_size(left, right)
+            size = bounds.sum_size(left, right)
         elif operator == "%" and isinstance(left, str):
-            bounds.narrow_format(left)
-        return sized(super().call_binop(context, operator, left, right))
+            bounds.format_size(left, right)
+        return sized(super().call_binop(context, operator, left, right), size)
