@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import RunningServer, make_settings
 from tidings.domain.model import utcnow
-from tidings.domain.template import Template
+from tidings.domain.template import MAX_SOURCE_BYTES, Template
 from tidings.settings import Settings
 from tidings.store import templates as store
 
@@ -44,6 +44,10 @@ LISTS = "{% set l = range(10000)|list %}{% set m = range(10000)|list %}"
 RUNAWAYS = [LISTS + "{{ ([l] * 10000)|string }}", LISTS + "{{ ([l] * 10000)|tojson }}",
             LISTS + "{{ ([l] * 10000) == ([m] * 10000) }}", LISTS + "{{ m in [l] * 10000 }}",
             "{{ range(10000)|map('center', 100000)|list|length }}"]
+
+# Within the 64 KB of a part, 28,000 tokens whose Python code took seconds to compile in
+# one call that holds the GIL, stalling the whole server on each save and first render.
+SLOW_TO_COMPILE = "{{ a~a~a~a~a~a~a~a~a~a }}" * 2600
 
 
 async def post(http: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -266,6 +270,31 @@ async def test_a_stored_version_nested_too_deeply_previews_as_a_422(
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["field"] == "variants.en.message"
         assert "nested too deeply" in answer.json()["error"]["message"]
+
+
+async def test_a_part_too_long_to_compile_is_422_on_save_and_on_preview(
+    server: RunningServer,
+) -> None:
+    assert len(SLOW_TO_COMPILE.encode()) <= MAX_SOURCE_BYTES
+    await store_unchecked(server, "stored", SLOW_TO_COMPILE)
+    async with server.http(*ADMIN) as http, server.http() as anonymous:
+        await post(http, WELCOME)
+        answers = await asyncio.gather(
+            post(http, {"key": "long", "variants": {"en": {
+                "title": "t", "message": SLOW_TO_COMPILE}}}),
+            http.put("/api/admin/templates/welcome", json={
+                **WELCOME, "variants": {"en": {"title": "t", "message": "m",
+                                               "html": SLOW_TO_COMPILE}}}),
+            http.post("/api/admin/templates/stored/preview", json={"variables": {"a": 1}}),
+            anonymous.get("/health"))
+        for answer, field in zip(answers[:3], ("variants.en.message", "variants.en.html",
+                                               "variants.en.message"), strict=True):
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"]["field"] == field
+            assert "too long to compile" in answer.json()["error"]["message"]
+        assert answers[3].status_code == 200
+        assert (await http.get("/api/admin/templates/long")).status_code == 404
+        assert (await http.get("/api/admin/templates/welcome")).json()["version"] == 1
 
 
 async def test_runaway_previews_are_refused_while_the_server_keeps_answering(

@@ -12,6 +12,7 @@ import pytest
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.template import Template, TemplateDraft, locale_chain
 from tidings.templates.engine import Audience, TemplateEngine
+from tidings.templates.sandbox import MAX_TOKENS
 
 ENGINE = TemplateEngine()
 
@@ -228,7 +229,8 @@ MANY_L = ", ".join(["l"] * 30)
     "{{ range(10000)|map('center', 100000)|list|length }}",
     "{{ '%s%s%s'|format('x' * 50000, 'y', 'z') }}",
     "{{ ('a.b ' * 1000)|urlize(target='x' * 100000) }}",
-    "{% set s = 'x' * 100000 %}" + "".join(f"{{% set v{i} = s ~ {i} %}}" for i in range(400)),
+    # 360 values of 100 KB kept at once: 36 MB (in 2,900 tokens, under the compile bound).
+    "{% set s = 'x' * 100000 %}" + "".join(f"{{% set v{i} = s ~ {i} %}}" for i in range(360)),
     "{% set l = range(1000)|list %}{% set ns = namespace(a=l) %}{% for i in range(300) %}"
     "{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a|tojson(16)|length }}",
     "{% set l = range(1000)|list %}{% set ns = namespace(a=l) %}{% for i in range(300) %}"
@@ -287,7 +289,7 @@ NESTED_SOURCES = [
     "{{ " + "(" * 70 + "1" + ")" * 70 + " }}",
     "{{ " + "[" * 100 + "1" + "]" * 100 + " }}",
     "{{ x" + "|upper" * 1000 + " }}",
-    "{{ " + " and ".join(["x"] * 3000) + " }}",
+    "{{ " + " and ".join(["x"] * 1400) + " }}",
     "{% for a in x %}" * 21 + "{% endfor %}" * 21,
     "{% if x %}" * 100 + "{% endif %}" * 100,
     "{% if x %}" * 1000 + "{% endif %}" * 1000,
@@ -306,3 +308,18 @@ def test_a_source_nested_past_the_compilers_limits_is_a_422_naming_the_part(
     problem = failure(source, x=[])
     assert problem.field == "variants.en.message"
     assert "nested too deeply" in problem.message
+
+
+def test_a_part_of_more_tokens_than_compiling_is_bounded_by_is_a_422_naming_it() -> None:
+    # `{{ a }}` is three tokens; its text, one more. Compiled, each token is Python code.
+    longest = "{{ a }}" * (MAX_TOKENS // 3)
+    ENGINE.check({"de": {"subject": longest}})
+    assert render(longest, a="x") == "x" * (MAX_TOKENS // 3)
+    for source in (longest + "{{ a }}", "{{ a~a~a~a~a~a~a~a~a~a }}" * 2600):
+        with pytest.raises(ValidationFailed) as caught:
+            ENGINE.check({"de": {"subject": source}})
+        assert caught.value.field == "variants.de.subject"
+        assert f"too long to compile: more than {MAX_TOKENS} tokens" in caught.value.message
+        problem = failure(source, a="x")
+        assert problem.field == "variants.en.message"
+        assert "too long to compile" in problem.message

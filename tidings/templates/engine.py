@@ -21,7 +21,7 @@ from jinja2.exceptions import SecurityError
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.template import MAX_OUTPUT_CHARS, PARTS, Rendered, Template
 from tidings.templates.bounds import Budget, RenderLimit, rendering
-from tidings.templates.sandbox import BoundedSandbox, MissingVariable
+from tidings.templates.sandbox import BoundedSandbox, MissingVariable, Uncompilable
 
 COMPILED_CACHE = 512
 
@@ -33,10 +33,6 @@ class Audience:
 
     locale: str | None
     zone: str | None
-
-
-class Uncompilable(Exception):
-    """A source Jinja2 parses but cannot turn into code: nested past Python's limits."""
 
 
 class TemplateEngine:

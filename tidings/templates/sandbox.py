@@ -14,6 +14,14 @@ internals, no mutation of lists and dicts), this one:
   only the methods that cannot grow them (`str.format`, `center`, `ljust`, `replace`,
   `join`, `int.to_bytes`, `dict.fromkeys`, ... are refused: the filters of those names
   are bounded instead).
+
+It also bounds compiling: a part is at most `MAX_TOKENS` tokens (`_tokenize`). Lexing,
+parsing and generating Python are pure Python, which lets other threads run every few
+milliseconds; the last step, Python's `compile()` of the generated module, is one C call
+that holds the GIL (stalling the event loop) for a time proportional to the code, about
+5-15 us per token (up to 1.2 s for a 64 KB part). Counting tokens as the parser pulls them
+stops a long part before any code is generated, so no compile holds the GIL for more than
+about 50 ms.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from functools import partial
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateRuntimeError, UndefinedError, nodes
+from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, missing
@@ -36,6 +45,10 @@ LOOP_FILTER = "tidings_loop"
 SIZE_FILTER = "tidings_sized"
 EMIT_FILTER = "tidings_emit"
 PART_FILTER = "tidings_part"
+# Names, literals, operators and tag delimiters in one part (a run of text between tags
+# is one token): `{{ user.name }}` is five. Python compiles the code of the worst kind
+# (`{{ a ~ b ~ ... }}`) at about 15 us per token; ordinary templates use a few hundred.
+MAX_TOKENS = 3_000
 SAFE_STR_METHODS = frozenset({
     "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",
     "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper",
@@ -52,6 +65,11 @@ SAFE_METHODS: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
     ((list, tuple, range), frozenset({"count", "index", "copy"})),
     (dict, frozenset({"copy", "get", "items", "keys", "values"})),
 )
+
+
+class Uncompilable(Exception):
+    """A source Jinja2 cannot turn into code within the bounds: too long, or nested past
+    Python's limits."""
 
 
 class MissingVariable(UndefinedError):
@@ -102,6 +120,18 @@ def _part(value: Any) -> Any:
 def _emit(value: Any) -> Any:
     current().emit(len(value) if isinstance(value, str) else len(str(value)))
     return value
+
+
+def _capped(stream: TokenStream) -> Iterator[Token]:
+    """The tokens of `stream`, refused past `MAX_TOKENS` (lazily: the parser pulls them,
+    so it stops there too)."""
+    for count, token in enumerate(stream, 1):
+        if count > MAX_TOKENS:
+            raise Uncompilable(f"the template is too long to compile: more than "
+                               f"{MAX_TOKENS} tokens (names, literals, operators and tag "
+                               f"delimiters; text between tags counts as one), at line "
+                               f"{token.lineno}")
+        yield token
 
 
 class _Namespace(Namespace):
@@ -180,6 +210,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters[SIZE_FILTER] = _sized
         self.filters[EMIT_FILTER] = _emit
         self.filters[PART_FILTER] = _part
+
+    def _tokenize(self, source: str, name: str | None, filename: str | None = None,
+                  state: str | None = None) -> TokenStream:
+        stream = super()._tokenize(source, name, filename, state)
+        return TokenStream(_capped(stream), name, filename)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
