@@ -77,13 +77,10 @@ def _sampled(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _config(url: str, token: str, notification_id: str) -> SchemathesisConfig:
+def _config(url: str, token: str) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict({
         "base-url": url,
         "headers": {"Authorization": f"Bearer {token}"},
-        # Random ids are all unknown (404): one of the caller's own notifications reaches
-        # the answers with a body (and, for DELETE, its 204 and then 404s).
-        "parameters": {"path.notification_id": notification_id},
         "workers": 1,
         "checks": {"enabled": True},
         "phases": {phase: {"enabled": True} for phase in PHASES},
@@ -127,23 +124,47 @@ def _steer(schema: BaseSchema) -> None:
         return case
 
 
+class _Ids:
+    """Notification ids in valid requests: random ones are all unknown (404), so each names
+    the caller's own notification instead (its answers with a body, and for DELETE its 204
+    and then 404s), unless it is one a create of this run answered (a stateful link from
+    the create to its GET, DELETE...), which stays as it is."""
+
+    own = ""
+    created: set[str] = set()
+
+
 def _same_key(_context: Any, case: schemathesis.Case, _kwargs: Any) -> None:
-    """The body's key of a template PUT must be the path's (else 422, field `key`): set
-    when the path is final (the coverage phase varies it after `map_case`). Schemathesis
-    takes this hook globally only, so the test registers it for its run alone."""
-    if (case.meta is not None and case.meta.generation.mode.is_positive
-            and case.method == "PUT" and case.operation.path == "/api/admin/templates/{key}"
-            and isinstance(case.body, dict) and case.path_parameters):
-        case.body["key"] = case.path_parameters["key"]
+    """Set when the path is final (the coverage phase varies it after `map_case`); Schemathesis
+    takes this hook globally only, so the test registers it for its run alone.
+    - The body's key of a template PUT must be the path's (else 422, field `key`).
+    - A valid request's notification id is one this caller owns (`_Ids`)."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    params = case.path_parameters or {}
+    if (case.method == "PUT" and case.operation.path == "/api/admin/templates/{key}"
+            and isinstance(case.body, dict) and params):
+        case.body["key"] = params["key"]
+    if "notification_id" in params and params["notification_id"] not in _Ids.created:
+        params["notification_id"] = _Ids.own
+
+
+def _remember_created(_context: Any, case: schemathesis.Case, response: Any) -> None:
+    if (case.method == "POST" and case.operation.path == "/api/notifications"
+            and response.status_code == 201):
+        _Ids.created.add(str(response.json()["id"]))
 
 
 @contextlib.contextmanager
 def _hook_before_call() -> Iterator[None]:
     schemathesis.hook("before_call")(_same_key)
+    schemathesis.hook("after_call")(_remember_created)
     try:
         yield
     finally:
         GLOBAL_HOOK_DISPATCHER.unregister(_same_key)
+        GLOBAL_HOOK_DISPATCHER.unregister(_remember_created)
+        _Ids.created.clear()
 
 
 def _renderable(draft: dict[str, Any]) -> None:
@@ -224,9 +245,9 @@ def test_schemathesis_finds_nothing_with_every_check(database_url: str) -> None:
         assert len(spec["paths"]) >= 8, "the OpenAPI document lost its operations"
         found: list[str] = []
         for caller in CALLERS.values():
-            own = _own_notification(server, caller[0])
+            own = _Ids.own = _own_notification(server, caller[0])
             schema = schemathesis.openapi.from_dict(
-                spec, config=_config(server.url, server.token(*caller), own))
+                spec, config=_config(server.url, server.token(*caller)))
             _steer(schema)
             found += [f"as {caller[0]}: {failure}" for failure in _failures(schema)]
             # The pinned id was reached: its DELETE answered 204, and it is gone.

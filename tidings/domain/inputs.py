@@ -12,6 +12,7 @@ import nh3
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -161,11 +162,23 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer` is any number without a fractional part (`60.0` too): such
+    a float becomes the int it is; every other value goes on to the strict check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# A whole number as JSON Schema has it: no strings, no booleans, no fractions.
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
+
+
 class DigestInput(_Input):
     """`digest` on a create: hold email and push for the (user, key) window."""
 
     key: Name
-    window_seconds: int = Field(..., ge=1, le=86_400, strict=True)
+    window_seconds: WholeNumber = Field(..., ge=1, le=86_400, strict=True)
 
 
 def _not_both(first: str, first_type: str, second: str, second_type: str) -> dict[str, Any]:
