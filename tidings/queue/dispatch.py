@@ -63,9 +63,10 @@ class Dispatcher:
                  unsubscribe_link: UnsubscribeLink | None = None,
                  digest_layout: DigestLayout = plain_digest) -> None:
         self._senders = senders
-        # Where a digest without one-click unsubscribe points its reader instead.
-        self._preferences_url = (public_url.rstrip("/") + "/api/preferences"
-                                 if public_url else None)
+        # Where a digest without one-click unsubscribe points its reader instead: the
+        # preference centre (DESIGN section 11), once it exists. Until then no link: the
+        # one it had (`/api/preferences`) answered 404.
+        self._preferences_url: str | None = None
         self._digest_layout = digest_layout
         self._unsubscribe_link = unsubscribe_link
         self._policy = policy
