@@ -65,7 +65,7 @@ if [ $# -gt 0 ]; then
   # A focused run (arguments given): those tests only, no coverage threshold.
   "${pytest[@]}" "${marks[@]}" "$@"
 else
-  "${pytest[@]}" --cov --cov-report= "${marks[@]}"
+  "${pytest[@]}" --cov --cov-report= --durations=15 "${marks[@]}"
   echo "== pytest (the python-socketio transport, same contract tests)"
   TIDINGS_TEST_TRANSPORT=python-socketio "${pytest[@]}" --cov --cov-append \
     --cov-report=term --cov-fail-under=90 "${marks[@]}" \
