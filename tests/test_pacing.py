@@ -261,12 +261,17 @@ async def test_a_digest_window_survives_a_restart_and_closes_on_time(
     assert states[0]["attempts"] == 1
 
 
+async def quiet_nights_in_berlin(server: RunningServer) -> None:
+    """alice, with an address, quiet from 22:00 to 07:00 in Berlin."""
+    await put_contact(server, "alice", email="alice@example.test",
+                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+
+
 async def test_quiet_hours_across_midnight_and_spring_forward_defer_to_their_end(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    await put_contact(quiet_server, "alice", email="alice@example.test",
-                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    await quiet_nights_in_berlin(quiet_server)
     note = await create(quiet_server)
     # The night Berlin moves its clocks forward (2027-03-28, 02:00 -> 03:00).
     assert await stepped.at(at("2027-03-27T23:30:00+01:00")) == 1
@@ -284,8 +289,7 @@ async def test_clearing_quiet_hours_makes_what_waits_due_at_once(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    await put_contact(quiet_server, "alice", email="alice@example.test",
-                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    await quiet_nights_in_berlin(quiet_server)
     single = await create(quiet_server)
     held = [(await create(quiet_server, digest={"key": "night", "window_seconds": 5}))["id"]
             for _ in range(2)]
@@ -326,8 +330,7 @@ async def test_narrowed_quiet_hours_hold_what_waits_only_until_their_new_end(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    await put_contact(quiet_server, "alice", email="alice@example.test",
-                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    await quiet_nights_in_berlin(quiet_server)
     note = await create(quiet_server)
     assert await stepped.at(at("2027-03-27T23:30:00+01:00")) == 1
     await put_contact(quiet_server, "alice", quiet_hours={"start": "22:00", "end": "23:45"})
@@ -344,8 +347,7 @@ async def test_a_new_zone_moves_what_waits_to_the_quiet_hours_of_that_zone(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    await put_contact(quiet_server, "alice", email="alice@example.test",
-                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    await quiet_nights_in_berlin(quiet_server)
     note = await create(quiet_server)
     assert await stepped.at(at("2027-03-27T23:30:00+01:00")) == 1
     # 23:31 in Berlin is 18:31 in New York: outside the same hours there.
@@ -359,8 +361,7 @@ async def test_critical_goes_through_quiet_hours(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    await put_contact(quiet_server, "alice", email="alice@example.test",
-                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    await quiet_nights_in_berlin(quiet_server)
     note = await create(quiet_server, priority="critical")
     assert await stepped.at(at("2027-10-31T02:30:00+01:00")) == 1
     state = (await all_sent(quiet_server, [note["id"]]))[0]
@@ -371,8 +372,7 @@ async def test_a_digest_closing_in_quiet_hours_waits_for_fall_back_morning(
     quiet_server: RunningServer, stepped: SteppedWorker, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    await put_contact(quiet_server, "alice", email="alice@example.test",
-                      timezone="Europe/Berlin", quiet_hours={"start": "22:00", "end": "07:00"})
+    await quiet_nights_in_berlin(quiet_server)
     ids = [(await create(quiet_server, digest={"key": "night", "window_seconds": 5}))["id"]
            for _ in range(2)]
     # The night Berlin moves its clocks back (2027-10-31, 03:00 -> 02:00): 02:30 twice.
