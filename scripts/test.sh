@@ -2,7 +2,8 @@
 # The test command: install (from the lock), lint (ruff), types (mypy), then the suite on
 # both cores with line coverage of at least 90%.
 #   bash scripts/test.sh             the default tier: every test but the `system`,
-#                                    `browser` and `bench` tiers; few hypothesis examples
+#                                    `browser`, `bench` and `fuzz` tiers; few hypothesis
+#                                    examples
 #   bash scripts/test.sh --all       every tier, more hypothesis examples (what CI runs)
 #   bash scripts/test.sh --latest    the same against the newest versions pyproject.toml's
 #                                    ranges allow (in .venv-latest), not the lock
@@ -57,7 +58,7 @@ tests_started=$SECONDS
 if [ "$tier" = all ]; then
   marks=() ; export HYPOTHESIS_PROFILE=ci TIDINGS_FUZZ_EXAMPLES=${TIDINGS_FUZZ_EXAMPLES:-15}
 else
-  marks=(-m "not system and not browser and not bench")
+  marks=(-m "not system and not browser and not bench and not fuzz")
 fi
 echo "== pytest, $tier tier (default Socket.IO transport: lean)"
 pytest=("$venv/bin/python" -m pytest -n 2 --dist worksteal -q)
