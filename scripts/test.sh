@@ -56,7 +56,7 @@ echo "== mypy"
 
 tests_started=$SECONDS
 if [ "$tier" = all ]; then
-  marks=() ; export HYPOTHESIS_PROFILE=ci TIDINGS_FUZZ_EXAMPLES=${TIDINGS_FUZZ_EXAMPLES:-15}
+  marks=() ; export HYPOTHESIS_PROFILE=ci
 else
   marks=(-m "not system and not browser and not bench and not fuzz")
 fi

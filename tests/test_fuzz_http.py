@@ -234,7 +234,10 @@ def _own_notification(server: RunningServer, user_id: str) -> str:
     return str(answer.json()["id"])
 
 
-@pytest.mark.fuzz  # about a minute per database: CI's tier (`-m fuzz` runs it by hand)
+# About a minute per database: CI's tier (`-m fuzz` runs it by hand); more examples take
+# far longer (the stateful phase follows every create it makes).
+@pytest.mark.fuzz
+@pytest.mark.timeout(900)
 def test_schemathesis_finds_nothing_with_every_check(database_url: str) -> None:
     # Targets on any address (no DNS: a pattern says what the server judges), and no
     # delivery workers (the webhooks and devices registered go nowhere).
