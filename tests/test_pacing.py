@@ -25,9 +25,9 @@ from tests.pushfakes.server import running
 from tests.pushfakes.service import FakePushGateway
 from tidings.delivery.email_sender import build_email_sender
 from tidings.delivery.push import build_push_senders
+from tidings.domain import pacing
 from tidings.domain.model import utcnow
 from tidings.metrics import Metrics
-from tidings.queue import pacing
 from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tidings.domain import pacing
 from tidings.domain.contact import QuietHours
 from tidings.domain.notification import Notification
-from tidings.queue import pacing
 from tidings.queue.digest_layout import FULL_ITEMS, plain_digest
 
 

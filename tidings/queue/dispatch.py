@@ -23,10 +23,10 @@ from tidings.delivery.webhooks import WebhookSender
 from tidings.domain.delivery import WEBHOOK, AttemptRecord
 from tidings.domain.model import DeliveryStatus, Medium, Priority
 from tidings.domain.notification import Notification
+from tidings.domain.pacing import Quiet
 from tidings.domain.template import fallback_parts
 from tidings.domain.webhook import event_id
 from tidings.queue.digest_layout import DigestLayout, plain_digest
-from tidings.queue.pacing import Quiet
 from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
 

@@ -21,12 +21,12 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
+from tidings.domain import pacing
 from tidings.domain.delivery import WEBHOOK
 from tidings.domain.errors import Unavailable
 from tidings.domain.model import DeliveryStatus, Medium, Priority, utcnow
 from tidings.maintenance import Maintenance
 from tidings.metrics import Metrics
-from tidings.queue import pacing
 from tidings.queue.dispatch import BatchContext, Dispatcher
 from tidings.realtime.fanout import Fanout
 from tidings.services.batching import Batcher

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tidings.domain import pacing
 from tidings.domain.contact import Contact, ContactChange
 from tidings.domain.errors import NotFound
 from tidings.domain.model import Principal, utcnow
-from tidings.queue import pacing
 from tidings.store import contacts as store
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database

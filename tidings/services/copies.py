@@ -15,9 +15,9 @@ from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft, is_idempotency_key
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
 from tidings.domain.notification import NewDelivery, Notification
+from tidings.domain.pacing import window_closes
 from tidings.domain.preference import chosen_media
 from tidings.domain.template import Rendered, Template
-from tidings.queue.pacing import window_closes
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Connection
 from tidings.store.pacing import Window

@@ -1,7 +1,7 @@
 """SQL of pacing: digest windows (rows, so they survive restarts), held deliveries and
 their folding into one send, quiet-hours deferrals (and moving them when the quiet hours
 change), and the hourly send counts of the throttle. The rules that decide when each
-applies live in `tidings.queue.pacing`."""
+applies live in `tidings.domain.pacing`."""
 
 from __future__ import annotations
 
