@@ -23,10 +23,10 @@ from redis.asyncio import Redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from tidings.domain.notification import InboxChange, Notification, StatusChange
-from tidings.metrics import Metrics
-from tidings.realtime.redis_fanout import RedisFanout
-from tidings.realtime.redis_links import build_links
+from tidings.realtime.redis.fanout import RedisFanout
+from tidings.realtime.redis.links import build_links
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 from .report import Report
 from .stack import DEFAULT_ADMIN_URL, RedisProcess, info_cpu_seconds, scratch_database

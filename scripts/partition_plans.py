@@ -14,14 +14,16 @@ import asyncpg
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tidings.migrate import upgrade
-from tidings.store import partitions as P
-from tidings.store import notifications as N
-from tidings.store import queue as Q
-from tidings.store.tables import notifications as nt, notification_deliveries as dt
+from sqlalchemy.dialects import postgresql
+
 from tidings.domain.model import utcnow
 from tidings.domain.notification import InboxFilter
-from sqlalchemy.dialects import postgresql
+from tidings.jobs.migrate import upgrade
+from tidings.store import notifications as N
+from tidings.store import partitions as P
+from tidings.store import queue as Q
+from tidings.store.tables import notification_deliveries as dt
+from tidings.store.tables import notifications as nt
 
 NAME = "tidings_scratch_partitions_bench"
 DSN = "postgresql://postgres@127.0.0.1:5432/"
@@ -71,7 +73,7 @@ async def main():
     print("notifications", time.time() - t0, flush=True)
     t0 = time.time()
     # An email delivery for one notification in five; the last 5,000 are still pending.
-    await c.execute(f"""
+    await c.execute("""
     INSERT INTO notification_deliveries (notification_id, user_id, medium, status, attempts,
         next_attempt_at, created_at, updated_at)
     SELECT id, user_id, 'email', CASE WHEN created_at > now() - interval '40 minutes' THEN 'pending' ELSE 'sent' END,

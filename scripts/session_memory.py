@@ -22,10 +22,10 @@ import tracemalloc
 import uvicorn
 
 from tidings.app import create_app
+from tidings.config.settings import Settings
 from tidings.container import build_services
-from tidings.migrate import upgrade
+from tidings.jobs.migrate import upgrade
 from tidings.server import bind_sockets, uvicorn_config
-from tidings.settings import Settings
 
 SECRET = "bench-secret-for-loopback-load-tests-only"
 

@@ -13,10 +13,10 @@ import uvicorn
 
 from tests.conftest import RunningServer
 from tidings.app import create_app
+from tidings.config.settings import Settings
 from tidings.container import build_services
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
-from tidings.settings import Settings
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

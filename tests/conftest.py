@@ -22,11 +22,11 @@ import socketio
 import uvicorn
 
 from tidings.app import create_app
+from tidings.config.settings import Settings
 from tidings.container import Services, build_services
-from tidings.migrate import upgrade
+from tidings.jobs.migrate import upgrade
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
-from tidings.settings import Settings
 
 # Hypothesis: a few examples per property in the developer's run, more under
 # `scripts/test.sh --all` (CI), which sets HYPOTHESIS_PROFILE=ci. Fuzz tests take their

@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import RunningServer, make_settings
+from tidings.config.settings import Settings
 from tidings.delivery.outcome import Outcome
 from tidings.domain.cursor import encode_cursor
 from tidings.domain.dead_letters import ReplayFilter
 from tidings.services.dead_letters import DeadLetterService
-from tidings.settings import Settings
 from tidings.store.tables import delivery_attempts as attempts
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import RunningServer, make_settings, start_server
+from tidings.config.settings import Settings
 from tidings.container import build_services
-from tidings.delivery.messages import Platform
-from tidings.delivery.push import ConfigError
+from tidings.delivery.push.router import ConfigError
+from tidings.domain.device import Platform
 from tidings.domain.model import utcnow
-from tidings.settings import Settings
 from tidings.store import devices as device_store
 
 pytestmark = pytest.mark.both_databases

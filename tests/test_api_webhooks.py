@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import RunningServer, make_settings, start_server
+from tidings.config.settings import Settings
 from tidings.domain.webhook import event_id
-from tidings.settings import Settings
 from tidings.store import webhooks as webhook_store
 from tidings.store.tables import notification_deliveries as deliveries
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SECRET, free_port
 from tidings.cli import main
-from tidings.migrate import head as migrate_head
+from tidings.jobs.migrate import head as migrate_head
 
 pytestmark = pytest.mark.both_databases
 
@@ -61,7 +61,7 @@ def test_migrate_then_serve_refuses_an_unmigrated_postgres(
     monkeypatch.setenv("JWT_SECRET", SECRET)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
-    from tidings.migrate import downgrade
+    from tidings.jobs.migrate import downgrade
 
     downgrade(database_url, "base")
     assert main(["serve", "--port", "0"]) == 1
@@ -77,7 +77,7 @@ def test_migrate_says_what_it_did(tmp_path: Path, database_url: str) -> None:
     had done nothing); run again, it says there was nothing to apply; from an older
     revision, what it moved through."""
     env = {"JWT_SECRET": SECRET, "DATABASE_URL": database_url}
-    from tidings.migrate import downgrade
+    from tidings.jobs.migrate import downgrade
 
     head = migrate_head(database_url)
     downgrade(database_url, "base")

@@ -13,8 +13,7 @@ import pytest
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.pushfakes.server import Reply, running
 from tests.pushfakes.service import FakePushGateway
-from tidings.delivery.messages import Platform
-from tidings.domain.device import NewDevice
+from tidings.domain.device import NewDevice, Platform
 from tidings.domain.model import utcnow
 from tidings.store import devices as device_store
 

@@ -1,7 +1,7 @@
 """The deployment files in deploy/ are valid and agree with the code: nginx and HAProxy
 accept their configs (their own `-t`/`-c`), the YAML parses, every port and probe points at
 what `tidings serve` listens on and answers, and every environment variable handed to a
-Tidings process is one that tidings.settings.Settings reads."""
+Tidings process is one that tidings.config.settings.Settings reads."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tidings.metrics import Metrics
-from tidings.settings import Settings
+from tidings.config.settings import Settings
+from tidings.support.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -17,12 +17,12 @@ import trustme
 
 from tests.fakes.smtp import Authenticator, ScriptedHandler, raw_server, smtp_server
 from tests.fakes.web import HANG, Reply, ScriptedHTTP, http_server
-from tidings.delivery.email_http import HttpEmailSender
-from tidings.delivery.email_sender import build_email_sender
-from tidings.delivery.email_smtp import SmtpSender
+from tidings.config.settings import Settings
+from tidings.delivery.email.http import HttpEmailSender
+from tidings.delivery.email.sender import build_email_sender
+from tidings.delivery.email.smtp import SmtpSender
 from tidings.delivery.messages import Email
 from tidings.delivery.outcome import Outcome
-from tidings.settings import Settings
 
 FROM = "Tidings <noreply@tidings.test>"
 EVENT_TIMEOUT = 10.0

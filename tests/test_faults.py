@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_DSN, Client, RunningServer, make_settings, start_server
-from tidings.settings import Settings
+from tidings.config.settings import Settings
 
 pytestmark = pytest.mark.system
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import Client, RunningServer, free_port, make_settings, start_server
 from tidings.api.requests import RequestContext
-from tidings.metrics import Metrics
+from tidings.support.metrics import Metrics
 
 pytestmark = pytest.mark.both_databases
 

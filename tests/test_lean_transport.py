@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
-from tidings import http_body
+from tidings.config.settings import Settings
 from tidings.container import make_transport
 from tidings.realtime.lean import packets
 from tidings.realtime.lean import server as lean_server
@@ -31,7 +31,7 @@ from tidings.realtime.lean.packets import ProtocolError, parse_socket_packet
 from tidings.realtime.lean.rooms import Rooms
 from tidings.realtime.lean.session import Session
 from tidings.realtime.sio_transport import PythonSocketIOTransport
-from tidings.settings import Settings
+from tidings.support import http_body
 
 NOTE = {"type": "order", "title": "Order shipped", "message": "On its way"}
 

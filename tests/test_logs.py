@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import RunningServer, free_port, make_settings, start_server
-from tidings import logs
 from tidings.api.requests import request_id_from
+from tidings.config import logs
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tidings.migrate import downgrade, upgrade
+from tidings.jobs.migrate import downgrade, upgrade
 from tidings.store.partitions import schema_filters
 from tidings.store.tables import metadata
 

@@ -22,7 +22,7 @@ from tests.fakes.web import Recorded, Reply, ScriptedHTTP, http_server
 from tests.pushfakes.server import Reply as PushReply
 from tests.pushfakes.server import Seen, running
 from tests.pushfakes.webpush import FakePushService, b64url
-from tidings.delivery.webpush import vapid_public_key
+from tidings.delivery.push.webpush import vapid_public_key
 from tidings.store.database import Database
 
 pytestmark = pytest.mark.both_databases

@@ -23,17 +23,17 @@ from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.pushfakes.server import running
 from tests.pushfakes.service import FakePushGateway
-from tidings.delivery.email_sender import build_email_sender
-from tidings.delivery.push import build_push_senders
+from tidings.delivery.email.sender import build_email_sender
+from tidings.delivery.push.router import build_push_senders
 from tidings.domain import pacing
 from tidings.domain.model import utcnow
-from tidings.metrics import Metrics
 from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
 from tidings.store.tables import notification_deliveries as deliveries
+from tidings.support.metrics import Metrics
 
 pytestmark = pytest.mark.both_databases
 

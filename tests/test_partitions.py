@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_DSN, SECRET, _pg_available, _pg_url
-from tidings import maintenance
 from tidings.cli import main
 from tidings.domain.model import utcnow
-from tidings.maintenance import Maintenance
-from tidings.migrate import downgrade, upgrade
+from tidings.jobs import maintenance
+from tidings.jobs.maintenance import Maintenance
+from tidings.jobs.migrate import downgrade, upgrade
 from tidings.store import notifications as notification_store
 from tidings.store import partitions as store
 from tidings.store.database import Database

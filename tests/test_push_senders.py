@@ -26,22 +26,27 @@ from tests.pushfakes.fcm import FakeFcm
 from tests.pushfakes.server import HANG, Reply, running
 from tests.pushfakes.service import FakePushGateway
 from tests.pushfakes.webpush import FakePushService, b64url
-from tidings.delivery.apns import TOKEN_MAX_AGE_S, ApnsSender
-from tidings.delivery.fcm import FcmSender
+from tidings.config.settings import Settings
 from tidings.delivery.messages import Device, Platform, Push
 from tidings.delivery.outcome import Outcome
-from tidings.delivery.push import ConfigError, PushRouter, build_push_senders, public_vapid_key
-from tidings.delivery.push_base import ELLIPSIS, fit_push, stable_uuid
-from tidings.delivery.push_http import HttpPushSender
-from tidings.delivery.targets import check_target_url
-from tidings.delivery.webpush import (
+from tidings.delivery.push.apns import TOKEN_MAX_AGE_S, ApnsSender
+from tidings.delivery.push.base import ELLIPSIS, fit_push, stable_uuid
+from tidings.delivery.push.fcm import FcmSender
+from tidings.delivery.push.http import HttpPushSender
+from tidings.delivery.push.router import (
+    ConfigError,
+    PushRouter,
+    build_push_senders,
+    public_vapid_key,
+)
+from tidings.delivery.push.webpush import (
     PLAINTEXT_LIMIT,
     WebPushSender,
     load_vapid_key,
     vapid_public_key,
 )
+from tidings.delivery.targets import check_target_url
 from tidings.domain.errors import ValidationFailed
-from tidings.settings import Settings
 
 PROJECT = "demo-project"
 ACCOUNT = f"sender@{PROJECT}.iam.gserviceaccount.com"

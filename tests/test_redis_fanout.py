@@ -21,12 +21,12 @@ from tests.test_delivery_email import add_email
 from tidings import worker_process
 from tidings.domain.model import utcnow
 from tidings.domain.notification import InboxChange, Notification, StatusChange
-from tidings.metrics import Metrics
-from tidings.realtime import redis_messages as wire
 from tidings.realtime.catchup import CatchUp, Recent
-from tidings.realtime.redis_fanout import RedisFanout
-from tidings.realtime.redis_links import build_links
+from tidings.realtime.redis import messages as wire
+from tidings.realtime.redis.fanout import RedisFanout
+from tidings.realtime.redis.links import build_links
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 

@@ -24,11 +24,11 @@ from tests.test_redis_fanout import (
     user_messages,
 )
 from tidings.domain.model import utcnow
-from tidings.metrics import Metrics
 from tidings.realtime.catchup import CatchUp, Recent
-from tidings.realtime.redis_retry import Backlog
+from tidings.realtime.redis.retry import Backlog
 from tidings.store.catchup import USERS_PER_QUERY
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 pytestmark = pytest.mark.system
 

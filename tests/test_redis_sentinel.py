@@ -21,11 +21,11 @@ from tests.redis_servers import (
     until_master,
 )
 from tests.test_redis_fanout import Nodes, create, fanout_of, until, user_messages
-from tidings.metrics import Metrics
-from tidings.realtime import redis_messages as wire
-from tidings.realtime.redis_fanout import RedisFanout
-from tidings.realtime.redis_links import build_links
+from tidings.realtime.redis import messages as wire
+from tidings.realtime.redis.fanout import RedisFanout
+from tidings.realtime.redis.links import build_links
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 pytestmark = [pytest.mark.system,
               pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
+from tidings.config.settings import Settings
 from tidings.domain.model import utcnow
 from tidings.domain.template import Template
-from tidings.settings import Settings
 from tidings.store import subscriptions
 from tidings.store import templates as template_store
 from tidings.store.tables import notifications

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, make_settings
+from tidings.config.settings import Settings
 from tidings.domain.model import utcnow
 from tidings.domain.template import MAX_SOURCE_BYTES, Template
-from tidings.settings import Settings
 from tidings.store import templates as store
 
 pytestmark = pytest.mark.both_databases

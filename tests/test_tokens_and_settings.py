@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
 from tidings.app import create_app
+from tidings.config.settings import DEFAULT_SQLITE_URL, Settings, describe, load_settings
 from tidings.domain.errors import AuthenticationFailed
 from tidings.services.tokens import TokenService
-from tidings.settings import DEFAULT_SQLITE_URL, Settings, describe, load_settings
 
 
 def settings(**values: object) -> Settings:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import RunningServer
+from tidings.config.settings import DEV_SIGNING_SECRET_FILE, Settings, load_settings
 from tidings.services.unsubscribe import (
     BadToken,
     mint_token,
@@ -24,7 +25,6 @@ from tidings.services.unsubscribe import (
     signing_key,
     unsubscribe_url,
 )
-from tidings.settings import DEV_SIGNING_SECRET_FILE, Settings, load_settings
 from tidings.store.tables import notification_deliveries
 
 pytestmark = pytest.mark.both_databases

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.browser import chromium, serve_on
 from tests.conftest import RunningServer, free_port, make_settings
+from tidings.config.settings import Settings
 from tidings.realtime.lean import server as lean_server
-from tidings.settings import Settings
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,7 @@ from tests.fakes.web import HANG, Recorded, Reply, ScriptedHTTP, http_server
 from tidings.delivery.messages import WebhookEvent
 from tidings.delivery.outcome import Outcome
 from tidings.delivery.targets import UnresolvableTarget, check_target_url, host_allowed
-from tidings.delivery.webhooks import WebhookSender, encode_event, generate_secret
+from tidings.delivery.webhooks.sender import WebhookSender, encode_event, generate_secret
 from tidings.domain.errors import ValidationFailed
 
 SECRET = generate_secret()

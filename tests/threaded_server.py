@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 
 from tests.conftest import RunningServer, start_server
-from tidings.settings import Settings
+from tidings.config.settings import Settings
 
 START_TIMEOUT_S = 30.0
 

@@ -28,8 +28,8 @@ from tidings.api import (
 from tidings.api.fast_create import FastCreate
 from tidings.api.limits import BodySizeLimit
 from tidings.api.requests import RequestContext
+from tidings.config.settings import Settings
 from tidings.container import Services, build_services
-from tidings.settings import Settings
 
 log = logging.getLogger("tidings")
 

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from tidings import __version__, logs
-from tidings.settings import MIN_SECRET_BYTES, Settings, describe, load_settings
+from tidings import __version__
+from tidings.config import logs
+from tidings.config.settings import MIN_SECRET_BYTES, Settings, describe, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,8 +131,8 @@ def _worker(_args: argparse.Namespace, settings: Settings) -> int:
 def _run_service(settings: Settings, run: Callable[[], None]) -> int:
     """What `serve` and `worker` share: a schema that is up to date (migrated here on the
     embedded SQLite default), then `run`; a provider configured wrongly names its setting."""
-    from tidings import migrate
-    from tidings.delivery.push import ConfigError
+    from tidings.delivery.push.router import ConfigError
+    from tidings.jobs import migrate
 
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
@@ -148,7 +149,7 @@ def _run_service(settings: Settings, run: Callable[[], None]) -> int:
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    from tidings import migrate
+    from tidings.jobs import migrate
 
     done = migrate.upgrade_to_head(settings.database_url)
     where = _redacted(settings.database_url)
@@ -162,8 +163,8 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _partitions(args: argparse.Namespace, settings: Settings) -> int:
-    from tidings import maintenance
     from tidings.domain.model import utcnow
+    from tidings.jobs import maintenance
     from tidings.store.database import Database
 
     if args.action == "ensure" and not 0 <= args.ahead <= 120:
@@ -211,8 +212,8 @@ def _keys_generate(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from tidings import keys, migrate
     from tidings.crypto.cipher import FieldCipher
+    from tidings.jobs import keys, migrate
     from tidings.store.database import Database
 
     keyring = settings.keyring()

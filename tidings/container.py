@@ -8,23 +8,23 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from tidings.config.settings import Settings
 from tidings.crypto.cipher import FieldCipher
-from tidings.delivery.email_sender import build_email_sender
-from tidings.delivery.push import build_push_senders
-from tidings.delivery.scheduler import DueScheduler
+from tidings.delivery.email.sender import build_email_sender
+from tidings.delivery.push.router import build_push_senders
 from tidings.delivery.tls import default_tls
-from tidings.delivery.webhooks import WebhookSender
+from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.model import Medium, utcnow
-from tidings.maintenance import Maintenance
-from tidings.metrics import Metrics
+from tidings.jobs.maintenance import Maintenance
 from tidings.queue.dispatch import Dispatcher, Senders
+from tidings.queue.release import DueScheduler
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
-from tidings.realtime.fanout import Fanout, InProcessFanout
+from tidings.realtime.fanout import InProcessFanout
 from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
-from tidings.realtime.redis_fanout import RedisFanout
-from tidings.realtime.redis_links import build_links
+from tidings.realtime.redis.fanout import RedisFanout
+from tidings.realtime.redis.links import build_links
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.bulk import BulkCreationService
@@ -33,6 +33,7 @@ from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
+from tidings.services.fanout import Fanout
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
@@ -46,8 +47,8 @@ from tidings.services.unsubscribe import (
     unsubscribe_url,
 )
 from tidings.services.webhooks import WebhookService
-from tidings.settings import Settings
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 from tidings.templates.engine import TemplateEngine
 
 

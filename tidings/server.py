@@ -14,8 +14,8 @@ import uvicorn
 import uvloop
 
 from tidings.app import create_app
+from tidings.config.settings import Settings
 from tidings.realtime.lean.uvicorn_ws import LeanWebSocketProtocol
-from tidings.settings import Settings
 
 log = logging.getLogger("tidings")
 
@@ -81,7 +81,7 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         log_level="debug" if settings.log_level.lower() == "debug" else "warning",
         timeout_graceful_shutdown=5,
         # uvicorn's own logging set-up would print its lines apart from ours (and never as
-        # JSON); without it, they go through the handler of `tidings.logs`.
+        # JSON); without it, they go through the handler of `tidings.config.logs`.
         log_config=None,
         ssl_certfile=settings.tls_cert_file or None,
         ssl_keyfile=settings.tls_key_file or None,

@@ -12,10 +12,10 @@ import contextlib
 import logging
 import signal
 
+from tidings.config.settings import Settings
 from tidings.container import build_cipher, build_delivery, build_redis_fanout
-from tidings.metrics import Metrics
-from tidings.settings import Settings
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger("tidings.worker")
 

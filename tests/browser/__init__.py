@@ -15,10 +15,10 @@ import uvicorn
 
 from tests.conftest import RunningServer
 from tidings.app import create_app
+from tidings.config.settings import Settings
 from tidings.container import build_services
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
-from tidings.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tidings.services.batching import Batcher
+from tidings.support.batching import Batcher
 
 
 class Recorder:

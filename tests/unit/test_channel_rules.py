@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import make_settings
+from tidings.config.values import ChannelRuleSpec, decode_rules_json
 from tidings.services.channel_rules import ChannelRules
-from tidings.setting_values import ChannelRuleSpec, decode_rules_json
 
 RULES: list[dict[str, Any]] = [
     {"pattern": "user.{sub}.*"},

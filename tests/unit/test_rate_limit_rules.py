@@ -8,9 +8,9 @@ from limits.aio.storage import MemoryStorage
 from pydantic import ValidationError
 
 from tests.conftest import make_settings
+from tidings.config.settings import Settings, check_rate, describe
 from tidings.domain.errors import PayloadTooLarge, RateLimited, TooManyConnections
 from tidings.services.rate_limits import CreateLimit, EventBudget, SocketCap, parse_rate
-from tidings.settings import Settings, check_rate, describe
 
 
 class Clock:

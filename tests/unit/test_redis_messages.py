@@ -9,8 +9,8 @@ import msgpack
 
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.notification import InboxAction, InboxChange, Notification, StatusChange
-from tidings.realtime import redis_messages as wire
-from tidings.realtime.redis_shard import MAX_CHANNELS_PER_COMMAND, _batches
+from tidings.realtime.redis import messages as wire
+from tidings.realtime.redis.shard import MAX_CHANNELS_PER_COMMAND, _batches
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tidings.redis_sentinel import SentinelAddress, is_sentinel_url, parse_sentinel_url
-from tidings.settings import Settings, describe
+from tidings.config.settings import Settings, describe
+from tidings.support.redis_sentinel import SentinelAddress, is_sentinel_url, parse_sentinel_url
 
 
 def test_sentinels_service_database_and_the_sentinels_password() -> None:

@@ -31,7 +31,7 @@ from tidings.domain.errors import TidingsError
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Principal
 from tidings.domain.notification import Created
-from tidings.http_body import replaying
+from tidings.support.http_body import replaying
 
 PATH = "/api/notifications"
 _JSON = (b"content-type", b"application/json")

@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.http_body import (
+from tidings.support.http_body import (
     BodyTooLarge,
     ClientGone,
     declared_length,

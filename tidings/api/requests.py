@@ -2,7 +2,7 @@
 
 Every HTTP request gets an id, taken from its `X-Request-ID` header when that is a sane
 value (1-128 characters of letters, digits and `-_.:/+=@`) and made up otherwise; it is set
-in `tidings.logs.REQUEST_ID` for everything logged while the request is served, and echoed
+in `tidings.config.logs.REQUEST_ID` for everything logged while the request is served, and echoed
 in the response's `X-Request-ID` header. Each response start is counted in
 `tidings_http_responses_total{code}`, whatever layer answered (routes, error handlers, the
 body-size limit, Socket.IO polling). WebSocket and lifespan traffic passes straight through.
@@ -18,8 +18,8 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.logs import REQUEST_ID
-from tidings.metrics import Metrics
+from tidings.config.logs import REQUEST_ID
+from tidings.support.metrics import Metrics
 
 HEADER = b"x-request-id"
 SANE_ID = re.compile(rb"[A-Za-z0-9\-_.:/+=@]{1,128}")

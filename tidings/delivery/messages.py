@@ -1,18 +1,16 @@
 """What the delivery queue hands to a sender: plain records, already rendered, carrying
-everything a provider request needs and nothing of the database."""
+everything a provider request needs and nothing of the database. The push `Device` and its
+`Platform` belong to the domain and are named here for the senders' convenience."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from tidings.domain.device import Device, Platform
 
-class Platform(StrEnum):
-    FCM = "fcm"
-    APNS = "apns"
-    WEBPUSH = "webpush"
+__all__ = ["Device", "Email", "Platform", "Push", "WebhookEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +27,6 @@ class Email:
     unsubscribe_url: str | None = None
     # An idempotency key for HTTP email services (stable across attempts).
     idempotency_key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    id: str
-    platform: Platform
-    token: str | None = None  # FCM registration token, APNs device token
-    endpoint: str | None = None  # Web Push subscription endpoint
-    p256dh: str | None = None  # Web Push keys (base64url)
-    auth: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

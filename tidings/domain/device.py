@@ -14,16 +14,35 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tidings.delivery.messages import Device, Platform
 from tidings.domain.addresses import TARGET_URL_PATTERN
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.inputs import Text, UserId
 from tidings.domain.model import isoformat
+
+
+class Platform(StrEnum):
+    FCM = "fcm"
+    APNS = "apns"
+    WEBPUSH = "webpush"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """An active device as a sender needs it: where to reach it on its platform."""
+
+    id: str
+    platform: Platform
+    token: str | None = None  # FCM registration token, APNs device token
+    endpoint: str | None = None  # Web Push subscription endpoint
+    p256dh: str | None = None  # Web Push keys (base64url)
+    auth: str | None = None
+
 
 MAX_TOKEN_LENGTH = 4096
 MAX_ENDPOINT_LENGTH = 2048

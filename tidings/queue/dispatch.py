@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from tidings.delivery.email_sender import EmailSender
+from tidings.delivery.email.sender import EmailSender
 from tidings.delivery.messages import Device, Email, Push, WebhookEvent
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push import PushRouter
-from tidings.delivery.webhooks import WebhookSender
+from tidings.delivery.push.router import PushRouter
+from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.delivery import WEBHOOK, AttemptRecord
 from tidings.domain.model import DeliveryStatus, Medium, Priority
 from tidings.domain.notification import Notification

@@ -25,11 +25,9 @@ from tidings.domain import pacing
 from tidings.domain.delivery import WEBHOOK
 from tidings.domain.errors import Unavailable
 from tidings.domain.model import DeliveryStatus, Medium, Priority, utcnow
-from tidings.maintenance import Maintenance
-from tidings.metrics import Metrics
+from tidings.jobs.maintenance import Maintenance
 from tidings.queue.dispatch import BatchContext, Dispatcher
-from tidings.realtime.fanout import Fanout
-from tidings.services.batching import Batcher
+from tidings.queue.ports import Sockets
 from tidings.store import contacts as contact_store
 from tidings.store import deliveries as delivery_store
 from tidings.store import devices as device_store
@@ -41,6 +39,8 @@ from tidings.store import webhooks as webhook_store
 from tidings.store.database import Database
 from tidings.store.pacing import ClaimedDigest
 from tidings.store.queue import Claimed, Settlement
+from tidings.support.batching import Batcher
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class DeliveryWorker:
     def __init__(
         self,
         db: Database,
-        fanout: Fanout | None,
+        fanout: Sockets | None,
         dispatcher: Dispatcher,
         metrics: Metrics,
         *,

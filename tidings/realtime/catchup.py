@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import utcnow
 from tidings.domain.notification import Notification, StatusChange
-from tidings.realtime.fanout import FanoutHandler
+from tidings.services.fanout import FanoutHandler
 from tidings.store import catchup as store
 from tidings.store.database import Database
 

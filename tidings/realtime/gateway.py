@@ -31,14 +31,14 @@ from tidings.domain.inputs import (
 )
 from tidings.domain.model import Principal
 from tidings.domain.notification import InboxChange, Notification, StatusChange
-from tidings.metrics import Metrics
-from tidings.realtime.fanout import Fanout
 from tidings.realtime.transport import ConnectionRefused, SocketTransport
+from tidings.services.fanout import Fanout
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.tokens import TokenService
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

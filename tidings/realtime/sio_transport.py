@@ -21,6 +21,7 @@ import socketio
 from engineio import packet as eio_packet
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.config.settings import Settings
 from tidings.realtime import connection
 from tidings.realtime.transport import (
     ConnectedHandler,
@@ -29,7 +30,6 @@ from tidings.realtime.transport import (
     DisconnectHandler,
     EventHandler,
 )
-from tidings.settings import Settings
 
 NAMESPACE = "/"
 # How long a client whose session ended has to take what was sent before its WebSocket is

@@ -20,8 +20,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tidings.config.values import SUB_PLACEHOLDER, ChannelRuleSpec
 from tidings.domain.inputs import is_name
-from tidings.setting_values import SUB_PLACEHOLDER, ChannelRuleSpec
 
 
 def _glob(text: str) -> str:

@@ -26,9 +26,6 @@ from tidings.domain.notification import (
     Notification,
 )
 from tidings.domain.template import Rendered
-from tidings.metrics import Metrics
-from tidings.realtime.fanout import Fanout
-from tidings.services.batching import Batcher
 from tidings.services.copies import (
     CreationRequest,
     build_copies,
@@ -36,12 +33,15 @@ from tidings.services.copies import (
     hold_for_digest,
     media_by_user,
 )
+from tidings.services.fanout import Fanout
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import CreateLimit
 from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
 from tidings.store import notifications as store
 from tidings.store.database import Connection, Database
+from tidings.support.batching import Batcher
+from tidings.support.metrics import Metrics
 
 # Creations written per transaction at most, when requests arrive faster than commits,
 # and the copies they make together (a create to 10,000 users is 10,000 rows: 200 such

@@ -27,7 +27,7 @@ from tidings.domain.delivery import Delivery
 from tidings.domain.errors import Conflict, NotFound, ValidationFailed
 from tidings.domain.model import utcnow
 from tidings.domain.notification import StatusChange
-from tidings.realtime.fanout import Fanout
+from tidings.services.fanout import Fanout
 from tidings.store import admin_deliveries as store
 from tidings.store.database import Database
 from tidings.store.deliveries import refresh_statuses

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from tidings.delivery.push import public_vapid_key
+from tidings.config.settings import Settings
+from tidings.delivery.push.router import public_vapid_key
 from tidings.delivery.targets import check_target_url
 from tidings.domain.device import DeviceInput, DeviceRecord, NewDevice, Registered
 from tidings.domain.errors import Forbidden, NotFound, Unavailable
 from tidings.domain.ids import is_uuid, uuid7
 from tidings.domain.model import Principal, utcnow
-from tidings.settings import Settings
 from tidings.store import devices as store
 from tidings.store.database import Database
 

@@ -17,7 +17,7 @@ from tidings.domain.errors import NotFound
 from tidings.domain.ids import is_uuid
 from tidings.domain.model import Principal, Status, utcnow
 from tidings.domain.notification import InboxChange, InboxFilter, Notification, StatusChange
-from tidings.realtime.fanout import Fanout
+from tidings.services.fanout import Fanout
 from tidings.services.replay import ReplayReader
 from tidings.store import events
 from tidings.store import notifications as store

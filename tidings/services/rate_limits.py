@@ -36,9 +36,9 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
+from tidings.config.settings import Settings
 from tidings.domain.errors import PayloadTooLarge, RateLimited, TooManyConnections
-from tidings.redis_sentinel import master_pool, open_sentinel
-from tidings.settings import Settings
+from tidings.support.redis_sentinel import master_pool, open_sentinel
 
 log = logging.getLogger(__name__)
 

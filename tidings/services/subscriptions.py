@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from tidings.domain.inputs import is_name
 from tidings.domain.model import utcnow
-from tidings.services.batching import Batcher
 from tidings.services.channel_rules import ChannelRules
 from tidings.store import subscriptions as store
 from tidings.store.database import Database
+from tidings.support.batching import Batcher
 
 MAX_SUBSCRIPTIONS = 200
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import jwt
 
+from tidings.config.settings import Settings
 from tidings.domain.errors import AuthenticationFailed
 from tidings.domain.model import Principal
 from tidings.domain.text import is_storable
-from tidings.settings import Settings
 
 LEEWAY_S = 30
 # Later than any real token's `exp` (year 2255): where a socket's close timer is capped.

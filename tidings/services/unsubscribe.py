@@ -20,11 +20,11 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from tidings.config.settings import Settings
 from tidings.domain.errors import TidingsError
 from tidings.domain.inputs import is_name
 from tidings.domain.model import WILDCARD, utcnow
 from tidings.domain.preference import Preference, PreferenceChange
-from tidings.settings import Settings
 from tidings.store import preferences as preference_store
 from tidings.store.database import Database
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tidings.delivery.targets import check_target_url
-from tidings.delivery.webhooks import generate_secret
+from tidings.delivery.webhooks.sender import generate_secret
 from tidings.domain.cursor import decode_cursor, encode_cursor
 from tidings.domain.errors import NotFound
 from tidings.domain.ids import is_uuid, uuid7

@@ -10,8 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.delivery.messages import Device, Platform
-from tidings.domain.device import DeviceRecord, NewDevice, Registered
+from tidings.domain.device import Device, DeviceRecord, NewDevice, Platform, Registered
 from tidings.store.database import upsert_into
 from tidings.store.tables import push_devices
 

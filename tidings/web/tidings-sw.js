@@ -1,5 +1,5 @@
 // The Web Push service worker: shows what the server pushed (the payload of
-// tidings/delivery/webpush.py) and opens the inbox when the notification is clicked.
+// tidings/delivery/push/webpush.py) and opens the inbox when the notification is clicked.
 self.addEventListener("push", (event) => {
   let push = {};
   try { push = event.data ? event.data.json() : {}; } catch (error) { push = {}; }

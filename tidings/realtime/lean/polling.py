@@ -15,12 +15,12 @@ import logging
 
 from starlette.types import Receive, Scope, Send
 
-from tidings.http_body import BodyTooLarge, ClientGone, read_body
 from tidings.realtime.lean import packets
 from tidings.realtime.lean.cors import Headers
 from tidings.realtime.lean.engine import Engine
 from tidings.realtime.lean.packets import ProtocolError
 from tidings.realtime.lean.session import Session
+from tidings.support.http_body import BodyTooLarge, ClientGone, read_body
 
 log = logging.getLogger(__name__)
 

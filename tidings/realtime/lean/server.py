@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.config.settings import Settings
 from tidings.realtime.lean import packets, polling, websocket
 from tidings.realtime.lean.cors import CorsPolicy, header
 from tidings.realtime.lean.engine import Engine, EngineOptions, new_sid
@@ -28,7 +29,6 @@ from tidings.realtime.transport import (
     DisconnectHandler,
     EventHandler,
 )
-from tidings.settings import Settings
 
 log = logging.getLogger(__name__)
 

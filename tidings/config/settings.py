@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from tidings.crypto.keyring import KeyRing, parse_keys
-from tidings.setting_values import (
+from tidings.config.redis import RedisSettings
+from tidings.config.values import (
     ChannelRuleSpec,
     PublicKey,
     check_rate,
@@ -32,7 +32,7 @@ from tidings.setting_values import (
     normalize_database_url,
     read_rules_file,
 )
-from tidings.settings_redis import RedisSettings
+from tidings.crypto.keyring import KeyRing, parse_keys
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./tidings.db"
 DEV_SECRET_FILE = ".tidings-secret"

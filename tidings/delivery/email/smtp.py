@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import aiosmtplib
 
-from tidings.delivery.email_format import envelope_address, needs_smtputf8, render_message
+from tidings.delivery.email.format import envelope_address, needs_smtputf8, render_message
 from tidings.delivery.messages import Email
 from tidings.delivery.outcome import Attempt, Outcome, classify_smtp
 from tidings.domain.addresses import valid_address

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tidings.delivery.email_http import HttpEmailSender
-from tidings.delivery.email_smtp import SmtpSender
+from tidings.config.settings import Settings
+from tidings.delivery.email.http import HttpEmailSender
+from tidings.delivery.email.smtp import SmtpSender
 from tidings.delivery.messages import Email
 from tidings.delivery.outcome import Attempt
-from tidings.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import InboxChange, Notification, StatusChange
-from tidings.metrics import Metrics
-from tidings.realtime import redis_messages as wire
 from tidings.realtime.catchup import Recent
-from tidings.realtime.fanout import FanoutHandler
-from tidings.realtime.redis_shard import Received, Shard, TopologyChanged
+from tidings.realtime.redis import messages as wire
+from tidings.realtime.redis.shard import Received, Shard, TopologyChanged
+from tidings.services.fanout import FanoutHandler
 from tidings.store import notifications as notification_store
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import httpx
 
-from tidings.delivery.apns import ApnsSender
-from tidings.delivery.fcm import FcmSender
+from tidings.config.settings import Settings
 from tidings.delivery.messages import Device, Platform, Push
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push_base import PushSender, failed, finish
-from tidings.delivery.push_http import HttpPushSender
-from tidings.delivery.webpush import WebPushSender, load_vapid_key, vapid_public_key
-from tidings.settings import Settings
+from tidings.delivery.push.apns import ApnsSender
+from tidings.delivery.push.base import PushSender, failed, finish
+from tidings.delivery.push.fcm import FcmSender
+from tidings.delivery.push.http import HttpPushSender
+from tidings.delivery.push.webpush import WebPushSender, load_vapid_key, vapid_public_key
 
 __all__ = ["ConfigError", "PushRouter", "PushSender", "build_push_senders", "public_vapid_key"]
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tidings.delivery.messages import Device, Push
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push_base import (
+from tidings.delivery.push.base import (
     compact_json,
     failed,
     finish,

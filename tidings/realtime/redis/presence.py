@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable, Sequence
 
 from tidings.realtime.background import Background
-from tidings.realtime.redis_inbound import Inbound
-from tidings.realtime.redis_links import Links
-from tidings.realtime.redis_shard import Failure, Shard
+from tidings.realtime.redis.inbound import Inbound
+from tidings.realtime.redis.links import Links
+from tidings.realtime.redis.shard import Failure, Shard
 
 log = logging.getLogger(__name__)
 

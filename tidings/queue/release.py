@@ -14,7 +14,7 @@ from datetime import datetime
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import utcnow
-from tidings.realtime.fanout import Fanout
+from tidings.queue.ports import Sockets
 from tidings.store import notifications as store
 from tidings.store.database import Database
 
@@ -25,7 +25,7 @@ class DueScheduler:
     """Owns the in-app deliveries that wait for their time: claims the due ones, marks
     them sent and hands them to the fan-out, in due order."""
 
-    def __init__(self, db: Database, fanout: Fanout, *, interval_s: float,
+    def __init__(self, db: Database, fanout: Sockets, *, interval_s: float,
                  batch_size: int, cipher: FieldCipher | None = None) -> None:
         self._db = db
         self._cipher = cipher  # opens the parts sealed at rest

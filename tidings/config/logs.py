@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TextIO
 
-from tidings.settings import Settings
+from tidings.config.settings import Settings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("tidings_request_id", default=None)
 

@@ -22,7 +22,7 @@ from google.oauth2 import service_account
 
 from tidings.delivery.messages import Device, Push
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push_base import (
+from tidings.delivery.push.base import (
     failed,
     finish,
     http_failure,

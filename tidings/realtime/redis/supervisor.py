@@ -16,13 +16,13 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from tidings.metrics import Metrics
 from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp
-from tidings.realtime.redis_inbound import Inbound
-from tidings.realtime.redis_links import Links
-from tidings.realtime.redis_presence import Presence
-from tidings.realtime.redis_shard import Failure, TopologyChanged
+from tidings.realtime.redis.inbound import Inbound
+from tidings.realtime.redis.links import Links
+from tidings.realtime.redis.presence import Presence
+from tidings.realtime.redis.shard import Failure, TopologyChanged
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

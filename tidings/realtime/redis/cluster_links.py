@@ -23,7 +23,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import MovedError, SlotNotCoveredError
 
-from tidings.realtime.redis_shard import (
+from tidings.realtime.redis.shard import (
     COMMAND_TIMEOUT_S,
     Shard,
     TopologyChanged,

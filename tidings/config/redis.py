@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings
 
-from tidings.redis_sentinel import SentinelAddress, is_sentinel_url, parse_sentinel_url
+from tidings.support.redis_sentinel import SentinelAddress, is_sentinel_url, parse_sentinel_url
 
 
 class RedisSettings(BaseSettings):

@@ -28,7 +28,7 @@ from py_vapid import Vapid02
 
 from tidings.delivery.messages import Device, Push
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push_base import (
+from tidings.delivery.push.base import (
     compact_json,
     failed,
     finish,

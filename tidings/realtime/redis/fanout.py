@@ -35,18 +35,18 @@ from collections.abc import Callable, Sequence
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import InboxChange, Notification, StatusChange
-from tidings.metrics import Metrics
-from tidings.realtime import redis_messages as wire
 from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp, Recent
-from tidings.realtime.fanout import FanoutHandler
-from tidings.realtime.redis_inbound import Inbound
-from tidings.realtime.redis_links import Links
-from tidings.realtime.redis_presence import CONFIRM_TIMEOUT_S, Presence
-from tidings.realtime.redis_retry import Backlog
-from tidings.realtime.redis_shard import Failure
-from tidings.realtime.redis_supervisor import Supervisor
+from tidings.realtime.redis import messages as wire
+from tidings.realtime.redis.inbound import Inbound
+from tidings.realtime.redis.links import Links
+from tidings.realtime.redis.presence import CONFIRM_TIMEOUT_S, Presence
+from tidings.realtime.redis.retry import Backlog
+from tidings.realtime.redis.shard import Failure
+from tidings.realtime.redis.supervisor import Supervisor
+from tidings.services.fanout import FanoutHandler
 from tidings.store.database import Database
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

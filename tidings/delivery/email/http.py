@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-from tidings.delivery.email_format import list_headers, one_line
+from tidings.delivery.email.format import list_headers, one_line
 from tidings.delivery.http_post import post_json
 from tidings.delivery.messages import Email
 from tidings.delivery.outcome import Attempt, Outcome

@@ -12,9 +12,9 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
-from tidings.realtime.redis_cluster_links import ClusterLinks
-from tidings.realtime.redis_shard import COMMAND_TIMEOUT_S, Failure, Shard, client_options
-from tidings.redis_sentinel import (
+from tidings.realtime.redis.cluster_links import ClusterLinks
+from tidings.realtime.redis.shard import COMMAND_TIMEOUT_S, Failure, Shard, client_options
+from tidings.support.redis_sentinel import (
     SentinelAddress,
     is_sentinel_url,
     master_pool,

@@ -12,7 +12,7 @@ import httpx
 
 from tidings.delivery.messages import Device, Platform, Push
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push_base import (
+from tidings.delivery.push.base import (
     compact_json,
     finish,
     http_failure,
