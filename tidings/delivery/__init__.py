@@ -1,1 +1,2 @@
-"""Delivery: the loops that move queued deliveries out to their media."""
+"""The senders: one per medium and provider, each handed rendered records and answering an
+`Attempt` (`outcome.py`). They know no SQL and run no loop: the queue (`queue/`) calls them."""

@@ -1,1 +1,2 @@
-"""jobs"""
+"""Jobs on the database that are not requests: migrations, daily maintenance (partitions
+and retention), and rotating the encryption keys."""

@@ -1,1 +1,2 @@
-"""push"""
+"""Push senders: FCM, APNs and Web Push, or an internal HTTP push service, routed per
+device by `router.PushRouter`."""

@@ -1,1 +1,1 @@
-"""webhooks"""
+"""Webhook events POSTed to producers' registered URLs (Standard Webhooks)."""
