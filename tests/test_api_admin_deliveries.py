@@ -21,6 +21,8 @@ from tidings.services.dead_letters import DeadLetterService
 from tidings.store.tables import delivery_attempts as attempts
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
+from tidings.wakeup import Waiters
+from tidings.wakeup.local import LocalSignal
 
 pytestmark = pytest.mark.both_databases
 
@@ -306,8 +308,9 @@ async def test_replay_wakes_the_workers_after_each_committed_batch(
     for note in notes:
         await kill(server, note)
     wakes: list[int] = []
-    service = DeadLetterService(server.services.db, server.services.fanout,
-                                on_due=lambda: wakes.append(1), batch_size=2)
+    signal = LocalSignal(Waiters(queued=[lambda: wakes.append(1)]))
+    service = DeadLetterService(server.services.db, server.services.fanout, signal,
+                                batch_size=2)
     outcome = await service.replay_many(ReplayFilter(), dry_run=False)
     assert (outcome.count, outcome.more) == (5, False)
     assert len(wakes) == 3  # batches of 2, 2 and 1

@@ -395,26 +395,6 @@ async def test_a_full_receive_buffer_drops_and_counts_without_blocking_the_reade
         await fanout.close()
 
 
-async def test_cache_invalidations_reach_every_node(
-    redis_server: RedisServer, database: Database,
-) -> None:
-    one, two = (direct_fanout(redis_server, database, Metrics()) for _ in range(2))
-    heard: dict[str, list[wire.Invalidate]] = {"one": [], "two": []}
-    one.on_invalidate(heard["one"].append)
-    two.on_invalidate(heard["two"].append)
-    await one.start()
-    await two.start()
-    try:
-        assert one.up and two.up
-        await one.invalidate("tokens", "alice")
-        await until(lambda: bool(heard["two"]))
-        assert heard == {"one": [wire.Invalidate("tokens", "alice")],
-                         "two": [wire.Invalidate("tokens", "alice")]}
-    finally:
-        await one.close()
-        await two.close()
-
-
 async def test_a_node_starts_and_serves_while_redis_is_down(
     nodes: Nodes, tmp_path: Path, clients: Any, database_url: str,
 ) -> None:

@@ -24,6 +24,7 @@ from tests.test_redis_fanout import (
     user_messages,
 )
 from tidings.domain.model import utcnow
+from tidings.domain.notification import StatusChange
 from tidings.realtime.catchup import CatchUp, Recent
 from tidings.realtime.redis.retry import Backlog
 from tidings.store.catchup import USERS_PER_QUERY
@@ -42,6 +43,11 @@ database = fanout_tests.database
 on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 PAUSE_S = 0.4
+
+
+def read(notification_id: str) -> StatusChange:
+    """A status change for alice, whose channel the receiving fan-out listens to."""
+    return StatusChange(notification_id, "alice", "read", None, None)
 
 
 @on_postgresql
@@ -94,27 +100,28 @@ async def test_the_backlog_is_bounded_kept_in_order_and_counts_what_it_refuses(
     metrics = Metrics()
     sender = direct_fanout(redis_server, database, metrics, backlog=Backlog(max_messages=3))
     receiver = direct_fanout(redis_server, database, Metrics())
-    heard: list[str] = []
-    receiver.on_invalidate(lambda message: heard.append(message.key))
+    recorder = Recorder()
+    receiver.attach(recorder)
     await sender.start()
     await receiver.start()
+    await receiver.watch("alice")
     try:
         redis_server.pause()
         try:
             for index in range(5):
-                await sender.invalidate("tokens", f"k{index}")
+                await sender.status_changed(read(f"k{index}"))
             assert not sender.publishing
             assert sender.backlog == 3
             assert metrics.registry.get_sample_value("tidings_fanout_publish_skipped_total") == 2
         finally:
             redis_server.resume()
         await until(lambda: sender.backlog == 0)
-        await until(lambda: "k2" in heard)
+        await until(lambda: ("k2", "read") in recorder.statuses)
     finally:
         await sender.close()
         await receiver.close()
-    # The first (timed out) may have arrived twice; the order holds.
-    assert list(dict.fromkeys(heard)) == ["k0", "k1", "k2"]
+    # The first (timed out) may have arrived twice, and is emitted once; the order holds.
+    assert recorder.statuses == [("k0", "read"), ("k1", "read"), ("k2", "read")]
     assert sender.publishing
 
 
@@ -124,19 +131,20 @@ async def test_a_node_that_closes_publishes_what_waits_once_more(
 ) -> None:
     sender = direct_fanout(redis_server, database, Metrics())
     receiver = direct_fanout(redis_server, database, Metrics())
-    heard: list[str] = []
-    receiver.on_invalidate(lambda message: heard.append(message.key))
+    recorder = Recorder()
+    receiver.attach(recorder)
     await sender.start()
     await receiver.start()
+    await receiver.watch("alice")
     try:
         redis_server.pause()
         try:
-            await sender.invalidate("tokens", "last")
+            await sender.status_changed(read("last"))
             assert sender.backlog == 1  # and the breaker open for a second
         finally:
             redis_server.resume()
         await sender.close()  # before the breaker closes: the close sends it
-        await until(lambda: "last" in heard)
+        await until(lambda: ("last", "read") in recorder.statuses)
     finally:
         await sender.close()
         await receiver.close()

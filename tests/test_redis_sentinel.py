@@ -20,8 +20,8 @@ from tests.redis_servers import (
     sentinel_url,
     until_master,
 )
-from tests.test_redis_fanout import Nodes, create, fanout_of, until, user_messages
-from tidings.realtime.redis import messages as wire
+from tests.test_redis_fanout import Nodes, Recorder, create, fanout_of, until, user_messages
+from tidings.domain.notification import StatusChange
 from tidings.realtime.redis.fanout import RedisFanout
 from tidings.realtime.redis.links import build_links
 from tidings.store.database import Database
@@ -145,31 +145,31 @@ async def test_nodes_go_to_the_master_the_sentinels_name_while_the_old_one_runs_
     deployment = Deployment(tmp_path, sentinels=1, master_extra=(
         "--rename-command", "REPLICAOF", "", "--rename-command", "SLAVEOF", ""))
     one, two = direct_fanout(deployment.url, database), direct_fanout(deployment.url, database)
-    heard: list[wire.Invalidate] = []
-    two.on_invalidate(heard.append)
+    heard = Recorder()
+    two.attach(heard)
     try:
         await deployment.start()
         await one.start()
         await two.start()
         assert one.up and two.up
-        await one.invalidate("tokens", "before")
-        await until(lambda: wire.Invalidate("tokens", "before") in heard)
+        await two.watch("alice")
+        await one.status_changed(StatusChange("before", "alice", "read", None, None))
+        await until(lambda: ("before", "read") in heard.statuses)
 
         answer = await redis_cli(deployment.sentinels[0].port, "sentinel", "failover",
                                  "mymaster")
         assert answer.strip() == "OK"
         await until_master(deployment.sentinels, deployment.replica)
         # Both subscriber connections end on the new master, none stays on the old one.
-        await until_subscribers(deployment.replica, "t:ctl", 2)
-        assert await subscribers(deployment.master, "t:ctl") == 0
+        await until_subscribers(deployment.replica, "t:u:alice", 1)
+        assert await subscribers(deployment.master, "t:u:alice") == 0
         await until(lambda: one.up and two.up, timeout=20)
 
         # One publish: it goes through the new master, where `two` listens (the old
         # one, still a master, has no subscriber left and would take it without a word).
-        after = wire.Invalidate("tokens", "after")
         await until(lambda: one.publishing)
-        await one.invalidate(after.scope, after.key)
-        await until(lambda: after in heard)
+        await one.status_changed(StatusChange("after", "alice", "read", None, None))
+        await until(lambda: ("after", "read") in heard.statuses)
         assert "role:master" in await redis_cli(deployment.master.port, "info", "replication")
     finally:
         await one.close()

@@ -57,7 +57,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     # scripts from a CDN, a blank page without internet.
     api = FastAPI(title="Tidings", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
-    api.state.services = services
+    api.state.services = services.api
     errors.install(api)
     openapi.install(api, can_seal=settings.keyring() is not None)
     if settings.cors_origins:
@@ -82,6 +82,6 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     app = services.gateway.transport.asgi(api)
     # The hottest request, a create, skips FastAPI's per-request machinery (the route
     # above still documents it and answers what the lean path hands back).
-    app = FastCreate(app, services, cors=bool(settings.cors_origins))
+    app = FastCreate(app, services.api, cors=bool(settings.cors_origins))
     app = BodySizeLimit(app, settings.max_body_bytes)
     return RequestContext(app, services.metrics)

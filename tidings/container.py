@@ -1,5 +1,8 @@
-"""Builds the object graph of one Tidings instance from its settings, and runs its life
-cycle. No globals: tests build as many independent instances as they like."""
+"""The composition root: builds the object graph of one Tidings process from its settings,
+and runs its life cycle. `build_core` makes what `tidings serve` and `tidings worker` share
+(and picks the queue signal); `build_services` adds a serve node's services, its socket
+gateway and the handlers' bundle. No globals: tests build as many independent instances
+as they like."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from tidings.api.bundle import ApiServices
 from tidings.config.settings import Settings
 from tidings.crypto.cipher import FieldCipher
 from tidings.delivery.email.sender import build_email_sender
@@ -50,10 +54,90 @@ from tidings.services.webhooks import WebhookService
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
 from tidings.templates.engine import TemplateEngine
+from tidings.wakeup import Signal, Waiters
+from tidings.wakeup.local import LocalSignal
+from tidings.wakeup.postgres import PostgresRelay
+from tidings.wakeup.redis import RedisRelay
+from tidings.wakeup.relayed import RelayedSignal
+
+
+@dataclass
+class Core:
+    """The parts `tidings serve` and `tidings worker` both run, built once per process:
+    the database, the metrics, the cipher, the fan-out (None in a worker without Redis:
+    no sockets to reach), the delivery worker, the scheduler (serve only), and the queue
+    signal that wakes the loops of this process that run here."""
+
+    settings: Settings
+    db: Database
+    metrics: Metrics
+    cipher: FieldCipher | None
+    fanout: Fanout | None
+    delivery: Delivery
+    scheduler: DueScheduler | None
+    signal: Signal
+    runs_worker: bool
+
+    async def start(self) -> None:
+        await self.db.start()
+        if self.fanout is not None:
+            await self.fanout.start()
+        await self.signal.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+        if self.runs_worker:
+            self.delivery.worker.start()
+
+    async def stop(self) -> None:
+        await self.delivery.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        await self.signal.close()
+        if self.fanout is not None:
+            await self.fanout.close()
+        await self.db.dispose()
+
+
+def build_core(settings: Settings, *, serve: bool) -> Core:
+    """`serve`: a node with sockets and the scheduler, running the delivery worker if
+    WORKERS_IN_SERVE; otherwise a `tidings worker` process (the delivery worker alone)."""
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    metrics = Metrics()
+    cipher = build_cipher(settings)
+    # Over Redis when REDIS_URL is set; in process on a single node; a worker without
+    # Redis has no sockets to reach (clients learn its status changes by replay).
+    fanout: Fanout | None = (build_redis_fanout(settings, db, metrics, cipher)
+                             if settings.redis_url else InProcessFanout() if serve else None)
+    delivery = build_delivery(settings, db, fanout, metrics, cipher)
+    scheduler = DueScheduler(
+        db, fanout, interval_s=settings.scheduler_interval_s,
+        batch_size=settings.notification_batch_size, cipher=cipher,
+    ) if serve and fanout is not None else None
+    runs_worker = settings.workers_in_serve or not serve
+    waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
+                      scheduled=(scheduler.wake,) if scheduler is not None else ())
+    return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
+                build_signal(settings, db, metrics, waiters), runs_worker)
+
+
+def build_signal(settings: Settings, db: Database, metrics: Metrics,
+                 waiters: Waiters) -> Signal:
+    """Over Redis when REDIS_URL is set; else over PostgreSQL's LISTEN/NOTIFY on a
+    PostgreSQL database; else (SQLite: one node) in process."""
+    if settings.redis_url:
+        return RelayedSignal(waiters, RedisRelay(
+            settings.redis_url, settings.redis_password, cluster=settings.redis_cluster,
+            prefix=settings.redis_prefix, metrics=metrics), name="Redis")
+    if db.dialect == "postgresql":
+        return RelayedSignal(waiters, PostgresRelay(settings.database_url), name="PostgreSQL")
+    return LocalSignal(waiters)
 
 
 @dataclass
 class Services:
+    """One `tidings serve` node: the shared core, the services, the socket gateway."""
+
+    core: Core
     settings: Settings
     db: Database
     fanout: Fanout
@@ -74,20 +158,14 @@ class Services:
     unsubscribe: UnsubscribeService
     limits: RateLimits
     templates: TemplateService
+    api: ApiServices
 
     async def start(self) -> None:
-        await self.db.start()
-        await self.fanout.start()
-        self.scheduler.start()
-        if self.settings.workers_in_serve:
-            self.delivery.worker.start()
+        await self.core.start()
 
     async def stop(self) -> None:
-        await self.delivery.stop()
-        await self.scheduler.stop()
-        await self.fanout.close()
         await self.limits.close()
-        await self.db.dispose()
+        await self.core.stop()
 
 
 @dataclass
@@ -121,7 +199,7 @@ class Delivery:
 
 
 def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
-                   metrics: Metrics) -> Delivery:
+                   metrics: Metrics, cipher: FieldCipher | None) -> Delivery:
     """The delivery worker with a sender for every configured provider (a provider that
     is configured wrongly stops start-up, naming the setting)."""
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
@@ -150,7 +228,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         batch_size=settings.notification_batch_size,
         lease_s=settings.delivery_lease_seconds,
         poll_s=settings.scheduler_interval_s,
-        cipher=build_cipher(settings),
+        cipher=cipher,
         maintenance=Maintenance(db, retention_days=settings.retention_days),
         throttle_per_hour=settings.throttle_per_hour,
         devices_per_user=settings.max_devices_per_user,
@@ -184,50 +262,37 @@ def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics,
 
 
 def build_services(settings: Settings) -> Services:
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    metrics = Metrics()
-    cipher = build_cipher(settings)
-    # In process on a single node; over Redis when REDIS_URL is set.
-    redis = build_redis_fanout(settings, db, metrics, cipher) if settings.redis_url else None
-    fanout: Fanout = redis or InProcessFanout()
+    """The object graph of a `tidings serve` node."""
+    core = build_core(settings, serve=True)
+    db, metrics, cipher, signal = core.db, core.metrics, core.cipher, core.signal
+    fanout, scheduler = core.fanout, core.scheduler
+    assert fanout is not None and scheduler is not None  # a serve node has both
     tokens = TokenService(settings)
     preferences = PreferenceService(db)
     limits = RateLimits.from_settings(settings)
     subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
-    delivery = build_delivery(settings, db, fanout, metrics)
-    worker = delivery.worker
-
-    def queued() -> None:
-        """Deliveries were written: this process's worker and every other one look now."""
-        worker.wake()
-        fanout.wake_workers()
-
-    if redis is not None and settings.workers_in_serve:
-        redis.on_wake(worker.wake)  # creates on other nodes
-    inbox = InboxService(db, fanout, on_queued=queued, cipher=cipher)
-    scheduler = DueScheduler(
-        db, fanout,
-        interval_s=settings.scheduler_interval_s,
-        batch_size=settings.notification_batch_size,
-        cipher=cipher,
-    )
+    inbox = InboxService(db, fanout, signal, cipher=cipher)
     templates = TemplateService(db, TemplateEngine())
-    creation = CreationService(db, fanout, preferences, metrics, on_scheduled=scheduler.wake,
-                               on_queued=queued,
-                               deliverable=delivery.deliverable, cipher=cipher,
+    creation = CreationService(db, fanout, preferences, metrics, signal,
+                               deliverable=core.delivery.deliverable, cipher=cipher,
                                templates=templates, limit=limits.creates)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
     fanout.attach(gateway)
+    api = ApiServices(
+        settings=settings, db=db, metrics=metrics, tokens=tokens, creation=creation,
+        bulk=bulk, inbox=inbox, preferences=preferences,
+        dead_letters=DeadLetterService(db, fanout, signal),
+        webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
+        contacts=ContactService(db, signal), devices=DeviceService(db, settings),
+        unsubscribe=UnsubscribeService(db, settings), templates=templates,
+    )
     return Services(
-        settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
+        core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
         creation=creation, bulk=bulk, inbox=inbox, preferences=preferences,
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
-        delivery=delivery,
-        dead_letters=DeadLetterService(db, fanout, on_due=queued),
-        webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
-        contacts=ContactService(db, on_due=queued), devices=DeviceService(db, settings),
-        unsubscribe=UnsubscribeService(db, settings), templates=templates,
-        limits=limits,
+        delivery=core.delivery, dead_letters=api.dead_letters, webhooks=api.webhooks,
+        contacts=api.contacts, devices=api.devices, unsubscribe=api.unsubscribe,
+        templates=templates, limits=limits, api=api,
     )

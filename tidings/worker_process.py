@@ -13,9 +13,7 @@ import logging
 import signal
 
 from tidings.config.settings import Settings
-from tidings.container import build_cipher, build_delivery, build_redis_fanout
-from tidings.store.database import Database
-from tidings.support.metrics import Metrics
+from tidings.container import build_core
 
 log = logging.getLogger("tidings.worker")
 
@@ -28,20 +26,12 @@ async def run(settings: Settings, *, ready: asyncio.Event | None = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    metrics = Metrics()
     # No sockets here. With Redis, the status changes this worker makes reach the sockets
-    # on the serve nodes live, and a create on any node wakes this worker at once; without
-    # it, clients learn them by replay and the worker polls.
-    cipher = build_cipher(settings)
-    fanout = (build_redis_fanout(settings, db, metrics, cipher) if settings.redis_url
-              else None)
-    delivery = build_delivery(settings, db, fanout, metrics)
-    await db.start()
-    if fanout is not None:
-        fanout.on_wake(delivery.worker.wake)
-        await fanout.start()
-    delivery.worker.start()
+    # on the serve nodes live; without it, clients learn them by replay. A create on any
+    # node wakes this worker at once over Redis, or over PostgreSQL's LISTEN/NOTIFY; on
+    # SQLite (one node) it polls.
+    core = build_core(settings, serve=False)
+    await core.start()
     log.info("Tidings delivery worker started")
     if ready is not None:
         ready.set()
@@ -49,8 +39,5 @@ async def run(settings: Settings, *, ready: asyncio.Event | None = None,
         await stop.wait()
     finally:
         log.info("Tidings delivery worker stopping: finishing the batch in hand")
-        await delivery.stop()
-        if fanout is not None:
-            await fanout.close()
-        await db.dispose()
+        await core.stop()
         log.info("Tidings delivery worker stopped")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tidings.container import Services
+from tidings.api.bundle import ApiServices
 from tidings.domain.errors import AuthenticationFailed
 from tidings.domain.model import Principal
 from tidings.services.tokens import TokenService
@@ -17,7 +17,7 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Beare
 
 # Both are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
 # two thread hops per request for what is a dictionary lookup and a signature check.
-async def services(request: Request) -> Services:
+async def services(request: Request) -> ApiServices:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -31,5 +31,5 @@ async def principal(
     return tokens.verify(credentials.credentials)
 
 
-App = Annotated[Services, Depends(services)]
+App = Annotated[ApiServices, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]

@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.api.bundle import ApiServices
 from tidings.api.errors import UNEXPECTED, headers_of, log_unexpected, status_of
-from tidings.container import Services
 from tidings.domain.errors import TidingsError
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Principal
@@ -49,7 +49,7 @@ class FastCreate:
     """Serves `POST /api/notifications` ahead of the FastAPI app `app`, which gets every
     other request (and the creates handed off)."""
 
-    def __init__(self, app: ASGIApp, services: Services, *, cors: bool) -> None:
+    def __init__(self, app: ASGIApp, services: ApiServices, *, cors: bool) -> None:
         self.app = app
         self.services = services
         # With CORS on, a request carrying `Origin` needs the CORS middleware's headers.

@@ -48,6 +48,3 @@ class InProcessFanout:
 
     def unwatch(self, user_id: str) -> None:
         return None
-
-    def wake_workers(self) -> None:
-        return None  # the workers of this process are woken directly

@@ -3,12 +3,11 @@ contact may hold are `domain/contact.py`'s)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from tidings.domain import pacing
 from tidings.domain.contact import Contact, ContactChange
 from tidings.domain.errors import NotFound
 from tidings.domain.model import Principal, utcnow
+from tidings.services.queue_signal import QueueSignal
 from tidings.store import contacts as store
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
@@ -31,10 +30,10 @@ def subject_of(caller: Principal, user_id: str) -> str:
 
 
 class ContactService:
-    def __init__(self, db: Database, on_due: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, db: Database, signal: QueueSignal) -> None:
         self._db = db
-        # Told when deliveries became due by a change of quiet hours: the workers look now.
-        self._on_due = on_due
+        # Raised when deliveries became due by a change of quiet hours: the workers look now.
+        self._signal = signal
 
     async def get(self, caller: Principal, user_id: str) -> Contact:
         subject = subject_of(caller, user_id)
@@ -59,5 +58,5 @@ class ContactService:
                                                             contact.timezone))
             moved = await pacing_store.reschedule_deferred(conn, subject, now, until or now)
         if moved and until is None:
-            self._on_due()
+            self._signal.queued()
         return contact

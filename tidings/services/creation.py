@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
@@ -35,6 +34,7 @@ from tidings.services.copies import (
 )
 from tidings.services.fanout import Fanout
 from tidings.services.preferences import PreferenceService
+from tidings.services.queue_signal import QueueSignal
 from tidings.services.rate_limits import CreateLimit
 from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
@@ -69,8 +69,7 @@ class CreationService:
         fanout: Fanout,
         preferences: PreferenceService,
         metrics: Metrics,
-        on_scheduled: Callable[[datetime], None] | None = None,
-        on_queued: Callable[[], None] | None = None,
+        signal: QueueSignal,
         deliverable: frozenset[Medium] = frozenset(Medium),
         cipher: FieldCipher | None = None,
         templates: TemplateService | None = None,
@@ -84,10 +83,9 @@ class CreationService:
         self._fanout = fanout
         self._preferences = preferences
         self._metrics = metrics
-        # Told when a notification is scheduled, so the scheduler can wake early for it.
-        self.on_scheduled = on_scheduled
-        # Told when email, push or webhook deliveries were written: the workers look now.
-        self.on_queued = on_queued
+        # Raised when email, push or webhook deliveries were written (the workers look
+        # now) and when a notification is scheduled (the scheduler wakes early for it).
+        self._signal = signal
         # The media a provider is configured for (in-app always): the others are written
         # `skipped` at creation.
         self._deliverable = deliverable | {Medium.IN_APP}
@@ -289,18 +287,18 @@ class CreationService:
         """Count, wake the delivery workers, then emit now or wake the scheduler for
         later."""
         self._metrics.notifications_created.inc(len(stored))
-        if self.on_queued is not None and any(
+        if any(
             state.medium != Medium.IN_APP.value and state.status == DeliveryStatus.PENDING.value
             for n in stored for state in n.deliveries
         ):
-            self.on_queued()
+            self._signal.queued()
         live = [notification for notification in stored if notification.in_app]
         if not live:
             return
         if not request.scheduled:
             await self._fanout.notify(live)
-        elif self.on_scheduled is not None:
-            self.on_scheduled(request.visible_at)
+        else:
+            self._signal.scheduled(request.visible_at)
 
 
 def _rows(request: CreationRequest) -> int:

@@ -4,12 +4,12 @@ letters back in the queue, one or by filter.
 A replay makes the delivery `pending`, due at once, with its attempt count at 0 and its
 history kept; in the same transaction its notification's status is recomputed (a `failed`
 one is `pending` again). After the commit the user's sockets hear of the status change and
-the delivery workers are woken (`on_due`), so a replayed letter does not wait for a poll.
+the queue signal wakes the delivery workers, so a replayed letter does not wait for a poll.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +28,7 @@ from tidings.domain.errors import Conflict, NotFound, ValidationFailed
 from tidings.domain.model import utcnow
 from tidings.domain.notification import StatusChange
 from tidings.services.fanout import Fanout
+from tidings.services.queue_signal import QueueSignal
 from tidings.store import admin_deliveries as store
 from tidings.store.database import Database
 from tidings.store.deliveries import refresh_statuses
@@ -48,13 +49,13 @@ class DeadLetterService:
         self,
         db: Database,
         fanout: Fanout,
+        signal: QueueSignal,
         *,
-        on_due: Callable[[], None] | None = None,
         batch_size: int = REPLAY_BATCH,
     ) -> None:
         self._db = db
         self._fanout = fanout
-        self._on_due = on_due
+        self._signal = signal
         self._batch = batch_size
 
     async def page(self, filters: DeliveryFilter, limit: int, cursor: str | None) -> DeliveryPage:
@@ -117,8 +118,8 @@ class DeadLetterService:
         return ReplayCount(replayed, more=more, dry_run=False)
 
     async def _after_commit(self, changes: Sequence[StatusChange], *, replayed: bool) -> None:
-        if replayed and self._on_due is not None:
-            self._on_due()
+        if replayed:
+            self._signal.queued()
         for change in changes:
             await self._fanout.status_changed(change)
 

@@ -10,7 +10,7 @@ domain (`Notification`, `StatusChange`, `InboxChange`), so a fan-out between pro
 
 The gateway also tells the fan-out who is here (`watch` when a socket of a user arrives,
 `unwatch` when one leaves), so that a fan-out between nodes listens only for the users the
-node holds. `wake_workers` reaches the delivery workers of every process.
+node holds. (Waking the delivery workers is the queue signal's job: `queue_signal.py`.)
 
 Guarantees a caller may rely on: best effort and at most once per call. A socket that is not
 connected at that moment, or a node that is unreachable, misses the message; durability
@@ -63,6 +63,3 @@ class Fanout(Protocol):
 
     def unwatch(self, user_id: str) -> None:
         """One socket of `user_id` left this node (one call per `watch`)."""
-
-    def wake_workers(self) -> None:
-        """Deliveries were written: the delivery workers of other processes look now."""

@@ -7,7 +7,7 @@ like a missing one (404), so ids reveal nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +18,7 @@ from tidings.domain.ids import is_uuid
 from tidings.domain.model import Principal, Status, utcnow
 from tidings.domain.notification import InboxChange, InboxFilter, Notification, StatusChange
 from tidings.services.fanout import Fanout
+from tidings.services.queue_signal import QueueSignal
 from tidings.services.replay import ReplayReader
 from tidings.store import events
 from tidings.store import notifications as store
@@ -37,14 +38,13 @@ class InboxService:
     """Owns what a user may see and do with their own notifications, and tells every
     socket of the user when a status changes or an item leaves the inbox."""
 
-    def __init__(self, db: Database, fanout: Fanout,
-                 on_queued: Callable[[], None] = lambda: None,
+    def __init__(self, db: Database, fanout: Fanout, signal: QueueSignal,
                  cipher: FieldCipher | None = None) -> None:
         self._db = db
         self._cipher = cipher  # opens the parts sealed at rest
         self._fanout = fanout
-        # Told when a status change raised webhook events: the workers look now.
-        self._on_queued = on_queued
+        # Raised when a status change wrote webhook events: the workers look now.
+        self._signal = signal
         # Replays of many sockets at once (a reconnect storm) share their reads.
         self.replays = ReplayReader(db, REPLAY_CHUNK, cipher=cipher)
 
@@ -90,7 +90,7 @@ class InboxService:
                 raise NotFound("notification not found")
             found = (await store.with_deliveries(conn, [found]))[0]
             if changed and await events.statuses_changed(conn, [StatusChange.of(found)], now):
-                self._on_queued()
+                self._signal.queued()
         if changed:
             # Every socket of the user (other tabs, other devices) stays in step.
             await self._fanout.status_changed(StatusChange.of(found))

@@ -2,8 +2,8 @@
 
 Routing: one channel per user, `{prefix}:u:{user_id}`. A node subscribes to a user's channel
 while it holds a socket of that user, and a little longer (`redis_presence.py`), so a node
-reads only the messages of users it holds. `{prefix}:ctl` carries worker wake-ups and cache
-invalidations to every process, `tidings worker` ones included.
+reads only the messages of users it holds. (Worker wake-ups have connections of their own:
+`tidings/wakeup/redis.py`.)
 
 Local delivery: a node emits to its own sockets directly, then publishes; it skips the echo
 of its own publishes (each message names its origin). So its own sockets never depend on
@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import InboxChange, Notification, StatusChange
@@ -70,15 +70,13 @@ class RedisFanout:
         self._prefix = prefix
         self._max_bytes = max_event_bytes
         self.node_id = uuid.uuid4().hex
-        self.ctl_channel = f"{prefix}:ctl"
         self._breaker_until = 0.0
         self._backlog = backlog if backlog is not None else Backlog()
         self._overflowing = False  # the backlog refused messages since it was last empty
         self._background = Background()
-        self._wake_pending = asyncio.Event()
         self._recent = Recent()
         self._inbound = Inbound(db, metrics, self._recent, self._holds, node_id=self.node_id,
-                                ctl_channel=self.ctl_channel, buffer_size=buffer_size,
+                                buffer_size=buffer_size,
                                 cipher=cipher)
         self._presence = Presence(links, self._inbound, self._background,
                                   user_channel=self.user_channel,
@@ -86,21 +84,14 @@ class RedisFanout:
         catchup = CatchUp(db, self._recent, lambda: list(self._presence.sockets),
                           cipher=cipher)
         self._supervisor = Supervisor(links, self._presence, self._inbound, catchup, metrics,
-                                      self._background, ctl_channel=self.ctl_channel,
+                                      self._background,
+                                      own_channel=f"{prefix}:node:{self.node_id}",
                                       poll_s=poll_s, heartbeat_s=heartbeat_s)
 
     # -- wiring -----------------------------------------------------------------------------
 
     def attach(self, handler: FanoutHandler) -> None:
         self._inbound.handler = handler
-
-    def on_wake(self, listener: Callable[[], None]) -> None:
-        """`listener` runs when any process asks the delivery workers to look now."""
-        self._inbound.wake_listeners.append(listener)
-
-    def on_invalidate(self, listener: Callable[[wire.Invalidate], None]) -> None:
-        """`listener` runs for every cache invalidation published by any node."""
-        self._inbound.invalidate_listeners.append(listener)
 
     def user_channel(self, user_id: str) -> str:
         return f"{self._prefix}:u:{user_id}"
@@ -124,7 +115,6 @@ class RedisFanout:
         self._supervisor.closing.clear()
         self._background.spawn(self._supervisor.run(), "tidings-redis")
         self._background.spawn(self._inbound.drain(), "tidings-redis-drain")
-        self._background.spawn(self._publish_wakes(), "tidings-redis-wake")
         self._background.spawn(self._retry(), "tidings-redis-retry")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._supervisor.first_attempt.wait(), CONFIRM_TIMEOUT_S)
@@ -167,18 +157,6 @@ class RedisFanout:
             await handler.inbox_changed(change)
         await self._publish([(self.user_channel(change.user_id),
                               wire.encode(self.node_id, change, self._max_bytes))])
-
-    def wake_workers(self) -> None:
-        """Ask every delivery worker, in any process, to look at the queue now. Calls close
-        together become one message."""
-        self._wake_pending.set()
-
-    async def invalidate(self, scope: str, key: str) -> None:
-        """Every node (this one first) drops what it caches under `scope` for `key`."""
-        message = wire.Invalidate(scope, key)
-        self._inbound.tell_invalidate(message)
-        await self._publish([(self.ctl_channel,
-                              wire.encode(self.node_id, message, self._max_bytes))])
 
     @property
     def backlog(self) -> int:
@@ -248,14 +226,6 @@ class RedisFanout:
             else:
                 log.info("published again what waited for Redis")
             self._overflowing = False
-
-    async def _publish_wakes(self) -> None:
-        while True:
-            await self._wake_pending.wait()
-            self._wake_pending.clear()
-            await self._publish([(self.ctl_channel,
-                                  wire.encode(self.node_id, wire.WorkersWake(),
-                                              self._max_bytes))])
 
     # -- presence ---------------------------------------------------------------------------
 

@@ -32,18 +32,15 @@ class Inbound:
     socket on this node (messages of others are not emitted)."""
 
     def __init__(self, db: Database, metrics: Metrics, recent: Recent,
-                 holds: Callable[[str], bool], *, node_id: str, ctl_channel: str,
-                 buffer_size: int, cipher: FieldCipher | None) -> None:
+                 holds: Callable[[str], bool], *, node_id: str, buffer_size: int,
+                 cipher: FieldCipher | None) -> None:
         self._db = db
         self._metrics = metrics
         self._recent = recent
         self._holds = holds
         self._node_id = node_id
-        self._ctl_channel = ctl_channel
         self._cipher = cipher  # notifications read back from the database are opened
         self.handler: FanoutHandler | None = None
-        self.wake_listeners: list[Callable[[], None]] = []
-        self.invalidate_listeners: list[Callable[[wire.Invalidate], None]] = []
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._buffer: asyncio.Queue[Received] = asyncio.Queue(buffer_size)
 
@@ -80,8 +77,7 @@ class Inbound:
                 if future is not None and not future.done():
                     future.set_result(None)
                 continue
-            kind = "control" if received.channel == self._ctl_channel else "user"
-            self._metrics.fanout_received.labels(channel=kind).inc()
+            self._metrics.fanout_received.labels(channel="user").inc()
             try:
                 self._buffer.put_nowait(received)
             except asyncio.QueueFull:
@@ -133,15 +129,6 @@ class Inbound:
         elif isinstance(message, InboxChange):
             if self.handler is not None:
                 await self.handler.inbox_changed(message)
-        elif isinstance(message, wire.WorkersWake):
-            for listener in self.wake_listeners:
-                listener()
-        elif isinstance(message, wire.Invalidate):
-            self.tell_invalidate(message)
-
-    def tell_invalidate(self, message: wire.Invalidate) -> None:
-        for listener in self.invalidate_listeners:
-            listener(message)
 
     async def _load(self, ref: wire.NotificationRef) -> list[Notification]:
         if not self._holds(ref.user_id):

@@ -26,8 +26,6 @@ NOTIFICATION = "n"
 REFERENCE = "r"
 STATUS = "s"
 INBOX = "c"
-WAKE = "w"
-INVALIDATE = "i"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +36,7 @@ class NotificationRef:
     user_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class WorkersWake:
-    """Deliveries were written or made due: every delivery worker should look now."""
-
-
-@dataclass(frozen=True, slots=True)
-class Invalidate:
-    """Every node drops what it caches under `scope` for `key` (e.g. scope "tokens", key a
-    user id after a revocation). No cache listens yet but the hook exists (`on_invalidate`)."""
-
-    scope: str
-    key: str
-
-
-Message = Notification | NotificationRef | StatusChange | InboxChange | WorkersWake | Invalidate
+Message = Notification | NotificationRef | StatusChange | InboxChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +74,9 @@ def _fields(message: Message) -> dict[str, Any]:
     if isinstance(message, StatusChange):
         return {"k": STATUS, "id": message.id, "u": message.user_id, "s": message.status,
                 "d": isoformat(message.delivered_at), "r": isoformat(message.read_at)}
-    if isinstance(message, InboxChange):
-        return {"k": INBOX, "u": message.user_id, "a": message.action.value,
-                "ids": None if message.ids is None else list(message.ids),
-                "b": isoformat(message.before), "ch": message.channel, "t": message.type}
-    if isinstance(message, WorkersWake):
-        return {"k": WAKE}
-    return {"k": INVALIDATE, "scope": message.scope, "key": message.key}
+    return {"k": INBOX, "u": message.user_id, "a": message.action.value,
+            "ids": None if message.ids is None else list(message.ids),
+            "b": isoformat(message.before), "ch": message.channel, "t": message.type}
 
 
 def _message(body: dict[str, Any]) -> Message:
@@ -115,10 +95,6 @@ def _message(body: dict[str, Any]) -> Message:
                            ids=None if ids is None else tuple(str(item) for item in ids),
                            before=_instant(body["b"]), channel=_text(body["ch"]),
                            type=_text(body["t"]))
-    if kind == WAKE:
-        return WorkersWake()
-    if kind == INVALIDATE:
-        return Invalidate(str(body["scope"]), str(body["key"]))
     raise ValueError(f"unknown kind {kind!r}")
 
 

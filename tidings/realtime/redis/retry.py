@@ -9,7 +9,7 @@ to the client's replay.
 
 A publish that timed out may have reached Redis anyway, so a message can be published
 twice: a receiving node emits a notification id or a status move once only (`Recent` in
-`catchup.py`), wake-ups and invalidations are harmless twice. Delivery across nodes is thus
+`catchup.py`), an inbox change applied twice changes nothing. Delivery across nodes is thus
 at least once; a socket gets a notification id once as long as its node remembers it.
 """
 

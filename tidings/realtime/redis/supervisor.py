@@ -35,14 +35,16 @@ OUTAGE_LAG = timedelta(seconds=5)
 class Supervisor:
     def __init__(self, links: Links, presence: Presence, inbound: Inbound,
                  catchup: CatchUp, metrics: Metrics, background: Background, *,
-                 ctl_channel: str, poll_s: float, heartbeat_s: float) -> None:
+                 own_channel: str, poll_s: float, heartbeat_s: float) -> None:
         self._links = links
         self._presence = presence
         self._inbound = inbound
         self._catchup = catchup
         self._metrics = metrics
         self._background = background
-        self._ctl_channel = ctl_channel
+        # Nothing is published on it: it keeps a subscriber connection open on a node that
+        # holds no socket (a `tidings worker`), whose heartbeat says whether Redis is there.
+        self._own_channel = own_channel
         self._poll_s = poll_s
         self._heartbeat_s = heartbeat_s
         self._readers: list[asyncio.Task[None]] = []
@@ -101,7 +103,7 @@ class Supervisor:
                          for shard in self._links.shards()]
         users = list(self._presence.sockets)
         self._presence.subscribed = set(users)
-        await self._presence.subscribe_confirmed(users, extra=[self._ctl_channel])
+        await self._presence.subscribe_confirmed(users, extra=[self._own_channel])
 
     def _stop_readers(self) -> None:
         for task in self._readers:

@@ -1,0 +1,217 @@
+"""The queue signal across processes: a raise in one instance wakes the waiters of
+another, over Redis (standalone, Sentinel, cluster) and over PostgreSQL's LISTEN/NOTIFY;
+raises coalesce; and a `tidings worker` on PostgreSQL without Redis is woken by a create
+on a serve node instead of waiting for its poll."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from tests.conftest import EVENT_TIMEOUT, make_settings, start_server
+from tests.fakes.smtp import ScriptedHandler, smtp_server
+from tests.redis_servers import RedisServer, create_cluster, redis_binaries_missing
+from tests.test_delivery_email import add_email
+from tests.test_redis_sentinel import Deployment
+from tidings import worker_process
+from tidings.container import build_core
+from tidings.domain.model import utcnow
+from tidings.support.metrics import Metrics
+from tidings.wakeup import Waiters
+from tidings.wakeup.local import LocalSignal
+from tidings.wakeup.postgres import PostgresRelay
+from tidings.wakeup.redis import RedisRelay
+from tidings.wakeup.relayed import RelayedSignal
+
+on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+class Woken:
+    """A waiting side that counts its wake-ups."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.scheduled: list[datetime] = []
+        self.event = asyncio.Event()
+
+    def waiters(self) -> Waiters:
+        return Waiters(queued=[self._queued], scheduled=[self.scheduled.append])
+
+    def _queued(self) -> None:
+        self.queued += 1
+        self.event.set()
+
+
+@pytest.fixture
+def needs_redis() -> None:
+    missing = redis_binaries_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing} (required under CI=true)")
+        pytest.skip(missing)
+
+
+@pytest.fixture
+async def redis_server(needs_redis: None, tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+Build = Callable[[Woken], RelayedSignal]
+
+
+async def woken_across(build: Build) -> None:
+    """Two instances; a burst of raises on the first. The first's own waiters are woken
+    at once (and not again by their echo), the second's over the relay."""
+    here, there = Woken(), Woken()
+    one, two = build(here), build(there)
+    await one.start()
+    await two.start()
+    try:
+        assert one.listening and two.listening
+        for _ in range(100):
+            one.queued()
+        await asyncio.wait_for(there.event.wait(), EVENT_TIMEOUT)
+        await asyncio.sleep(0.2)  # time for an echo or more messages to arrive
+        assert here.queued == 100
+        # A burst is one message, or two (one on its way while the rest piled up).
+        assert 1 <= there.queued <= 2
+        one.scheduled(utcnow())
+        assert len(here.scheduled) == 1 and not there.scheduled  # stays in its process
+    finally:
+        await one.close()
+        await two.close()
+
+
+def over_redis(url: str, *, cluster: bool = False, metrics: Metrics | None = None) -> Build:
+    def build(woken: Woken) -> RelayedSignal:
+        relay = RedisRelay(url, "", cluster=cluster, prefix="t", metrics=metrics or Metrics())
+        return RelayedSignal(woken.waiters(), relay, name="Redis")
+    return build
+
+
+async def test_a_raise_wakes_another_instance_over_redis(redis_server: RedisServer) -> None:
+    await woken_across(over_redis(redis_server.url))
+
+
+async def test_a_raise_wakes_another_instance_through_sentinel(
+    needs_redis: None, tmp_path: Path,
+) -> None:
+    deployment = Deployment(tmp_path, sentinels=1)
+    try:
+        await deployment.start()
+        await woken_across(over_redis(deployment.url))
+    finally:
+        await deployment.stop()
+
+
+async def test_a_raise_wakes_another_instance_on_a_cluster(
+    needs_redis: None, tmp_path: Path,
+) -> None:
+    masters = [RedisServer(tmp_path, cluster=True) for _ in range(3)]
+    try:
+        for master in masters:
+            await master.start()
+        await create_cluster(masters)
+        await woken_across(over_redis(masters[1].url, cluster=True))
+    finally:
+        for master in masters:
+            await master.stop()
+
+
+async def test_a_redis_that_comes_back_wakes_again(redis_server: RedisServer) -> None:
+    there = Woken()
+    one = over_redis(redis_server.url)(Woken())
+    two = over_redis(redis_server.url)(there)
+    await one.start()
+    await two.start()
+    try:
+        await redis_server.stop()
+        one.queued()  # lost: the workers poll
+        await redis_server.start()
+
+        async def back() -> None:
+            while not (one.listening and two.listening):  # noqa: ASYNC110 - no event
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(back(), 10)
+        there.event.clear()
+        one.queued()
+        await asyncio.wait_for(there.event.wait(), EVENT_TIMEOUT)
+    finally:
+        await one.close()
+        await two.close()
+
+
+def test_the_redis_wake_message_is_the_one_the_fan_out_sent_before() -> None:
+    """Nodes of the release before, whose fan-out carried wake-ups on `{prefix}:ctl`,
+    and of this one wake each other during a rolling upgrade."""
+    relay = RedisRelay("redis://127.0.0.1:1", "", cluster=False, prefix="t", metrics=Metrics())
+    assert relay.channel == "t:ctl"
+    assert relay._from_another(msgpack.packb({"v": 1, "o": "an-older-node", "k": "w"}))
+    assert not relay._from_another(msgpack.packb({"v": 1, "o": relay.origin, "k": "w"}))
+    assert not relay._from_another(msgpack.packb({"v": 1, "o": "x", "k": "i", "scope": "t",
+                                                  "key": "k"}))
+
+
+@on_postgresql
+async def test_a_raise_wakes_another_instance_over_postgresql(database_url: str) -> None:
+    def build(woken: Woken) -> RelayedSignal:
+        return RelayedSignal(woken.waiters(), PostgresRelay(database_url), name="PostgreSQL")
+
+    await woken_across(build)
+
+
+async def test_sqlite_without_redis_wakes_in_process(database_url: str) -> None:
+    core = build_core(make_settings(database_url), serve=True)
+    try:
+        assert isinstance(core.signal, LocalSignal)
+    finally:
+        await core.stop()
+
+
+@on_postgresql
+async def test_a_create_wakes_a_separate_worker_over_postgresql_without_redis(
+    database_url: str,
+) -> None:
+    handler = ScriptedHandler()
+    async with smtp_server(handler) as smtp_port:
+        smtp = {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_starttls": False}
+        serve = await start_server(make_settings(database_url, workers_in_serve=False, **smtp))
+        # The worker polls once a minute: only the wake from the serve node makes it send
+        # within the test's wait.
+        settings = make_settings(database_url, scheduler_interval_s=60, **smtp)
+        ready, stop = asyncio.Event(), asyncio.Event()
+        worker = asyncio.create_task(worker_process.run(settings, ready=ready, stop=stop))
+        try:
+            await asyncio.wait_for(ready.wait(), EVENT_TIMEOUT)
+            await add_email(serve, "alice", "alice@example.com")
+            # The worker's passes at start are over: it sleeps its poll now (it exposes no
+            # event for that), so a create it finds before a minute was woken for.
+            await asyncio.sleep(1.0)
+            async with serve.http("billing", "service") as http:
+                response = await http.post("/api/notifications", json={
+                    "user_id": "alice", "type": "invoice", "title": "t", "message": "m",
+                    "media": ["in_app", "email"]})
+            assert response.status_code == 201
+
+            async def sent() -> None:
+                while not handler.received:  # noqa: ASYNC110 - the SMTP fake has no event
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(sent(), EVENT_TIMEOUT)
+            assert len(handler.received) == 1
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, EVENT_TIMEOUT * 2)
+            await serve.stop()

@@ -1,0 +1,49 @@
+"""What the HTTP handlers are given: the services they call, and the few things of the
+process they read (the readiness probe, the metrics). Built by the composition root
+(`container.py`); the handlers reach it through `deps.App`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tidings.config.settings import Settings
+from tidings.services.bulk import BulkCreationService
+from tidings.services.contacts import ContactService
+from tidings.services.creation import CreationService
+from tidings.services.dead_letters import DeadLetterService
+from tidings.services.devices import DeviceService
+from tidings.services.inbox import InboxService
+from tidings.services.preferences import PreferenceService
+from tidings.services.templates import TemplateService
+from tidings.services.tokens import TokenService
+from tidings.services.unsubscribe import UnsubscribeService
+from tidings.services.webhooks import WebhookService
+from tidings.support.metrics import Metrics
+
+
+class Pingable(Protocol):
+    """The database, as `/ready` sees it."""
+
+    async def ping(self) -> None:
+        """Returns when the database answers; raises when it does not."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    """The handlers' bundle (one per application instance)."""
+
+    settings: Settings
+    db: Pingable
+    metrics: Metrics
+    tokens: TokenService
+    creation: CreationService
+    bulk: BulkCreationService
+    inbox: InboxService
+    preferences: PreferenceService
+    dead_letters: DeadLetterService
+    webhooks: WebhookService
+    contacts: ContactService
+    devices: DeviceService
+    unsubscribe: UnsubscribeService
+    templates: TemplateService

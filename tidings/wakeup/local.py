@@ -1,0 +1,27 @@
+"""The wake-up of a single process: a raise wakes this process's loops, nothing else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tidings.wakeup import Waiters
+
+
+class LocalSignal:
+    """One node, no Redis, no PostgreSQL (or nothing else to wake): the waiters are
+    called directly."""
+
+    def __init__(self, waiters: Waiters) -> None:
+        self._waiters = waiters
+
+    def queued(self) -> None:
+        self._waiters.wake_queued()
+
+    def scheduled(self, due: datetime) -> None:
+        self._waiters.wake_scheduled(due)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
