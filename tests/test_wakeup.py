@@ -104,6 +104,7 @@ async def test_a_raise_wakes_another_instance_over_redis(redis_server: RedisServ
     await woken_across(over_redis(redis_server.url))
 
 
+@pytest.mark.system  # starts its own Redis servers: CI's tier
 async def test_a_raise_wakes_another_instance_through_sentinel(
     needs_redis: None, tmp_path: Path,
 ) -> None:
@@ -115,6 +116,7 @@ async def test_a_raise_wakes_another_instance_through_sentinel(
         await deployment.stop()
 
 
+@pytest.mark.system  # starts its own Redis servers: CI's tier
 async def test_a_raise_wakes_another_instance_on_a_cluster(
     needs_redis: None, tmp_path: Path,
 ) -> None:
