@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tidings.domain.delivery import AttemptRecord, Delivery
+
+# Named here too, where the admin routes have always found it.
+from tidings.domain.delivery import DeliveryMedium as DeliveryMedium
 from tidings.domain.errors import NotFound, ValidationFailed
 from tidings.domain.inputs import Instant
 from tidings.domain.model import DeliveryStatus, parse_instant
@@ -19,15 +21,6 @@ from tidings.domain.model import DeliveryStatus, parse_instant
 REPLAY_CAP = 10_000
 # Bigger than any id a BIGINT column holds: such a path cannot name a delivery.
 _MAX_ID = 2**63 - 1
-
-
-class DeliveryMedium(StrEnum):
-    """Every medium a delivery row can have: the user-facing ones and webhook events."""
-
-    IN_APP = "in_app"
-    EMAIL = "email"
-    PUSH = "push"
-    WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True, slots=True)

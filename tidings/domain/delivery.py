@@ -6,12 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from tidings.domain.model import DeliveryStatus, Medium, Status, isoformat
 
-WEBHOOK = "webhook"  # the medium of webhook event deliveries
-ENDED = frozenset({DeliveryStatus.DEAD.value, DeliveryStatus.SKIPPED.value})
+
+class DeliveryMedium(StrEnum):
+    """Every medium a delivery row can have: the user-facing ones (`Medium`) and webhook
+    events, which go to a producer's endpoint rather than to a user."""
+
+    IN_APP = "in_app"
+    EMAIL = "email"
+    PUSH = "push"
+    WEBHOOK = "webhook"
+
+
+ENDED = frozenset({DeliveryStatus.DEAD, DeliveryStatus.SKIPPED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +120,19 @@ def aggregate_status(current: str, deliveries: Iterable[tuple[str, str]]) -> str
     in-app delivery counts as delivered when acked and has not ended while `sent`.
     Webhook deliveries concern the producer, not the user: they do not count.
     """
-    if current == Status.READ.value:
+    if current == Status.READ:
         return current
-    seen = [(medium, status) for medium, status in deliveries if medium != WEBHOOK]
+    seen = [(medium, status) for medium, status in deliveries
+            if medium != DeliveryMedium.WEBHOOK]
     for medium, status in seen:
-        if status == DeliveryStatus.DELIVERED.value or (
-            status == DeliveryStatus.SENT.value and medium != Medium.IN_APP.value
+        if status == DeliveryStatus.DELIVERED or (
+            status == DeliveryStatus.SENT and medium != Medium.IN_APP
         ):
             return Status.DELIVERED.value
-    if current == Status.DELIVERED.value:
+    if current == Status.DELIVERED:
         return current  # acked before the deliveries' rows said so
     if seen and all(status in ENDED for _, status in seen) and any(
-        status == DeliveryStatus.DEAD.value for _, status in seen
+        status == DeliveryStatus.DEAD for _, status in seen
     ):
         return Status.FAILED.value
     return Status.PENDING.value

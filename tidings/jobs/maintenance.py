@@ -7,8 +7,6 @@ advisory lock, and every step is idempotent.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +15,8 @@ from datetime import datetime, timedelta
 from tidings.domain.model import utcnow
 from tidings.store import partitions as store
 from tidings.store.database import Database
+from tidings.support.loops import Loop
+from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +64,28 @@ async def apply_retention(db: Database, now: datetime, retention_days: int) -> R
 
 
 class Maintenance:
-    """Runs `ensure_partitions` then `apply_retention` at start and every day after."""
+    """Runs `ensure_partitions` then `apply_retention` at start and every day after (a
+    failed run, too, is tried again a day later: deliveries are unaffected meanwhile)."""
 
     def __init__(self, db: Database, *, retention_days: int, ahead: int = AHEAD_MONTHS,
-                 every_s: float = DAY_S, clock: Callable[[], datetime] = utcnow) -> None:
+                 every_s: float = DAY_S, clock: Callable[[], datetime] = utcnow,
+                 metrics: Metrics | None = None) -> None:
         self._db = db
         self._retention_days = retention_days
         self._ahead = ahead
         self._every_s = every_s
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
         self.runs = 0  # completed runs, for observers
+        # Stopping cancels a run in hand: every step is idempotent, the next start redoes it.
+        self._loop = Loop("maintenance", self._pass, interval_s=every_s, metrics=metrics,
+                          cancel_on_stop=True, logger=log,
+                          failure="database maintenance failed")
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                            name="tidings-maintenance")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def run_once(self) -> Retention:
         now = self._clock()
@@ -99,10 +99,6 @@ class Maintenance:
         self.runs += 1
         return report
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # the next day tries again; deliveries are unaffected
-                log.exception("database maintenance failed")
-            await asyncio.sleep(self._every_s)
+    async def _pass(self) -> float:
+        await self.run_once()
+        return self._every_s

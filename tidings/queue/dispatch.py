@@ -20,8 +20,8 @@ from tidings.delivery.messages import Device, Email, Push, WebhookEvent
 from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.push.router import PushRouter
 from tidings.delivery.webhooks.sender import WebhookSender
-from tidings.domain.delivery import WEBHOOK, AttemptRecord
-from tidings.domain.model import DeliveryStatus, Medium, Priority
+from tidings.domain.delivery import AttemptRecord, DeliveryMedium
+from tidings.domain.model import DeliveryStatus, Priority
 from tidings.domain.notification import Notification
 from tidings.domain.pacing import Quiet
 from tidings.domain.template import fallback_parts
@@ -30,10 +30,10 @@ from tidings.queue.digest_layout import DigestLayout, plain_digest
 from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
 
-SENT, PENDING = DeliveryStatus.SENT.value, DeliveryStatus.PENDING.value
+SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
-DEAD, SKIPPED = DeliveryStatus.DEAD.value, DeliveryStatus.SKIPPED.value
+DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
 
 
 @dataclass
@@ -75,14 +75,14 @@ class Dispatcher:
         self._rng = rng or random.Random()
 
     async def run(self, claimed: Claimed, context: BatchContext) -> Settlement:
-        if claimed.medium == WEBHOOK:
+        if claimed.medium == DeliveryMedium.WEBHOOK:
             return await self._webhook(claimed, context)
         notification = context.notifications.get(claimed.notification_id)
         if notification is None:  # deleted by its user meanwhile
             return Settlement(claimed, SKIPPED, last_error="the notification was deleted")
-        if claimed.medium == Medium.EMAIL.value:
+        if claimed.medium == DeliveryMedium.EMAIL:
             return await self._email(claimed, notification, context)
-        if claimed.medium == Medium.PUSH.value:
+        if claimed.medium == DeliveryMedium.PUSH:
             return await self._push(claimed, notification, context)
         return Settlement(claimed, DEAD, last_error=f"unknown medium {claimed.medium!r}")
 
@@ -92,7 +92,7 @@ class Dispatcher:
         `attempts` are the digest's tries), `items` are their notifications, oldest
         first. The settlement applies to every one of them."""
         parts = self._digest_layout(items, self._preferences_url)
-        if claimed.medium == Medium.EMAIL.value:
+        if claimed.medium == DeliveryMedium.EMAIL:
             sender = self._senders.email
             if sender is None:
                 return Settlement(claimed, SKIPPED, last_error="no email provider is configured")
@@ -221,8 +221,8 @@ class Dispatcher:
 
 def _rank(priority: str) -> int:
     """A digest push is as urgent as its most urgent item (the enum lists low to critical)."""
-    ranks = [p.value for p in Priority]
-    return ranks.index(priority) if priority in ranks else 1
+    ranks = list(Priority)
+    return ranks.index(Priority(priority)) if priority in ranks else 1
 
 
 def _parts(notification: Notification) -> dict[str, str]:

@@ -19,7 +19,7 @@ JITTER = 0.2  # each delay is stretched or shrunk by up to this share, so retrie
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    status: str  # pending (retry), sent, dead or skipped
+    status: DeliveryStatus  # pending (retry) or dead
     due_at: datetime | None = None  # for a retry
 
 
@@ -44,6 +44,6 @@ class RetryPolicy:
         """`attempts` tries have been made (this one included), the last transiently
         failed: retry, or dead once the retries are used up."""
         if attempts > self.max_retries:
-            return Verdict(DeliveryStatus.DEAD.value)
+            return Verdict(DeliveryStatus.DEAD)
         delay = self.retry_delay(attempts, retry_after_s, rng)
-        return Verdict(DeliveryStatus.PENDING.value, now + timedelta(seconds=delay))
+        return Verdict(DeliveryStatus.PENDING, now + timedelta(seconds=delay))

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.delivery import WEBHOOK
+from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.model import DeliveryStatus, Status, isoformat
 from tidings.domain.notification import StatusChange
 from tidings.domain.webhook import WebhookEventType
@@ -26,7 +26,7 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
             "medium": s.delivery.medium, "delivery_id": s.delivery.id,
             "provider_id": s.provider_id})
         for s in settled
-        if s.status == DeliveryStatus.SENT.value and s.delivery.medium != WEBHOOK
+        if s.status == DeliveryStatus.SENT and s.delivery.medium != DeliveryMedium.WEBHOOK
     ]
     dead = [
         (s.delivery.notification_id, s.delivery.user_id, {
@@ -34,7 +34,7 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
             "medium": s.delivery.medium, "delivery_id": s.delivery.id,
             "attempts": s.delivery.attempts, "last_error": s.last_error})
         for s in settled
-        if s.status == DeliveryStatus.DEAD.value and s.delivery.medium != WEBHOOK
+        if s.status == DeliveryStatus.DEAD and s.delivery.medium != DeliveryMedium.WEBHOOK
     ]
     return (await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_SENT, sent, now)
             + await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_DEAD, dead, now))

@@ -232,39 +232,3 @@ async def delete_owned(
         notifications.delete().where(_owned(user_id, notification_id), _visible(now))
     )
     return bool(result.rowcount)
-
-
-async def claim_due_in_app(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
-    """Claim in-app deliveries whose time has come (scheduled notifications) and mark them
-    sent; returns their notification ids. SKIP LOCKED lets several nodes claim side by side
-    on PostgreSQL; SQLite has one writer, so the clause is simply left out there."""
-    due = (
-        sa.select(deliveries.c.id)
-        .where(
-            deliveries.c.medium == Medium.IN_APP.value,
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= now,
-        )
-        .order_by(deliveries.c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    result = await conn.execute(
-        deliveries.update()
-        .where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(status=DeliveryStatus.SENT.value, attempts=deliveries.c.attempts + 1,
-                updated_at=now)
-        .returning(deliveries.c.notification_id)
-    )
-    return [row.notification_id for row in result]
-
-
-async def next_due_in_app(conn: AsyncConnection) -> datetime | None:
-    result = await conn.execute(
-        sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
-            deliveries.c.medium == Medium.IN_APP.value,
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-        )
-    )
-    value: datetime | None = result.scalar_one_or_none()
-    return value

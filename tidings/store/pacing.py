@@ -13,19 +13,16 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.model import DeliveryStatus
 from tidings.store.database import upsert_into
-from tidings.store.queue import DUE, Claimed
+from tidings.store.queue import CLAIMED, DUE, Claimed, claimed_of
 from tidings.store.tables import digests, send_counts
 from tidings.store.tables import notification_deliveries as deliveries
 
-OPEN, SENDING = "open", "sending"
-PENDING = DeliveryStatus.PENDING.value
-HELD = (PENDING, DeliveryStatus.SENDING.value)
-_CLAIMED = (deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id,
-            deliveries.c.medium, deliveries.c.attempts, deliveries.c.lease_token,
-            deliveries.c.webhook_id, deliveries.c.event, deliveries.c.payload,
-            deliveries.c.created_at)
+OPEN, SENDING = "open", "sending"  # a digest's own states
+PENDING = DeliveryStatus.PENDING
+HELD = (PENDING, DeliveryStatus.SENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +42,7 @@ class ClaimedDigest:
     id: str
     user_id: str
     key: str
-    medium: str
+    medium: DeliveryMedium
     attempts: int
     lease_token: str
     members: tuple[Claimed, ...]
@@ -175,13 +172,13 @@ async def claim_digests(conn: AsyncConnection, now: datetime, limit: int,
         members = await conn.execute(
             deliveries.update()
             .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(HELD))
-            .values(status=DeliveryStatus.SENDING.value, lease_token=token,
+            .values(status=DeliveryStatus.SENDING, lease_token=token,
                     locked_until=until, next_attempt_at=until,
                     attempts=deliveries.c.attempts + 1, updated_at=now)
-            .returning(*_CLAIMED))
-        held = sorted((Claimed(*tuple(m)) for m in members), key=lambda m: m.id)
-        claimed.append(ClaimedDigest(digest_id, row[0], row[1], row[2], row[3], token,
-                                     tuple(held)))
+            .returning(*CLAIMED))
+        held = sorted((claimed_of(m) for m in members), key=lambda m: m.id)
+        claimed.append(ClaimedDigest(digest_id, row[0], row[1], DeliveryMedium(row[2]),
+                                     row[3], token, tuple(held)))
     return claimed
 
 
@@ -202,7 +199,7 @@ async def defer_digest(conn: AsyncConnection, digest: ClaimedDigest, until: date
                 deferred_until=until, updated_at=now))
 
 
-async def settle_digest(conn: AsyncConnection, digest: ClaimedDigest, status: str,
+async def settle_digest(conn: AsyncConnection, digest: ClaimedDigest, status: DeliveryStatus,
                         due_at: datetime | None, now: datetime) -> None:
     """Store how the digest's send ended (its deliveries are settled like any other). A
     retry makes it due again at `due_at`. Deliveries that joined while it was being sent

@@ -1,6 +1,9 @@
-"""SQL of the delivery queue: claim due deliveries under a lease, settle them, record their
-attempts. The claim is one short transaction; sending happens outside any transaction; a
-settlement only lands while the lease it was claimed under is still the row's."""
+"""SQL of the delivery queue: claim due deliveries, settle them, record their attempts.
+
+Two lanes of the one table are claimed the same way: email, push and webhook deliveries
+under a lease (sending happens outside any transaction; a settlement only lands while the
+lease it was claimed under is still the row's), and scheduled in-app deliveries, which
+the claim marks sent at once (the fan-out that follows has nothing to settle)."""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.delivery import AttemptRecord
+from tidings.domain.delivery import AttemptRecord, DeliveryMedium
 from tidings.domain.model import DeliveryStatus
 from tidings.store.tables import delivery_attempts as attempts_table
 from tidings.store.tables import notification_deliveries as deliveries
@@ -26,19 +30,51 @@ STRIPPED = "the provider's answer could not be stored (see the worker's log)"
 
 
 @dataclass(frozen=True, slots=True)
+class Lane:
+    """One part of the delivery table, claimed by one loop: which rows wait in it (literal
+    SQL, read through the index made for it), and what a claim does to them."""
+
+    waiting: sa.TextClause
+    leased: bool  # claimed `sending` under a lease and settled later; else marked sent
+    held_apart: bool  # rows held for a digest are left to `store.pacing.claim_digests`
+
+
+# Email, push and webhook deliveries: the partial index `ix_deliveries_queue`.
+QUEUED = Lane(DUE, leased=True, held_apart=True)
+# Scheduled in-app deliveries: the index `ix_deliveries_due` (medium, status, due time).
+# Never held for a digest (digests are email and push), so no such filter to read past.
+IN_APP = Lane(sa.text("medium = 'in_app' AND status = 'pending'"), leased=False,
+              held_apart=False)
+
+# The columns of a `Claimed`, in its fields' order.
+CLAIMED = (deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id,
+           deliveries.c.medium, deliveries.c.attempts, deliveries.c.lease_token,
+           deliveries.c.webhook_id, deliveries.c.event, deliveries.c.payload,
+           deliveries.c.created_at)
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
-    """A delivery this worker holds until `lease_token` is settled or its lease ends."""
+    """A delivery this worker holds until `lease_token` is settled or its lease ends (no
+    token: claimed from a lane without leases, and already marked sent)."""
 
     id: int
     notification_id: str
     user_id: str
-    medium: str
+    medium: DeliveryMedium
     attempts: int  # tries made, this one included
-    lease_token: str
+    lease_token: str | None
     webhook_id: str | None
     event: str | None
     payload: dict[str, Any] | None
     created_at: datetime
+
+
+def claimed_of(row: Row[Any]) -> Claimed:
+    """The `Claimed` of one row of `CLAIMED`."""
+    values = list(row)
+    values[3] = DeliveryMedium(values[3])
+    return Claimed(*values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +82,7 @@ class Settlement:
     """How one claimed delivery ended this time."""
 
     delivery: Claimed
-    status: str  # pending (a retry), sent, dead or skipped
+    status: DeliveryStatus  # pending (a retry), sent, dead or skipped
     due_at: datetime | None = None  # for a retry
     last_error: str | None = None
     provider_id: str | None = None
@@ -64,34 +100,42 @@ class Settlement:
                            for a in self.attempts))
 
 
+def _unheld(lane: Lane) -> sa.ColumnElement[bool]:
+    # Held deliveries go out, and are due, with their digest (`store.pacing`), not by
+    # their row. (`true()` adds nothing to the SQL.)
+    return deliveries.c.digest_id.is_(None) if lane.held_apart else sa.true()
+
+
 async def claim(
-    conn: AsyncConnection, now: datetime, limit: int, lease_s: float
+    conn: AsyncConnection, now: datetime, limit: int, lease_s: float = 0.0,
+    lane: Lane = QUEUED,
 ) -> list[Claimed]:
-    """Take up to `limit` due deliveries (oldest due first): `sending` under a fresh lease
-    until `now + lease_s`, one more attempt counted. A lease that ends makes the row due
-    again by itself (`next_attempt_at` is its end). SKIP LOCKED lets workers claim side by
+    """Take up to `limit` of the lane's due deliveries (oldest due first), one more attempt
+    counted. In a leased lane they are `sending` under a fresh lease until `now + lease_s`;
+    a lease that ends makes the row due again by itself (`next_attempt_at` is its end).
+    Otherwise they are `sent` at once. SKIP LOCKED lets workers and nodes claim side by
     side on PostgreSQL; SQLite has one writer, so the clause is left out there."""
-    until = now + timedelta(seconds=lease_s)
-    token = str(uuid.uuid4())
     due = (
         sa.select(deliveries.c.id)
-        # Deliveries held for a digest go out with it (`store.pacing.claim_digests`).
-        .where(DUE, deliveries.c.next_attempt_at <= now, deliveries.c.digest_id.is_(None))
+        .where(lane.waiting, deliveries.c.next_attempt_at <= now, _unheld(lane))
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    values: dict[str, Any] = {"attempts": deliveries.c.attempts + 1, "updated_at": now}
+    if lane.leased:
+        until = now + timedelta(seconds=lease_s)
+        values.update(status=DeliveryStatus.SENDING, lease_token=str(uuid.uuid4()),
+                      locked_until=until, next_attempt_at=until)
+    else:
+        values.update(status=DeliveryStatus.SENT)
     result = await conn.execute(
         deliveries.update()
         .where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(status=DeliveryStatus.SENDING.value, lease_token=token, locked_until=until,
-                next_attempt_at=until, attempts=deliveries.c.attempts + 1, updated_at=now)
-        .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id,
-                   deliveries.c.medium, deliveries.c.attempts, deliveries.c.lease_token,
-                   deliveries.c.webhook_id, deliveries.c.event, deliveries.c.payload,
-                   deliveries.c.created_at)
+        .values(**values)
+        .returning(*CLAIMED)
     )
-    claimed = [Claimed(*tuple(row)) for row in result]
+    claimed = [claimed_of(row) for row in result]
     claimed.sort(key=lambda item: item.id)
     return claimed
 
@@ -154,10 +198,10 @@ async def devices_reached(
     return reached
 
 
-async def next_due(conn: AsyncConnection) -> datetime | None:
-    # Held deliveries are due with their digest (`store.pacing.next_due`), not by their row.
+async def next_due(conn: AsyncConnection, lane: Lane = QUEUED) -> datetime | None:
+    """When the lane's next delivery falls due (None: nothing waits in it)."""
     result = await conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at))
-                                .where(DUE, deliveries.c.digest_id.is_(None)))
+                                .where(lane.waiting, _unheld(lane)))
     value: datetime | None = result.scalar_one_or_none()
     return value
 

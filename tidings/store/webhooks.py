@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.delivery import WEBHOOK
+from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.model import DeliveryStatus
 from tidings.domain.webhook import Webhook, event_payload
 from tidings.store.tables import notification_deliveries as deliveries
@@ -105,7 +105,7 @@ async def enqueue_webhook_events(
         {
             "notification_id": notification_id,
             "user_id": user_id,
-            "medium": WEBHOOK,
+            "medium": DeliveryMedium.WEBHOOK.value,
             "status": DeliveryStatus.PENDING.value,
             "attempts": 0,
             "next_attempt_at": now,

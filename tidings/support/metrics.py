@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 QUEUED_MEDIA = ("email", "push", "webhook")
+LOOPS = ("worker", "scheduler", "maintenance")  # the background loops (`support.loops`)
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -88,12 +89,25 @@ class Metrics:
             "Messages read from Redis and dropped: receive buffer full, or undecodable",
             registry=self.registry,
         )
+        # Every background loop (`support.loops.Loop`), by its name.
+        self.loop_passes = Counter(
+            "tidings_loop_passes", "Passes of a background loop, failed ones included",
+            ["loop"], registry=self.registry,
+        )
+        self.loop_errors = Counter(
+            "tidings_loop_errors", "Passes of a background loop that failed (each is "
+            "logged, then the loop waits and goes on)",
+            ["loop"], registry=self.registry,
+        )
         # Series that alerts compare over time exist from the start, at zero.
         for channel in ("user", "control"):
             self.fanout_received.labels(channel=channel)
         for medium in QUEUED_MEDIA:
             self.dead_letters.labels(medium=medium)
             self.queue_depth.labels(medium=medium)
+        for loop in LOOPS:
+            self.loop_passes.labels(loop=loop)
+            self.loop_errors.labels(loop=loop)
 
     def count_response(self, status: int) -> None:
         """Count one HTTP response (on the path of every request: one dict lookup once
