@@ -111,7 +111,7 @@ def build_core(settings: Settings, *, serve: bool) -> Core:
     delivery = build_delivery(settings, db, fanout, metrics, cipher)
     scheduler = DueScheduler(
         db, fanout, interval_s=settings.scheduler_interval_s,
-        batch_size=settings.notification_batch_size, cipher=cipher,
+        batch_size=settings.notification_batch_size, cipher=cipher, metrics=metrics,
     ) if serve and fanout is not None else None
     runs_worker = settings.workers_in_serve or not serve
     waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
@@ -229,7 +229,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
         lease_s=settings.delivery_lease_seconds,
         poll_s=settings.scheduler_interval_s,
         cipher=cipher,
-        maintenance=Maintenance(db, retention_days=settings.retention_days),
+        maintenance=Maintenance(db, retention_days=settings.retention_days, metrics=metrics),
         throttle_per_hour=settings.throttle_per_hour,
         devices_per_user=settings.max_devices_per_user,
     )
