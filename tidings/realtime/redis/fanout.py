@@ -33,7 +33,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp, Recent
@@ -45,7 +44,7 @@ from tidings.realtime.redis.retry import Backlog
 from tidings.realtime.redis.shard import Failure
 from tidings.realtime.redis.supervisor import Supervisor
 from tidings.services.fanout import FanoutHandler
-from tidings.store.database import Database
+from tidings.services.fanout_reads import FanoutReads
 from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -61,10 +60,10 @@ HEARTBEAT_S = 5.0
 class RedisFanout:
     """Implements `Fanout` (and the presence hooks) over Redis; see the module docstring."""
 
-    def __init__(self, links: Links, db: Database, metrics: Metrics, *, prefix: str,
+    def __init__(self, links: Links, reads: FanoutReads, metrics: Metrics, *, prefix: str,
                  max_event_bytes: int, poll_s: float, linger_s: float = 30.0,
                  buffer_size: int = 10_000, heartbeat_s: float = HEARTBEAT_S,
-                 cipher: FieldCipher | None = None, backlog: Backlog | None = None) -> None:
+                 backlog: Backlog | None = None) -> None:
         self._links = links
         self._metrics = metrics
         self._prefix = prefix
@@ -77,14 +76,13 @@ class RedisFanout:
         self._background = Background()
         self._wake_pending = asyncio.Event()
         self._recent = Recent()
-        self._inbound = Inbound(db, metrics, self._recent, self._holds, node_id=self.node_id,
-                                ctl_channel=self.ctl_channel, buffer_size=buffer_size,
-                                cipher=cipher)
+        self._inbound = Inbound(reads, metrics, self._recent, self._holds,
+                                node_id=self.node_id, ctl_channel=self.ctl_channel,
+                                buffer_size=buffer_size)
         self._presence = Presence(links, self._inbound, self._background,
                                   user_channel=self.user_channel,
                                   is_up=lambda: self._supervisor.up, linger_s=linger_s)
-        catchup = CatchUp(db, self._recent, lambda: list(self._presence.sockets),
-                          cipher=cipher)
+        catchup = CatchUp(reads, self._recent, lambda: list(self._presence.sockets))
         self._supervisor = Supervisor(links, self._presence, self._inbound, catchup, metrics,
                                       self._background, ctl_channel=self.ctl_channel,
                                       poll_s=poll_s, heartbeat_s=heartbeat_s)
