@@ -25,6 +25,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.realtime.redis.fanout import RedisFanout
 from tidings.realtime.redis.links import build_links
+from tidings.services.fanout_reads import FanoutReads
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
 
@@ -71,7 +72,8 @@ async def resubscribe(
         async with scratch_database(admin_url) as url:
             database = Database(url)
             await database.start()
-            fanout = RedisFanout(build_links(redis.url, "", False), database, Metrics(),
+            fanout = RedisFanout(build_links(redis.url, "", False), FanoutReads(database),
+                                 Metrics(),
                                  prefix="bench", max_event_bytes=65_536, poll_s=1.0)
             fanout.attach(_Discard())
             try:

@@ -1,5 +1,6 @@
 """The lean create path (`api/fast_create.py`) answers exactly what the FastAPI route
-answers, and serves the common case without reaching FastAPI."""
+answers (both go through the one create edge, `api/create_edge.py`), and serves every
+JSON create without reaching FastAPI."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from tests.conftest import RunningServer
-from tidings.api.fast_create import FastCreate, _bearer, _declares_json
+from tests.conftest import RunningServer, make_settings, start_server
+from tidings.api.create_edge import bearer as _bearer
+from tidings.api.fast_create import FastCreate, _declares_json
 
 pytestmark = pytest.mark.both_databases
 
@@ -79,7 +81,9 @@ def comparable(response: httpx.Response) -> dict[str, Any]:
                 "deliveries": [(d["medium"], d["status"]) for d in body["deliveries"]]}
     return {"status": response.status_code, "body": body,
             "content-type": response.headers.get("content-type"),
-            "www-authenticate": response.headers.get("www-authenticate")}
+            "www-authenticate": response.headers.get("www-authenticate"),
+            "retry-after": response.headers.get("retry-after"),
+            "vary": response.headers.get("vary")}
 
 
 @pytest.mark.parametrize(("what", "body", "token"), CASES, ids=[c[0] for c in CASES])
@@ -92,6 +96,61 @@ async def test_lean_and_route_answer_alike(server: RunningServer, what: str, bod
                                 headers=headers(server, token, ROUTE))
     assert comparable(lean) == comparable(route), what
     assert lean.status_code in (201, 202, 400, 401, 403, 422), lean.text
+
+
+# The answers FastAPI gave when it admitted creates itself, in its order: the body decoded
+# (400), then the token (401), then the draft (422). The create edge keeps them.
+REFUSALS: list[tuple[str, bytes, str | None, str | None, int, str, str | None]] = [
+    # (what, body, whose token, content type, status, error code, field)
+    ("not JSON", b"{", "svc", LEAN, 400, "invalid_json", "body"),
+    ("not JSON before no token", b"{", None, ROUTE, 400, "invalid_json", "body"),
+    ("not UTF-8", b'{"type": "\xff"}', None, LEAN, 400, "invalid_json", "body"),
+    ("no token before invalid", b"{}", None, LEAN, 401, "authentication_failed", None),
+    ("bad token, text", b"{}", "bad", "text/plain", 401, "authentication_failed", None),
+    ("empty", b"", "svc", LEAN, 422, "validation_error", "body"),
+    ("empty, no type", b"", "svc", None, 422, "validation_error", "body"),
+    ("JSON as text", json.dumps({**NOTE, "user_id": "a"}).encode(), "svc", "text/plain",
+     422, "validation_error", "body"),
+    ("JSON without a type", json.dumps({**NOTE, "user_id": "a"}).encode(), "svc", None,
+     422, "validation_error", "body"),
+    ("null", b"null", "svc", ROUTE, 422, "validation_error", "body"),
+    ("missing type", json.dumps({"user_id": "a", "title": "t", "message": "m"}).encode(),
+     "svc", LEAN, 422, "validation_error", "type"),
+]
+
+
+@pytest.mark.parametrize(("what", "body", "token", "content_type", "status", "code", "field"),
+                         REFUSALS, ids=[c[0] for c in REFUSALS])
+async def test_refusals_keep_fastapis_order(server: RunningServer, what: str, body: bytes,
+                                            token: str | None, content_type: str | None,
+                                            status: int, code: str,
+                                            field: str | None) -> None:
+    sent = headers(server, token, content_type or "")
+    if content_type is None:
+        del sent["Content-Type"]
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        answer = await http.post("/api/notifications", content=body, headers=sent)
+    assert answer.status_code == status, what
+    assert answer.json()["error"]["code"] == code
+    assert answer.json()["error"].get("field") == field
+    assert (answer.headers.get("www-authenticate") == "Bearer") == (status == 401)
+
+
+async def test_lean_and_route_answer_alike_with_cors_on(database_url: str) -> None:
+    """With CORS on, the route's answers carry the CORS middleware's `Vary: Origin`, and
+    so do the lean path's (the cross-origin requests themselves go to the route)."""
+    running = await start_server(make_settings(database_url, cors_origins=["https://x.test"]))
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            for what, body, token in CASES[:3] + CASES[11:12] + CASES[-4:]:
+                lean = await http.post("/api/notifications", content=body,
+                                       headers=headers(running, token, LEAN))
+                route = await http.post("/api/notifications", content=body,
+                                        headers=headers(running, token, ROUTE))
+                assert comparable(lean) == comparable(route), what
+                assert lean.headers.get("vary") == "Origin", what
+    finally:
+        await running.stop()
 
 
 async def test_idempotency_key_is_honoured_on_both_paths(server: RunningServer) -> None:
@@ -128,10 +187,10 @@ class Recorder:
 
 async def call(app: FastCreate, server: RunningServer, chunks: list[bytes],
                extra: list[tuple[bytes, bytes]] | None = None,
-               disconnect: bool = False) -> list[Message]:
+               content_type: str = LEAN, disconnect: bool = False) -> list[Message]:
     token = server.token("svc", "service").encode()
     scope = {"type": "http", "method": "POST", "path": "/api/notifications",
-             "headers": [(b"content-type", b"application/json"),
+             "headers": [(b"content-type", content_type.encode()),
                          (b"authorization", b"Bearer " + token), *(extra or [])]}
     incoming: list[Message] = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
@@ -158,12 +217,17 @@ async def test_the_common_case_never_reaches_fastapi(server: RunningServer) -> N
     created = await call(app, server, [body[:10], body[10:]])  # a body in two chunks
     assert created[0]["status"] == 201 and inner.bodies == []
     assert json.loads(created[1]["body"])["user_id"] == "alice"
-    # Handed on whole: an invalid draft, and a cross-origin request when CORS is on.
-    assert (await call(app, server, [b'{"type": 1}']))[0]["status"] == 418
+    # Refused here too, as the route refuses it: an invalid draft.
+    refused = await call(app, server, [b'{"type": 1}'])
+    assert refused[0]["status"] == 422 and inner.bodies == []
+    assert json.loads(refused[1]["body"])["error"]["field"] == "type"
+    # Handed on unread: a cross-origin request when CORS is on, another content type.
     assert (await call(app, server, [body], [(b"origin", b"https://x.test")]))[0][
         "status"] == 418
-    assert inner.bodies == [b'{"type": 1}', body]
-    assert inner.after == ["http.disconnect"] * 2  # after the replayed body, the client's own
+    assert (await call(app, server, [body], [], "application/x.tidings+json"))[0][
+        "status"] == 418
+    assert inner.bodies == [body, body]
+    assert inner.after == ["http.disconnect"] * 2  # after the body, the client's own
     # A client gone before its body: nothing is answered, nothing reaches FastAPI.
     assert await call(app, server, [], disconnect=True) == []
     assert len(inner.bodies) == 2

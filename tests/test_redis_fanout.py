@@ -25,6 +25,7 @@ from tidings.realtime.catchup import CatchUp, Recent
 from tidings.realtime.redis import messages as wire
 from tidings.realtime.redis.fanout import RedisFanout
 from tidings.realtime.redis.links import build_links
+from tidings.services.fanout_reads import FanoutReads
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
 
@@ -360,7 +361,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 def direct_fanout(redis: RedisServer, db: Database, metrics: Metrics,
                   **options: Any) -> RedisFanout:
-    return RedisFanout(build_links(redis.url, "", False), db, metrics, prefix="t",
+    return RedisFanout(build_links(redis.url, "", False), FanoutReads(db), metrics, prefix="t",
                        max_event_bytes=65_536, poll_s=0.2, **options)
 
 
@@ -456,7 +457,7 @@ async def test_polling_goes_on_where_a_full_poll_stopped_and_sends_nothing_twice
     finally:
         await node.stop()
     recorder = Recorder()
-    catchup = CatchUp(database, Recent(), lambda: ["alice", "bob"], limit=2)
+    catchup = CatchUp(FanoutReads(database), Recent(), lambda: ["alice", "bob"], limit=2)
     catchup.watermark = start
     for _ in range(5):
         await catchup.poll(recorder)

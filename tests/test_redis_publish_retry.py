@@ -27,6 +27,7 @@ from tidings.domain.model import utcnow
 from tidings.domain.notification import StatusChange
 from tidings.realtime.catchup import CatchUp, Recent
 from tidings.realtime.redis.retry import Backlog
+from tidings.services.fanout_reads import FanoutReads
 from tidings.store.catchup import USERS_PER_QUERY
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
@@ -176,7 +177,7 @@ async def test_the_outage_poll_finds_every_held_user_however_many(
     finally:
         await node.stop()
     recorder = Recorder()
-    catchup = CatchUp(database, Recent(), lambda: held)
+    catchup = CatchUp(FanoutReads(database), Recent(), lambda: held)
     catchup.watermark = start
     await catchup.poll(recorder)
     assert sorted(recorder.notifications) == sorted(created)

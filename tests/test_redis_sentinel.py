@@ -24,6 +24,7 @@ from tests.test_redis_fanout import Nodes, Recorder, create, fanout_of, until, u
 from tidings.domain.notification import StatusChange
 from tidings.realtime.redis.fanout import RedisFanout
 from tidings.realtime.redis.links import build_links
+from tidings.services.fanout_reads import FanoutReads
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
 
@@ -131,7 +132,7 @@ async def until_subscribers(server: RedisServer, channel: str, count: int) -> No
 
 
 def direct_fanout(url: str, database: Database) -> RedisFanout:
-    return RedisFanout(build_links(url, "", False), database, Metrics(), prefix="t",
+    return RedisFanout(build_links(url, "", False), FanoutReads(database), Metrics(), prefix="t",
                        max_event_bytes=65_536, poll_s=0.2, heartbeat_s=0.5)
 
 

@@ -38,6 +38,7 @@ from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.fanout import Fanout
+from tidings.services.fanout_reads import FanoutReads
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
@@ -254,10 +255,10 @@ def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics,
     """The fan-out between nodes (REDIS_URL set)."""
     links = build_links(settings.redis_url, settings.redis_password, settings.redis_cluster)
     return RedisFanout(
-        links, db, metrics, prefix=settings.redis_prefix,
+        links, FanoutReads(db, cipher), metrics, prefix=settings.redis_prefix,
         max_event_bytes=settings.max_event_bytes, poll_s=settings.scheduler_interval_s,
         linger_s=settings.redis_unsubscribe_after_s,
-        buffer_size=settings.redis_receive_buffer, cipher=cipher,
+        buffer_size=settings.redis_receive_buffer,
     )
 
 

@@ -31,7 +31,18 @@ from tidings.domain.inputs import first_problem
 
 log = logging.getLogger(__name__)
 
+
+class InvalidJson(TidingsError):
+    """A request body that could not be decoded as JSON (or as text at all)."""
+
+    code = "invalid_json"
+
+    def __init__(self) -> None:
+        super().__init__("the body is not valid JSON", field="body")
+
+
 STATUS: dict[type[TidingsError], int] = {
+    InvalidJson: 400,
     ValidationFailed: 422,
     AuthenticationFailed: 401,
     Forbidden: 403,
@@ -95,8 +106,7 @@ def install(app: FastAPI) -> None:
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if errors and errors[0].get("type") == "json_invalid":
-            return error_response(400, error_body("invalid_json", "the body is not valid JSON",
-                                                  "body"))
+            return error_response(400, InvalidJson().body())
         return error_response(422, first_problem(errors, "body").body())
 
     @app.exception_handler(StarletteHTTPException)
@@ -104,8 +114,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400:
             # FastAPI's answer to a body it could not decode at all (bytes that are not
             # UTF-8): the same answer as any other body that is not JSON, naming the field.
-            return error_response(400, error_body("invalid_json", "the body is not valid JSON",
-                                                  "body"))
+            return error_response(400, InvalidJson().body())
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         allow = allowed_methods(request.app.routes, request.scope) if exc.status_code == 405 else ""

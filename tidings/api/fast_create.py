@@ -3,46 +3,28 @@
 A create is the hottest request of the service, and FastAPI's path for it (the middleware
 stack, routing over every route, a Request object, dependency resolution, header
 parameters, the response object) cost about as much server CPU as the create's own work.
-This ASGI layer answers the common case itself: a JSON body, a bearer token, a valid draft.
-It does what the FastAPI route `create_notification` does, in the same order, with the same
-code (the token service, the creation service with its rate limit, the error table of
-`errors.py`), and answers the same JSON.
+This ASGI layer answers a create with a JSON body itself: admission and answer are those
+of the FastAPI route, from the one create edge (`create_edge.py`); only the transport
+differs (the headers scanned once, the body read and the answer sent on the raw ASGI
+calls).
 
-Anything off that path is handed to the FastAPI route with the body it read, untouched: a
-body that is not JSON, a missing or failing token, a draft that fails validation, another
-content type, a cross-origin request when CORS is on. Their answers are therefore FastAPI's
-own by construction, and so are the 400/401/422 precedences between them (FastAPI decodes
-the body, then authenticates, then validates). The route stays declared for the OpenAPI
-document and for those requests.
+Requests it does not take are handed to the FastAPI app before their body is read: another
+content type (FastAPI reads `+json` types too, and refuses the rest in its words, by the
+same create edge), and a cross-origin request when CORS is on (the CORS middleware adds its
+headers). The route stays declared for the OpenAPI document and for those requests.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.api import create_edge
 from tidings.api.bundle import ApiServices
-from tidings.api.errors import UNEXPECTED, headers_of, log_unexpected, status_of
-from tidings.domain.errors import TidingsError
-from tidings.domain.inputs import NotificationDraft
-from tidings.domain.model import Principal
-from tidings.domain.notification import Created
-from tidings.support.http_body import replaying
+from tidings.api.errors import UNEXPECTED, log_unexpected
 
 PATH = "/api/notifications"
-_JSON = (b"content-type", b"application/json")
-_validate = NotificationDraft.__pydantic_validator__.validate_python
-# orjson reads an integer of more than 64 bits as a float; json.loads keeps it an int.
-# A run of 19 digits anywhere sends the body to json.loads.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-
-
-class Handoff(Exception):
-    """This request is not the lean path's to answer: the FastAPI route answers it."""
 
 
 class FastCreate:
@@ -52,8 +34,10 @@ class FastCreate:
     def __init__(self, app: ASGIApp, services: ApiServices, *, cors: bool) -> None:
         self.app = app
         self.services = services
-        # With CORS on, a request carrying `Origin` needs the CORS middleware's headers.
+        # With CORS on, a request carrying `Origin` needs the CORS middleware's headers;
+        # every answer gets its `Vary: Origin` (added here, as that middleware does).
         self.cors = cors
+        self._vary = [(b"vary", b"Origin")] if cors else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -66,50 +50,23 @@ class FastCreate:
         body = await _read(receive)
         if body is None:
             return  # the client left before sending its body: nobody to answer
-        try:
-            principal, draft = self._admit(body, authorization)
-        except Handoff:
-            await self.app(scope, replaying(body, receive), send)
-            return
-        await self._create(principal, draft, key, send)
-
-    def _admit(self, body: bytes,
-               authorization: str | None) -> tuple[Principal, NotificationDraft]:
-        """The caller and the draft, decoded and checked as FastAPI would, in its order;
-        Handoff for anything FastAPI would refuse (it then answers, in its own words)."""
-        try:
-            data = _decode(body)
-        except Exception as exc:  # not JSON, not UTF-8, nested beyond the recursion limit
-            raise Handoff() from exc
-        token = _bearer(authorization)
-        if token is None:
-            raise Handoff()
-        try:
-            principal = self.services.tokens.verify(token)
-            # FastAPI validates the body field with `from_attributes=True`.
-            draft: NotificationDraft = _validate(data, from_attributes=True)
-        except Exception as exc:  # a failed token or draft; FastAPI answers it its own way
-            raise Handoff() from exc
-        return principal, draft
-
-    async def _create(self, principal: Principal, draft: NotificationDraft,
-                      key: str | None, send: Send) -> None:
         services = self.services
         try:
-            outcome = await services.creation.create(principal, draft, key)
-        except TidingsError as exc:
-            status = status_of(exc)
-            await _answer(send, status, {"error": exc.body()}, headers_of(exc, status))
-            return
+            answer = await create_edge.answer(services.tokens, services.creation, body,
+                                              is_json=True, authorization=authorization,
+                                              key=key)
         except Exception as exc:
             # As Starlette's ServerErrorMiddleware: log, answer 500, re-raise for the server.
             log_unexpected(exc)
-            await _answer(send, 500, {"error": UNEXPECTED})
+            await self._send(send, create_edge.Answer(500, create_edge.encode(
+                {"error": UNEXPECTED})))
             raise
-        if isinstance(outcome, Created):
-            await _answer(send, 201, outcome.notification.to_json())
-        else:
-            await _answer(send, 202, {"count": outcome.count, "channel": outcome.channel})
+        await self._send(send, answer)
+
+    async def _send(self, send: Send, answer: create_edge.Answer) -> None:
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [*answer.raw_headers(), *self._vary]})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 def _scan(headers: Any) -> tuple[str | None, str | None, bool, bool]:
@@ -134,44 +91,10 @@ def _scan(headers: Any) -> tuple[str | None, str | None, bool, bool]:
 
 
 def _declares_json(content_type: bytes) -> bool:
-    """`application/json`, with parameters or not, in any case: what FastAPI decodes as
-    JSON. Other JSON types (`+json`) and odd spellings go the FastAPI way."""
+    """`application/json`, with parameters or not, in any case: the JSON type this path
+    takes. Other JSON types (`+json`) and odd spellings go the FastAPI way."""
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json"
-
-
-def _bearer(authorization: str | None) -> str | None:
-    """The token as FastAPI's `HTTPBearer(auto_error=False)` takes it, else None."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if not scheme or not token or scheme.lower() != "bearer":
-        return None
-    return token
-
-
-def _decode(body: bytes) -> Any:
-    """The body as Starlette's `Request.json()` decodes it (`json.loads`), at orjson's
-    speed. What orjson would read otherwise (long integers) or refuses where json.loads
-    does not (NaN, 1e400, lone surrogates, a BOM, UTF-16) gets `json.loads` itself."""
-    if _LONG_DIGITS.search(body) is None:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(body)
-
-
-def _encode(content: Any) -> bytes:
-    """The JSON of Starlette's `JSONResponse` (compact, UTF-8, no NaN); orjson spells some
-    small floats of `data` differently (1e-7 for 1e-07), the same numbers. Integers beyond
-    64 bits, which orjson refuses, take `json.dumps`."""
-    try:
-        return orjson.dumps(content)
-    except TypeError:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                          separators=(",", ":")).encode("utf-8")
 
 
 async def _read(receive: Receive) -> bytes | None:
@@ -186,14 +109,3 @@ async def _read(receive: Receive) -> bytes | None:
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-
-async def _answer(send: Send, status: int, content: Any,
-                  headers: dict[str, str] | None = None) -> None:
-    """What Starlette's `JSONResponse` sends: the same JSON and header order."""
-    body = _encode(content)
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-           for name, value in headers.items()] if headers else []
-    raw.append((b"content-length", str(len(body)).encode("latin-1")))
-    raw.append(_JSON)
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})

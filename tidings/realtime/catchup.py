@@ -1,7 +1,8 @@
 """Keeps a node's own sockets live from the database while Redis is down.
 
 Every poll reads what became visible, and which statuses moved, after a watermark, for the
-users the node holds, and hands it to the node's handler. The watermark trails the poll by
+users the node holds (through `services/fanout_reads.py`), and hands it to the node's
+handler. The watermark trails the poll by
 `OVERLAP`, since a row is stamped before its transaction commits; what the overlap reads
 again is recognised in `Recent` and not sent twice.
 """
@@ -12,12 +13,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timedelta
 
-from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import utcnow
 from tidings.domain.notification import Notification, StatusChange
 from tidings.services.fanout import FanoutHandler
-from tidings.store import catchup as store
-from tidings.store.database import Database
+from tidings.services.fanout_reads import FanoutReads
 
 OVERLAP = timedelta(seconds=5)
 POLL_LIMIT = 1000
@@ -50,11 +49,9 @@ class Recent:
 class CatchUp:
     """The polling side of the fan-out, for the users `held()` names."""
 
-    def __init__(self, db: Database, recent: Recent, held: Callable[[], list[str]],
-                 clock: Callable[[], datetime] = utcnow, limit: int = POLL_LIMIT,
-                 cipher: FieldCipher | None = None) -> None:
-        self._db = db
-        self._cipher = cipher
+    def __init__(self, reads: FanoutReads, recent: Recent, held: Callable[[], list[str]],
+                 clock: Callable[[], datetime] = utcnow, limit: int = POLL_LIMIT) -> None:
+        self._reads = reads
         self._limit = limit
         self._recent = recent
         self._held = held
@@ -73,19 +70,16 @@ class CatchUp:
             self.watermark = max(self.watermark, now - OVERLAP)
             return 0
         after = self.watermark
-        async with self._db.begin() as conn:
-            visible = await store.visible_since(conn, users, after, now, self._limit,
-                                                cipher=self._cipher)
-            changes = await store.statuses_since(conn, users, after, self._limit)
-        fresh = self._recent.fresh_notifications(visible.notifications)
+        missed = await self._reads.missed(users, after, now, self._limit)
+        fresh = self._recent.fresh_notifications(missed.notifications)
         if fresh:
             await handler.deliver(fresh)
-        moved = [change for change in changes if self._recent.fresh_status(change)]
+        moved = [change for change in missed.changes if self._recent.fresh_status(change)]
         for change in moved:
             await handler.status_changed(change)
-        if visible.complete_until < now:
+        if missed.complete_until < now:
             # More than one poll's worth: the next one goes on from where this one stopped.
-            self.watermark = max(after, visible.complete_until - timedelta(microseconds=1))
+            self.watermark = max(after, missed.complete_until - timedelta(microseconds=1))
         else:
             self.watermark = max(after, now - OVERLAP)
         return len(fresh) + len(moved)

@@ -10,7 +10,7 @@ added), the map goes stale, and this is noticed three ways:
   once, so nothing published is lost to the move.
 In every case the fan-out opens the links again (`changed`), which reads the map afresh,
 resubscribes the node's users at their slots' new owners, and polls the database over the
-gap (`redis_supervisor.py`).
+gap (`supervisor.py`).
 """
 
 from __future__ import annotations

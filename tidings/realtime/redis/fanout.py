@@ -1,7 +1,7 @@
 """The fan-out between nodes, over Redis pub/sub.
 
 Routing: one channel per user, `{prefix}:u:{user_id}`. A node subscribes to a user's channel
-while it holds a socket of that user, and a little longer (`redis_presence.py`), so a node
+while it holds a socket of that user, and a little longer (`presence.py`), so a node
 reads only the messages of users it holds. (Worker wake-ups have connections of their own:
 `tidings/wakeup/redis.py`.)
 
@@ -12,15 +12,15 @@ Redis and nothing arrives twice.
 Outage: a publish waits at most 250 ms; after a failure a breaker skips Redis for 1 s at a
 time (the notification is committed already: HTTP still answers 201). What a failed,
 timed-out or skipped publish carried is not lost: it waits in a bounded backlog and is
-published again, in order, as soon as Redis answers (`redis_retry.py`); a message may thus
+published again, in order, as soon as Redis answers (`retry.py`); a message may thus
 arrive twice, and receivers emit each notification id once (`Recent`). When
 the subscriber connections break the node polls the database for the users it holds until
-Redis is back (`redis_supervisor.py`); a Sentinel failover or a cluster's slot move goes
+Redis is back (`supervisor.py`); a Sentinel failover or a cluster's slot move goes
 the same way, the links then reopening where the master or the slot now is
-(`redis_links.py`, `redis_cluster_links.py`). `/ready` does not depend on Redis;
+(`links.py`, `cluster_links.py`). `/ready` does not depend on Redis;
 `tidings_redis_up` says whether it is there.
 
-Receiving (`redis_inbound.py`) never blocks the reader: a full receive buffer drops and
+Receiving (`inbound.py`) never blocks the reader: a full receive buffer drops and
 counts (`tidings_fanout_dropped_total`); replay covers it.
 """
 
@@ -33,7 +33,6 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp, Recent
@@ -45,7 +44,7 @@ from tidings.realtime.redis.retry import Backlog
 from tidings.realtime.redis.shard import Failure
 from tidings.realtime.redis.supervisor import Supervisor
 from tidings.services.fanout import FanoutHandler
-from tidings.store.database import Database
+from tidings.services.fanout_reads import FanoutReads
 from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -61,10 +60,10 @@ HEARTBEAT_S = 5.0
 class RedisFanout:
     """Implements `Fanout` (and the presence hooks) over Redis; see the module docstring."""
 
-    def __init__(self, links: Links, db: Database, metrics: Metrics, *, prefix: str,
+    def __init__(self, links: Links, reads: FanoutReads, metrics: Metrics, *, prefix: str,
                  max_event_bytes: int, poll_s: float, linger_s: float = 30.0,
                  buffer_size: int = 10_000, heartbeat_s: float = HEARTBEAT_S,
-                 cipher: FieldCipher | None = None, backlog: Backlog | None = None) -> None:
+                 backlog: Backlog | None = None) -> None:
         self._links = links
         self._metrics = metrics
         self._prefix = prefix
@@ -75,14 +74,12 @@ class RedisFanout:
         self._overflowing = False  # the backlog refused messages since it was last empty
         self._background = Background()
         self._recent = Recent()
-        self._inbound = Inbound(db, metrics, self._recent, self._holds, node_id=self.node_id,
-                                buffer_size=buffer_size,
-                                cipher=cipher)
+        self._inbound = Inbound(reads, metrics, self._recent, self._holds,
+                                node_id=self.node_id, buffer_size=buffer_size)
         self._presence = Presence(links, self._inbound, self._background,
                                   user_channel=self.user_channel,
                                   is_up=lambda: self._supervisor.up, linger_s=linger_s)
-        catchup = CatchUp(db, self._recent, lambda: list(self._presence.sockets),
-                          cipher=cipher)
+        catchup = CatchUp(reads, self._recent, lambda: list(self._presence.sockets))
         self._supervisor = Supervisor(links, self._presence, self._inbound, catchup, metrics,
                                       self._background,
                                       own_channel=f"{prefix}:node:{self.node_id}",
@@ -160,7 +157,7 @@ class RedisFanout:
 
     @property
     def backlog(self) -> int:
-        """Messages waiting to be published again (`redis_retry.py`)."""
+        """Messages waiting to be published again (`retry.py`)."""
         return len(self._backlog)
 
     async def _publish(self, messages: list[tuple[str, bytes]]) -> None:

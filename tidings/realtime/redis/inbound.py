@@ -12,14 +12,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.realtime.catchup import Recent
 from tidings.realtime.redis import messages as wire
 from tidings.realtime.redis.shard import Received, Shard, TopologyChanged
 from tidings.services.fanout import FanoutHandler
-from tidings.store import notifications as notification_store
-from tidings.store.database import Database
+from tidings.services.fanout_reads import FanoutReads
 from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -31,15 +29,13 @@ class Inbound:
     """The receiving end of a node's subscriptions; `holds` says whether a user has a
     socket on this node (messages of others are not emitted)."""
 
-    def __init__(self, db: Database, metrics: Metrics, recent: Recent,
-                 holds: Callable[[str], bool], *, node_id: str, buffer_size: int,
-                 cipher: FieldCipher | None) -> None:
-        self._db = db
+    def __init__(self, reads: FanoutReads, metrics: Metrics, recent: Recent,
+                 holds: Callable[[str], bool], *, node_id: str, buffer_size: int) -> None:
+        self._reads = reads  # a notification Redis carried by reference is read back
         self._metrics = metrics
         self._recent = recent
         self._holds = holds
         self._node_id = node_id
-        self._cipher = cipher  # notifications read back from the database are opened
         self.handler: FanoutHandler | None = None
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._buffer: asyncio.Queue[Received] = asyncio.Queue(buffer_size)
@@ -133,6 +129,4 @@ class Inbound:
     async def _load(self, ref: wire.NotificationRef) -> list[Notification]:
         if not self._holds(ref.user_id):
             return []
-        async with self._db.begin() as conn:
-            found = await notification_store.get_many(conn, [ref.id], cipher=self._cipher)
-            return await notification_store.with_deliveries(conn, found)
+        return await self._reads.notifications([ref.id])

@@ -1,6 +1,6 @@
 """The connections of one node to Redis: one for commands (publishes) and one subscriber
-connection per Redis shard (`redis_shard.py`): one on a standalone server or a
-Sentinel-managed master, one per master on a cluster (`redis_cluster_links.py`).
+connection per Redis shard (`shard.py`): one on a standalone server or a
+Sentinel-managed master, one per master on a cluster (`cluster_links.py`).
 """
 
 from __future__ import annotations
