@@ -39,14 +39,14 @@ class FanoutReads:
 
     async def notifications(self, ids: Sequence[str]) -> list[Notification]:
         """These notifications (those that exist), with their deliveries."""
-        async with self._db.begin() as conn:
+        async with self._db.snapshot() as conn:
             found = await notification_store.get_many(conn, ids, cipher=self._cipher)
             return await notification_store.with_deliveries(conn, found)
 
     async def missed(self, users: Sequence[str], after: datetime, now: datetime,
                      limit: int) -> Missed:
         """What these users' sockets missed in (after, now]: at most `limit` per query."""
-        async with self._db.begin() as conn:
+        async with self._db.snapshot() as conn:
             visible = await catchup_store.visible_since(conn, users, after, now, limit,
                                                         cipher=self._cipher)
             changes = await catchup_store.statuses_since(conn, users, after, limit)

@@ -53,7 +53,7 @@ class InboxService:
     ) -> Page:
         before = decode_cursor(cursor) if cursor else None
         now = utcnow()
-        async with self._db.begin() as conn:
+        async with self._db.snapshot() as conn:
             items = await store.list_page(conn, principal.user_id, now, filters, limit, before,
                                           cipher=self._cipher)
             has_more = len(items) > limit
@@ -64,7 +64,7 @@ class InboxService:
 
     async def get(self, principal: Principal, notification_id: str) -> Notification:
         _require_id(notification_id)
-        async with self._db.begin() as conn:
+        async with self._db.snapshot() as conn:
             found = await store.get_owned(conn, principal.user_id, notification_id, utcnow(),
                                           cipher=self._cipher)
             if found is None:

@@ -100,7 +100,7 @@ class ReplayReader:
 
     async def _read(self, asks: Sequence[ReplayAsk]) -> list[list[Notification]]:
         self.batches += 1
-        async with self._db.begin() as conn:
+        async with self._db.snapshot() as conn:
             chunks = await in_app_after_many(conn, asks, self.chunk, cipher=self._cipher)
             flat = await notification_store.with_deliveries(
                 conn, [note for chunk in chunks for note in chunk])

@@ -90,9 +90,30 @@ class Database:
         """One transaction. A database that cannot be reached (or a pool that stays
         exhausted) surfaces as `Unavailable`, which the edges answer with 503 / an `error`
         event: the caller may retry, and nothing was half-written."""
+        async with self._transaction(None) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction whose statements all see the same committed state, for a read
+        made of several statements (a notification, then its deliveries): under
+        PostgreSQL's default READ COMMITTED each statement would see its own, and a
+        settlement committing in between would show ended deliveries beside the status
+        from before them. REPEATABLE READ costs no round trip (it rides on BEGIN). SQLite's
+        single connection never interleaves a write with the read."""
+        async with self._transaction(
+            "REPEATABLE READ" if self.dialect == "postgresql" else None
+        ) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, isolation: str | None) -> AsyncIterator[AsyncConnection]:
         conn = self.engine.connect()
         try:
             await conn.start()
+            if isolation is not None:
+                # Reset by the pool when the connection goes back.
+                await conn.execution_options(isolation_level=isolation)
         except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
             # Whatever stops a connection from opening (refused, a database that does not
             # accept connections, too many clients) is an outage, not a bad request.
