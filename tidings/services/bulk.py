@@ -20,7 +20,8 @@ from tidings.domain.inputs import NotificationDraft, parse
 from tidings.domain.model import Principal, utcnow
 from tidings.domain.notification import BatchItem
 from tidings.services.copies import CreationRequest, check_key
-from tidings.services.creation import CreationService, Written
+from tidings.services.creation import CreationService
+from tidings.services.creation_writes import Written
 from tidings.store import idempotency
 from tidings.store.database import Connection, Database
 

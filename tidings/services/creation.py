@@ -1,6 +1,7 @@
-"""Creating notifications: who receives one (audience), by which media (the producer's
-`media`, or every medium, narrowed by each recipient's preferences), idempotency, and the
-group commit that writes many concurrent creations in one transaction.
+"""Creating notifications: who may create, the producer's rate, idempotency, templates,
+and the group commit that writes many concurrent creations in one transaction (the write
+itself, audience and media included, is `creation_writes.py`'s); then, after the commit,
+the fan-out and the queue's wake-up.
 
 Durability first: a notification and its per-medium delivery rows are committed in one
 transaction before anyone hears of it; the fan-out after the commit is only the fast path
@@ -11,34 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from tidings.crypto.cipher import FieldCipher
-from tidings.domain.errors import DuplicateKey, Forbidden, Unavailable, ValidationFailed
+from tidings.domain.errors import Forbidden, ValidationFailed
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, utcnow
-from tidings.domain.notification import (
-    Accepted,
-    Created,
-    CreateOutcome,
-    NewDelivery,
-    Notification,
-)
-from tidings.domain.template import Rendered
-from tidings.services.copies import (
-    CreationRequest,
-    build_copies,
-    check_key,
-    hold_for_digest,
-    media_by_user,
-)
+from tidings.domain.notification import CreateOutcome, Notification
+from tidings.services.copies import CreationRequest, check_key
+from tidings.services.creation_writes import CreationWriter, Written
 from tidings.services.fanout import Fanout
 from tidings.services.preferences import PreferenceService
 from tidings.services.queue_signal import QueueSignal
 from tidings.services.rate_limits import CreateLimit
 from tidings.services.templates import TemplateService
 from tidings.store import idempotency, subscriptions
-from tidings.store import notifications as store
 from tidings.store.database import Connection, Database
 from tidings.support.batching import Batcher
 from tidings.support.metrics import Metrics
@@ -48,15 +35,6 @@ from tidings.support.metrics import Metrics
 # requests in one transaction would hold two million rows in memory at once).
 WRITE_BATCH = 200
 WRITE_ROWS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """What writing one request produced: the answer, and the notifications it stored
-    (none when the answer came from an idempotency key)."""
-
-    outcome: CreateOutcome
-    stored: list[Notification]
 
 
 class CreationService:
@@ -86,10 +64,9 @@ class CreationService:
         # Raised when email, push or webhook deliveries were written (the workers look
         # now) and when a notification is scheduled (the scheduler wakes early for it).
         self._signal = signal
-        # The media a provider is configured for (in-app always): the others are written
-        # `skipped` at creation.
-        self._deliverable = deliverable | {Medium.IN_APP}
         self._templates = templates
+        self._writer = CreationWriter(db, preferences, deliverable=deliverable, cipher=cipher,
+                                      templates=templates)
         self._batcher: Batcher[CreationRequest, Written] = Batcher(
             self._write_batch, WRITE_BATCH, weight=_rows, max_weight=WRITE_ROWS)
 
@@ -157,129 +134,15 @@ class CreationService:
     async def _write_batch(
         self, requests: list[CreationRequest]
     ) -> list[Written | BaseException]:
-        return await self.write_together(requests)
+        return await self._writer.write_together(requests)
 
     async def write_together(
         self, requests: list[CreationRequest],
         also: Callable[[Connection, list[Written | BaseException]], Awaitable[None]]
         | None = None,
     ) -> list[Written | BaseException]:
-        """Write many creations in one transaction (the group commit's, and a bulk
-        request's), with `also` in the same transaction. If it fails for any reason but an
-        outage, each request is written again alone, so that one bad request (or a key
-        another node took first) fails only itself; `also` then runs on its own."""
-        try:
-            async with self._db.begin() as conn:
-                plain = [r for r in requests if r.key is None and r.addressed]
-                bulk = iter(await self._write_bulk(conn, plain))
-                results: list[Written | BaseException] = []
-                for request in requests:
-                    if request.key is None and request.addressed:
-                        results.append(next(bulk))
-                    else:
-                        results.append(await self._write(conn, request))
-                if also is not None:
-                    await also(conn, results)
-                return results
-        except Unavailable:
-            raise
-        except Exception as exc:
-            if len(requests) == 1 and also is None:
-                return [await self._write_alone(requests[0], exc)]
-        alone = [await self._settle_alone(request) for request in requests]
-        if also is not None:
-            async with self._db.begin() as conn:
-                await also(conn, alone)
-        return alone
-
-    async def _settle_alone(self, request: CreationRequest) -> Written | BaseException:
-        try:
-            async with self._db.begin() as conn:
-                return await self._write(conn, request)
-        except DuplicateKey as exc:
-            return await self._write_alone(request, exc)
-        except Exception as exc:
-            return exc
-
-    async def _write_alone(self, request: CreationRequest, failure: Exception) -> Written:
-        """After a failed write of this request alone: answer from its idempotency key if
-        a concurrent request took it, else fail with the original error."""
-        if not isinstance(failure, DuplicateKey) or request.key is None:
-            raise failure
-        async with self._db.begin() as conn:
-            found = await idempotency.find(conn, request.principal.user_id, request.key,
-                                           request.fingerprint(), cipher=self._cipher)
-        if found is None:
-            raise failure
-        return Written(found, [])
-
-    async def _write_bulk(
-        self, conn: Connection, requests: list[CreationRequest]
-    ) -> list[Written]:
-        """Creations addressed to users and without idempotency key, written together: one
-        preference query per (channel, type) and one INSERT per table for the batch."""
-        audiences = [request.direct_audience() for request in requests]
-        wanted: dict[tuple[str, str], set[str]] = {}
-        for request, recipients in zip(requests, audiences, strict=True):
-            key = (request.draft.channel, request.draft.type)
-            wanted.setdefault(key, set()).update(recipients)
-        allowed = {
-            (channel, type_): await self._preferences.media_for(conn, sorted(users), channel,
-                                                                type_)
-            for (channel, type_), users in wanted.items()
-        }
-        written: list[Written] = []
-        all_stored: list[Notification] = []
-        all_deliveries: list[NewDelivery] = []
-        for request, recipients in zip(requests, audiences, strict=True):
-            draft = request.draft
-            media = media_by_user(request, recipients, allowed[(draft.channel, draft.type)])
-            held = await hold_for_digest(conn, request, recipients, media)
-            rendered = await self._render(conn, request, recipients)
-            stored, deliveries = build_copies(request, recipients, media, self._deliverable,
-                                              held, rendered)
-            all_stored.extend(stored)
-            all_deliveries.extend(deliveries)
-            written.append(Written(_outcome(draft, stored), stored))
-        if all_stored:
-            await store.insert_many(conn, all_stored, all_deliveries, cipher=self._cipher)
-        return written
-
-    async def _write(self, conn: Connection, request: CreationRequest) -> Written:
-        draft, key = request.draft, request.key
-        if key is not None:
-            found = await idempotency.find(conn, request.principal.user_id, key,
-                                           request.fingerprint(), cipher=self._cipher)
-            if found is not None:
-                return Written(found, [])
-        if request.addressed:
-            recipients = request.direct_audience()
-        else:
-            recipients = await subscriptions.subscribers_of(conn, draft.channel)
-        allowed = await self._preferences.media_for(conn, recipients, draft.channel,
-                                                    draft.type)
-        media = media_by_user(request, recipients, allowed)
-        held = await hold_for_digest(conn, request, recipients, media)
-        rendered = await self._render(conn, request, recipients)
-        stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
-                                          rendered)
-        await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
-        outcome = _outcome(draft, stored)
-        if key is not None:
-            await idempotency.record(conn, request.principal.user_id, key,
-                                     request.fingerprint(), outcome, request.now,
-                                     cipher=self._cipher)
-        return Written(outcome, stored)
-
-    async def _render(self, conn: Connection, request: CreationRequest,
-                      recipients: Sequence[str]) -> dict[str, Rendered] | None:
-        """Each recipient's rendering of the request's template (None without one). In
-        the write's transaction, so the contacts read are those of the copies written;
-        a failure fails the request and nothing of it is stored."""
-        if request.template is None or self._templates is None:
-            return None
-        return await self._templates.render_for(conn, request.template,
-                                                request.draft.variables or {}, recipients)
+        """Many creations in one transaction, with `also` in it (`CreationWriter`)."""
+        return await self._writer.write_together(requests, also)
 
     # -- after the commit -----------------------------------------------------------------
 
@@ -314,8 +177,3 @@ def _audience_field(draft: NotificationDraft) -> str:
         return "user_ids"
     return "user_id" if draft.user_id is not None else "channel"
 
-
-def _outcome(draft: NotificationDraft, stored: Sequence[Notification]) -> CreateOutcome:
-    if draft.user_id is not None:
-        return Created(stored[0])
-    return Accepted(len(stored), draft.channel)
