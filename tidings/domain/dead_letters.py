@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tidings.domain.delivery import AttemptRecord, Delivery
 from tidings.domain.errors import NotFound, ValidationFailed
-from tidings.domain.inputs import Instant
+from tidings.domain.fields import Instant
 from tidings.domain.model import DeliveryStatus, parse_instant
 
 # One call replays at most this many dead letters; the answer says when more were left.
