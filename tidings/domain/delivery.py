@@ -11,7 +11,7 @@ from typing import Any
 from tidings.domain.model import DeliveryStatus, Medium, Status, isoformat
 
 WEBHOOK = "webhook"  # the medium of webhook event deliveries
-ENDED = frozenset({DeliveryStatus.DEAD.value, DeliveryStatus.SKIPPED.value})
+ENDED = frozenset({DeliveryStatus.DEAD, DeliveryStatus.SKIPPED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +109,18 @@ def aggregate_status(current: str, deliveries: Iterable[tuple[str, str]]) -> str
     in-app delivery counts as delivered when acked and has not ended while `sent`.
     Webhook deliveries concern the producer, not the user: they do not count.
     """
-    if current == Status.READ.value:
+    if current == Status.READ:
         return current
     seen = [(medium, status) for medium, status in deliveries if medium != WEBHOOK]
     for medium, status in seen:
-        if status == DeliveryStatus.DELIVERED.value or (
-            status == DeliveryStatus.SENT.value and medium != Medium.IN_APP.value
+        if status == DeliveryStatus.DELIVERED or (
+            status == DeliveryStatus.SENT and medium != Medium.IN_APP
         ):
-            return Status.DELIVERED.value
-    if current == Status.DELIVERED.value:
+            return Status.DELIVERED
+    if current == Status.DELIVERED:
         return current  # acked before the deliveries' rows said so
     if seen and all(status in ENDED for _, status in seen) and any(
-        status == DeliveryStatus.DEAD.value for _, status in seen
+        status == DeliveryStatus.DEAD for _, status in seen
     ):
-        return Status.FAILED.value
-    return Status.PENDING.value
+        return Status.FAILED
+    return Status.PENDING

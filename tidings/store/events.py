@@ -26,7 +26,7 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
             "medium": s.delivery.medium, "delivery_id": s.delivery.id,
             "provider_id": s.provider_id})
         for s in settled
-        if s.status == DeliveryStatus.SENT.value and s.delivery.medium != WEBHOOK
+        if s.status == DeliveryStatus.SENT and s.delivery.medium != WEBHOOK
     ]
     dead = [
         (s.delivery.notification_id, s.delivery.user_id, {
@@ -34,7 +34,7 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
             "medium": s.delivery.medium, "delivery_id": s.delivery.id,
             "attempts": s.delivery.attempts, "last_error": s.last_error})
         for s in settled
-        if s.status == DeliveryStatus.DEAD.value and s.delivery.medium != WEBHOOK
+        if s.status == DeliveryStatus.DEAD and s.delivery.medium != WEBHOOK
     ]
     return (await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_SENT, sent, now)
             + await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_DEAD, dead, now))
@@ -45,8 +45,8 @@ async def statuses_changed(conn: AsyncConnection, changes: Sequence[StatusChange
     """`notification.delivered` and `notification.read` for status changes."""
     written = 0
     for status, event, when in (
-        (Status.DELIVERED.value, WebhookEventType.NOTIFICATION_DELIVERED, "delivered_at"),
-        (Status.READ.value, WebhookEventType.NOTIFICATION_READ, "read_at"),
+        (Status.DELIVERED, WebhookEventType.NOTIFICATION_DELIVERED, "delivered_at"),
+        (Status.READ, WebhookEventType.NOTIFICATION_READ, "read_at"),
     ):
         items = [
             (c.id, c.user_id, {"notification_id": c.id, "user_id": c.user_id,
