@@ -1,6 +1,6 @@
 """How some settings are spelled: the token verification key (JWT_PUBLIC_KEY), database
-URLs, channel rules (CHANNEL_RULES, CHANNEL_RULES_FILE) and rates (RATE_LIMIT_*), parsed
-and checked when the settings are read."""
+URLs, channel rules (CHANNEL_RULES, CHANNEL_RULES_FILE), rates (RATE_LIMIT_*) and
+comma-separated lists, parsed and checked when the settings are read."""
 
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def read_rules_file(path: str) -> list[ChannelRuleSpec]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"CHANNEL_RULES_FILE: cannot read {path}: {exc}") from None
     return decode_rules_json(text, f"CHANNEL_RULES_FILE ({path})")
+
+
+def comma_list(value: object) -> object:
+    """A comma-separated environment value as the list it names (blank items dropped);
+    any other value as it is."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 def check_rate(value: str) -> str:

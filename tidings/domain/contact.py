@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tidings.domain.addresses import MAX_ADDRESS_LENGTH, valid_address
-from tidings.domain.inputs import LocaleTag, Text, ZoneName
+from tidings.domain.fields import LocaleTag, Text, ZoneName
 from tidings.domain.model import isoformat
 
 CONTACT_FIELDS = ("email", "locale", "timezone", "quiet_hours")

@@ -14,7 +14,7 @@ from tidings.domain.delivery import AttemptRecord, Delivery
 # Named here too, where the admin routes have always found it.
 from tidings.domain.delivery import DeliveryMedium as DeliveryMedium
 from tidings.domain.errors import NotFound, ValidationFailed
-from tidings.domain.inputs import Instant
+from tidings.domain.fields import Instant
 from tidings.domain.model import DeliveryStatus, parse_instant
 
 # One call replays at most this many dead letters; the answer says when more were left.

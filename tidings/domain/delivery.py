@@ -128,11 +128,11 @@ def aggregate_status(current: str, deliveries: Iterable[tuple[str, str]]) -> str
         if status == DeliveryStatus.DELIVERED or (
             status == DeliveryStatus.SENT and medium != Medium.IN_APP
         ):
-            return Status.DELIVERED.value
+            return Status.DELIVERED
     if current == Status.DELIVERED:
         return current  # acked before the deliveries' rows said so
     if seen and all(status in ENDED for _, status in seen) and any(
         status == DeliveryStatus.DEAD for _, status in seen
     ):
-        return Status.FAILED.value
-    return Status.PENDING.value
+        return Status.FAILED
+    return Status.PENDING

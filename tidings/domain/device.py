@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tidings.domain.addresses import TARGET_URL_PATTERN
 from tidings.domain.errors import ValidationFailed
-from tidings.domain.inputs import Text, UserId
+from tidings.domain.fields import Text, UserId
 from tidings.domain.model import isoformat
 
 

@@ -105,13 +105,13 @@ def window_closes(now: datetime, window_s: int) -> datetime:
 def throttled(priority: str, first_try: bool, limit: int) -> bool:
     """Whether the hourly limit applies to this send: not when it is off (0), not for
     `critical`, not for a retry (only a first try counts)."""
-    return limit > 0 and first_try and priority != Priority.CRITICAL.value
+    return limit > 0 and first_try and priority != Priority.CRITICAL
 
 
 def verdict(now: datetime, priority: str, quiet: Quiet | None) -> tuple[Verdict, datetime | None]:
     """Quiet hours first: a `critical` delivery always goes; any other inside quiet hours
     waits for their end. (The hourly limit is checked after, against the shared count.)"""
-    if priority == Priority.CRITICAL.value:
+    if priority == Priority.CRITICAL:
         return Verdict.SEND, None
     until = quiet_until(now, quiet)
     if until is not None:

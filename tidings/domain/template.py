@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.domain.errors import ValidationFailed
-from tidings.domain.inputs import JSONObject, Text
+from tidings.domain.fields import JSONObject, Text
 from tidings.domain.locales import COMPONENT, LOCALE_SCHEMA, normalize_locale
 from tidings.domain.model import isoformat
 

@@ -5,7 +5,7 @@ PostgreSQL refuses the NUL character in text and in JSON, and a lone UTF-16 surr
 neither database driver can send it. What clients send is *refused* when it is not
 storable (`domain.inputs`, a 422); what providers answer (bodies, message ids, header
 values, error texts) cannot be refused, so it is *repaired* on its way into the database
-(`store.tables.OutsideText`), and bounded, since a provider decides how long it is.
+(`store.columns.OutsideText`), and bounded, since a provider decides how long it is.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.addresses import TARGET_URL_PATTERN
 from tidings.domain.errors import ValidationFailed
-from tidings.domain.inputs import Text
+from tidings.domain.fields import Text
 from tidings.domain.model import isoformat
 
 MAX_URL_LENGTH = 2048

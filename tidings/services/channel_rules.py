@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidings.config.values import SUB_PLACEHOLDER, ChannelRuleSpec
-from tidings.domain.inputs import is_name
+from tidings.domain.fields import is_name
 
 
 def _glob(text: str) -> str:

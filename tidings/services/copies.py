@@ -68,7 +68,7 @@ class CreationRequest:
 
 def held_pairs(recipients: Sequence[str], media: MediaByUser) -> list[tuple[str, str]]:
     """The (user, medium) pairs a create with `digest` holds: email and push only."""
-    return [(user_id, medium.value) for user_id in recipients
+    return [(user_id, medium) for user_id in recipients
             for medium in sorted(media[user_id] & HELD_MEDIA)]
 
 
@@ -92,7 +92,7 @@ def build_copies(
         shared = None if held else states.get(chosen)
         if shared is None:
             shared = tuple(
-                DeliveryState(medium.value, status, attempts, error, now,
+                DeliveryState(medium, status, attempts, error, now,
                               digest_id=_digest_of(held, user_id, medium))
                 for medium, status, attempts, error in _initial(chosen, request.scheduled,
                                                                  deliverable)
@@ -102,8 +102,8 @@ def build_copies(
         title, message, template, content = _texts(request, rendered, user_id)
         notification = Notification(
             id=uuid7(), user_id=user_id, type=draft.type, title=title,
-            message=message, channel=draft.channel, priority=draft.priority.value,
-            status=Status.PENDING.value, scheduled_at=draft.scheduled_at, created_at=now,
+            message=message, channel=draft.channel, priority=draft.priority,
+            status=Status.PENDING, scheduled_at=draft.scheduled_at, created_at=now,
             visible_at=visible_at, delivered_at=None, read_at=None, data=draft.data,
             in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
             sensitive=tuple(draft.sensitive),
@@ -123,13 +123,13 @@ def build_copies(
 
 
 def _digest_of(held: HeldFor | None, user_id: str, medium: Medium) -> str | None:
-    window = held.get((user_id, medium.value)) if held else None
+    window = held.get((user_id, medium)) if held else None
     return window.id if window else None
 
 
 def _due(held: HeldFor | None, user_id: str, medium: Medium, visible_at: datetime) -> datetime:
     """A held delivery is due with its window's close; any other when visible."""
-    window = held.get((user_id, medium.value)) if held else None
+    window = held.get((user_id, medium)) if held else None
     return window.closes_at if window else visible_at
 
 
@@ -144,13 +144,13 @@ def _initial(
     for medium in sorted(chosen):
         if medium is Medium.IN_APP:
             if scheduled:
-                initial.append((medium, DeliveryStatus.PENDING.value, 0, None))
+                initial.append((medium, DeliveryStatus.PENDING, 0, None))
             else:
-                initial.append((medium, DeliveryStatus.SENT.value, 1, None))
+                initial.append((medium, DeliveryStatus.SENT, 1, None))
         elif medium in deliverable:
-            initial.append((medium, DeliveryStatus.PENDING.value, 0, None))
+            initial.append((medium, DeliveryStatus.PENDING, 0, None))
         else:
-            initial.append((medium, DeliveryStatus.SKIPPED.value, 0,
+            initial.append((medium, DeliveryStatus.SKIPPED, 0,
                             f"no {medium.value.replace('_', '-')} provider is configured"))
     return initial
 

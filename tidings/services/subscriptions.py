@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tidings.domain.inputs import is_name
+from tidings.domain.fields import is_name
 from tidings.domain.model import utcnow
 from tidings.services.channel_rules import ChannelRules
 from tidings.store import subscriptions as store

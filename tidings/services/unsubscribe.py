@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from tidings.config.settings import Settings
 from tidings.domain.errors import TidingsError
-from tidings.domain.inputs import is_name
+from tidings.domain.fields import is_name
 from tidings.domain.model import WILDCARD, utcnow
 from tidings.domain.preference import Preference, PreferenceChange
 from tidings.store import preferences as preference_store

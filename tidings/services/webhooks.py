@@ -38,7 +38,7 @@ class WebhookService:
         hook = Webhook(
             id=uuid7(),
             url=draft.url,
-            events=tuple(event.value for event in draft.events),
+            events=tuple(draft.events),
             secret=generate_secret(),
             created_by=principal.user_id,
             created_at=utcnow(),

@@ -16,7 +16,7 @@ from tidings.domain.model import DeliveryStatus
 from tidings.store.tables import delivery_attempts as attempts
 from tidings.store.tables import notification_deliveries as deliveries
 
-DEAD = DeliveryStatus.DEAD.value
+DEAD = DeliveryStatus.DEAD
 
 # Selected in the record's field order, so a row becomes a record positionally.
 _COLUMNS = (
@@ -48,9 +48,9 @@ async def list_page(
     `updated_at` grows), so paging never shows a row twice."""
     clauses: list[sa.ColumnElement[bool]] = []
     if filters.status is not None:
-        clauses.append(deliveries.c.status == filters.status.value)
+        clauses.append(deliveries.c.status == filters.status)
     if filters.medium is not None:
-        clauses.append(deliveries.c.medium == filters.medium.value)
+        clauses.append(deliveries.c.medium == filters.medium)
     if filters.user_id is not None:
         clauses.append(deliveries.c.user_id == filters.user_id)
     if filters.since is not None:
@@ -85,7 +85,7 @@ def _requeued(now: datetime) -> dict[str, Any]:
     # Due at once with a fresh count; the lease goes, the last error stays (it says why the
     # letter died until the next attempt writes its own).
     return {
-        "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
+        "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now,
         "locked_until": None, "lease_token": None, "updated_at": now,
         # A dead letter of a digest is replayed on its own: its digest has ended.
         "digest_id": None,
@@ -106,7 +106,7 @@ async def replay_one(conn: AsyncConnection, delivery_id: int, now: datetime) -> 
 def _dead(filters: ReplayFilter, after_id: int) -> list[sa.ColumnElement[bool]]:
     clauses: list[sa.ColumnElement[bool]] = [deliveries.c.status == DEAD]
     if filters.medium is not None:
-        clauses.append(deliveries.c.medium == filters.medium.value)
+        clauses.append(deliveries.c.medium == filters.medium)
     if filters.since is not None:
         clauses.append(deliveries.c.updated_at >= filters.since)
     if filters.until is not None:

@@ -65,7 +65,7 @@ async def refresh_statuses(
             wanted = aggregate_status(status, pairs.get(notification_id, ()))
             if wanted == status:
                 continue
-            if wanted == Status.DELIVERED.value and delivered_at is None:
+            if wanted == Status.DELIVERED and delivered_at is None:
                 delivered_at = now
             # Conditional on the status read: a concurrent ack or read wins.
             result = await conn.execute(

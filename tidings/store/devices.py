@@ -31,7 +31,7 @@ async def register(conn: AsyncConnection, device: NewDevice, now: datetime) -> R
     user, re-enable it and take the new keys: one statement, so two concurrent
     registrations of one address end in one row."""
     stmt = upsert_into(conn, push_devices).values(
-        id=device.id, user_id=device.user_id, platform=device.platform.value,
+        id=device.id, user_id=device.user_id, platform=device.platform,
         address=device.address, p256dh=device.p256dh, auth=device.auth,
         created_at=now, updated_at=now, disabled_at=None, disabled_reason=None,
     )

@@ -45,8 +45,8 @@ async def statuses_changed(conn: AsyncConnection, changes: Sequence[StatusChange
     """`notification.delivered` and `notification.read` for status changes."""
     written = 0
     for status, event, when in (
-        (Status.DELIVERED.value, WebhookEventType.NOTIFICATION_DELIVERED, "delivered_at"),
-        (Status.READ.value, WebhookEventType.NOTIFICATION_READ, "read_at"),
+        (Status.DELIVERED, WebhookEventType.NOTIFICATION_DELIVERED, "delivered_at"),
+        (Status.READ, WebhookEventType.NOTIFICATION_READ, "read_at"),
     ):
         items = [
             (c.id, c.user_id, {"notification_id": c.id, "user_id": c.user_id,

@@ -84,7 +84,7 @@ async def insert_many(
         {
             "notification_id": d.notification_id,
             "user_id": d.user_id,
-            "medium": d.medium.value,
+            "medium": d.medium,
             "status": d.status,
             "attempts": d.attempts,
             "next_attempt_at": d.due_at,
@@ -132,7 +132,7 @@ def _filtered(user_id: str, now: datetime, filters: InboxFilter) -> list[sa.Colu
     if filters.status:
         clauses.append(notifications.c.status == filters.status)
     if filters.unread:
-        clauses.append(notifications.c.status != Status.READ.value)
+        clauses.append(notifications.c.status != Status.READ)
     if filters.channel:
         clauses.append(notifications.c.channel == filters.channel)
     if filters.type:
@@ -192,12 +192,12 @@ async def set_status(
     UPDATE makes concurrent acks from several tabs race-free.
     """
     if status is Status.DELIVERED:
-        allowed = [Status.PENDING.value, Status.FAILED.value]
-        values: dict[str, Any] = {"status": status.value, "delivered_at": now}
+        allowed = [Status.PENDING, Status.FAILED]
+        values: dict[str, Any] = {"status": status, "delivered_at": now}
     else:
-        allowed = [Status.PENDING.value, Status.FAILED.value, Status.DELIVERED.value]
+        allowed = [Status.PENDING, Status.FAILED, Status.DELIVERED]
         values = {
-            "status": status.value,
+            "status": status,
             "read_at": now,
             "delivered_at": sa.func.coalesce(notifications.c.delivered_at, now),
         }
@@ -214,9 +214,9 @@ async def set_status(
         deliveries.update()
         .where(
             deliveries.c.notification_id == notification_id,
-            deliveries.c.medium == Medium.IN_APP.value,
+            deliveries.c.medium == Medium.IN_APP,
         )
-        .values(status=DeliveryStatus.DELIVERED.value, updated_at=now)
+        .values(status=DeliveryStatus.DELIVERED, updated_at=now)
     )
     return _record(row, cipher), True
 

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import Notification
 from tidings.store import notifications as notification_store
-from tidings.store.tables import UTCDateTime, notifications
+from tidings.store.columns import UTCDateTime
+from tidings.store.tables import notifications
 
 # Asks per statement: 5 parameters each stays far under every driver's limit (32k), and
 # SQLite's default limit on VALUES rows is 500.

@@ -66,8 +66,8 @@ async def delete(conn: AsyncConnection, webhook_id: str, now: datetime) -> bool:
     await conn.execute(
         deliveries.update()
         .where(deliveries.c.webhook_id == webhook_id,
-               deliveries.c.status == DeliveryStatus.PENDING.value)
-        .values(status=DeliveryStatus.SKIPPED.value, last_error=GONE, updated_at=now)
+               deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, last_error=GONE, updated_at=now)
     )
     return True
 
@@ -105,8 +105,8 @@ async def enqueue_webhook_events(
         {
             "notification_id": notification_id,
             "user_id": user_id,
-            "medium": DeliveryMedium.WEBHOOK.value,
-            "status": DeliveryStatus.PENDING.value,
+            "medium": DeliveryMedium.WEBHOOK,
+            "status": DeliveryStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "webhook_id": webhook_id,

@@ -1,2 +1,2 @@
-"""The template language: a bounded Jinja2 sandbox (`sandbox.py`, `bounds.py`), its
-filters (`filters.py`), and checking and rendering (`engine.py`)."""
+"""The template language: a bounded Jinja2 sandbox (`sandbox.py`, `bounds.py`,
+`operators.py`), its filters (`filters.py`), and checking and rendering (`engine.py`)."""

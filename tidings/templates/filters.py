@@ -31,10 +31,10 @@ from tidings.templates.bounds import (
     MAX_SIZE,
     RenderLimit,
     current,
-    format_size,
     size_of,
     sized,
 )
+from tidings.templates.operators import format_size
 
 _CONTEXTS = frozenset({"environment", "eval_ctx", "context"})
 Estimate = Callable[[Mapping[str, Any]], int]

@@ -7,7 +7,8 @@ internals, no mutation of lists and dicts), this one:
   concatenation, each list, tuple and dict literal and each piece of output (literal text
   too: a macro or a `{% set %}` block buffers its output before anything measures it)
   pass through a counting filter (`_parse`);
-- counts every call (macros included) and checks `+`, `*`, `**` and `%` before computing;
+- counts every call (macros included) and checks `+`, `*`, `**` and `%` before computing
+  (`operators.py`);
 - replaces `range` with one of at most `MAX_ITEMS` items, drops `lipsum`, gives
   `namespace` objects a text form that does not show what they hold (a namespace is the
   one thing a template can change after it was measured), and allows on built-in values
@@ -37,7 +38,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, missing
 from jinja2.visitor import NodeTransformer
 
-from tidings.templates import bounds
+from tidings.templates import operators
 from tidings.templates.bounds import MAX_ITEMS, RenderLimit, current, sized, too_large
 from tidings.templates.filters import bounded_filters, capped_dumps, locale_filters
 
@@ -240,18 +241,18 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any,
              *args: Any, **kwargs: Any) -> Any:
         current().tick()
-        bounds.arguments_size(args, kwargs)
+        operators.arguments_size(args, kwargs)
         return sized(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         current().tick()
         size: int | None = None
         if operator == "*":
-            size = bounds.product_size(left, right)
+            size = operators.product_size(left, right)
         elif operator == "**":
-            bounds.power_size(left, right)
+            operators.power_size(left, right)
         elif operator == "+":
-            size = bounds.sum_size(left, right)
+            size = operators.sum_size(left, right)
         elif operator == "%" and isinstance(left, str):
-            bounds.format_size(left, right)
+            operators.format_size(left, right)
         return sized(super().call_binop(context, operator, left, right), size)
