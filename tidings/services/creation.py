@@ -151,7 +151,7 @@ class CreationService:
         later."""
         self._metrics.notifications_created.inc(len(stored))
         if any(
-            state.medium != Medium.IN_APP.value and state.status == DeliveryStatus.PENDING.value
+            state.medium != Medium.IN_APP and state.status == DeliveryStatus.PENDING
             for n in stored for state in n.deliveries
         ):
             self._signal.queued()
