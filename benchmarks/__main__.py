@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from . import comparison, scenarios
+from . import comparison, floor, scenarios
 from .loopback import NotLoopbackError, parse_target
 from .peers.launch import KINDS, LaunchError, start_server
 from .pool import raise_nofile_limit
@@ -192,6 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL to make scratch databases on")
     _common(p)
+
+    p = sub.add_parser(
+        "floor", help="the seed's floor (1,000/s) and 2,000/s on both stores and a peer; goals"
+    )
+    p.add_argument("--peer", choices=("node", "pysio", comparison.NO_PEER), default="node")
+    p.add_argument("--clients", type=int, default=10_000)
+    p.add_argument(
+        "--rates", type=_floats, default=list(floor.RATES),
+        help="the floor's rate, then the higher ones offered (default 1000,2000)",
+    )
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of load per rate")
+    p.add_argument(
+        "--stores", type=_names(comparison.STORES), default=list(floor.STORES),
+        help="Tidings' stores (PostgreSQL: a scratch database per run)",
+    )
+    p.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL to make scratch databases on")
+    _common(p)
     _delivery_parsers(sub)
     from . import manynodes_cli  # the many-node scenarios (redis-server, PostgreSQL, N nodes)
 
@@ -342,19 +359,26 @@ def _runner(
 
 
 async def _compare(args: argparse.Namespace) -> list[Report]:
+    """``compare``, or ``floor`` (its preset)."""
     if args.url:
-        raise SystemExit("error: compare starts every server itself (drop --url)")
-    plan = comparison.Plan(
-        target=args.target, peer=args.peer, stores=args.stores, rates=args.rate,
-        scenarios=args.scenarios, clients=args.clients, hold_s=args.hold,
-        duration_s=args.duration, rounds=args.rounds, down_s=args.down,
-        recovery_rate=args.recovery_rate, admin_url=args.admin_url,
-    )
+        raise SystemExit(f"error: {args.scenario} starts every server itself (drop --url)")
+    if args.scenario == "floor":
+        plan = floor.plan(args.target, args.peer, args.stores, args.rates, args.clients,
+                          args.duration, args.admin_url)
+    else:
+        plan = comparison.Plan(
+            target=args.target, peer=args.peer, stores=args.stores, rates=args.rate,
+            scenarios=args.scenarios, clients=args.clients, hold_s=args.hold,
+            duration_s=args.duration, rounds=args.rounds, down_s=args.down,
+            recovery_rate=args.recovery_rate, admin_url=args.admin_url,
+        )
 
     async def one(kind: str, history: bool, database_url: str,
                   run: comparison.Scenario) -> Report:
         return await _one(args, kind, history, run, database_url)
 
+    if args.scenario == "floor":
+        return await floor.floor(plan, one)
     return await comparison.compare(plan, one)
 
 
@@ -386,7 +410,7 @@ async def main_async(args: argparse.Namespace) -> int:
     elif args.scenario in DELIVERY_SCENARIOS:
         reports = [await _delivery(args)]
         print(reports[0].table())
-    elif args.scenario == "compare":
+    elif args.scenario in ("compare", "floor"):
         reports = await _compare(args)
     elif getattr(args, "email_rate", 0) > 0:
         reports = [await _with_sink(args)]

@@ -3,7 +3,8 @@ one run, then the figures side by side and the summary rows of the performance g
 
 Each scenario gets a fresh server (and, on PostgreSQL, a fresh database), so one run's
 memory or data does not leak into the next. The peer stores nothing, so it runs once per
-scenario whatever the stores; its runs are interleaved with the first store's.
+scenario whatever the stores; its runs are interleaved with the first store's. ``floor``
+(floor.py) is this plan with its own table.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ RunOne = Callable[[str, bool, str, Scenario], Awaitable[Report]]
 
 SCENARIOS = ("connections", "targeted", "fanout", "recovery")
 STORES = ("sqlite", "postgres")
+NO_PEER = "none"  # a plan without a peer: Tidings' runs only
 P99_GOAL_MS = 100.0  # "max sustained creates/s" counts a rate held with p99 at or under it
 
 
@@ -71,8 +73,21 @@ async def _database(store: str, admin_url: str) -> AsyncIterator[str]:
         yield url
 
 
-async def compare(plan: Plan, one: RunOne) -> list[Report]:
-    """Every run's report, then one ``compare-summary`` report of the goal rows."""
+@dataclass
+class Measured:
+    """Every run's report: Tidings' by store then label, the peer's by label (empty with
+    no peer)."""
+
+    ours: dict[str, dict[str, Report]]
+    theirs: dict[str, Report]
+
+    def reports(self) -> list[Report]:
+        return [r for runs in self.ours.values() for r in runs.values()] + list(
+            self.theirs.values())
+
+
+async def measure(plan: Plan, one: RunOne) -> Measured:
+    """Run the plan, printing each run's table as it ends."""
     ours: dict[str, dict[str, Report]] = {store: {} for store in plan.stores}
     theirs: dict[str, Report] = {}
     for store in plan.stores:
@@ -83,25 +98,34 @@ async def compare(plan: Plan, one: RunOne) -> list[Report]:
             report.scenario = label
             ours[store][label] = report
             print(report.table(), flush=True)
-            if label not in theirs:
+            if plan.peer != NO_PEER and label not in theirs:
                 peer = await one(plan.peer, history, "", run)
                 peer.scenario = label
                 theirs[label] = peer
                 print(peer.table(), flush=True)
+    return Measured(ours, theirs)
+
+
+async def compare(plan: Plan, one: RunOne) -> list[Report]:
+    """Every run's report, then one ``compare-summary`` report of the goal rows."""
+    measured = await measure(plan, one)
+    ours, theirs = measured.ours, measured.theirs
     for store in plan.stores:
-        labels = list(ours[store])
-        print(comparison_table([ours[store][k] for k in labels], [theirs[k] for k in labels]))
+        labels = [k for k in ours[store] if k in theirs]
+        if labels:
+            print(comparison_table([ours[store][k] for k in labels],
+                                   [theirs[k] for k in labels]))
     summary = summarize(plan, ours, theirs)
     print(summary.table())
-    runs = [r for store in plan.stores for r in ours[store].values()] + list(theirs.values())
-    return [*runs, summary]
+    return [*measured.reports(), summary]
 
 
 def summarize(plan: Plan, ours: dict[str, dict[str, Report]], theirs: dict[str, Report]) -> Report:
     """The rows of the performance goals, one figure per side (``a / b`` where a row has two)."""
     summary = Report("compare-summary", f"{plan.target} vs {plan.peer}")
     sides: dict[str, dict[str, Report]] = {f"{plan.target} ({s})": ours[s] for s in plan.stores}
-    sides[plan.peer] = theirs
+    if plan.peer != NO_PEER:
+        sides[plan.peer] = theirs
     rows: dict[str, dict[str, str]] = {}
 
     def put(row: str, side: str, value: str) -> None:
