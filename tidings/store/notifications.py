@@ -20,13 +20,10 @@ from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import DeliveryStatus, Medium, Status
 from tidings.domain.notification import InboxFilter, NewDelivery, Notification
 from tidings.store import deliveries as deliveries_store
+from tidings.store import driver_inserts
 from tidings.store.sealing import open_record, seal_record
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
-
-# Large fan-outs are written in slices: one statement per slice keeps the parameter count
-# under every driver's limit while still being a handful of round trips for 10,000 rows.
-INSERT_SLICE = 1000
 
 _FIELDS = tuple(field.name for field in fields(Notification) if field.name != "deliveries")
 # Selected in the record's field order (`template` and `content` included: the JSON
@@ -49,15 +46,39 @@ def record_of(row: Sequence[Any], cipher: FieldCipher | None) -> Notification:
     return open_record(cipher, record) if marked else record
 
 
-def _row(item: Notification, cipher: FieldCipher | None) -> dict[str, Any]:
+def _sealed(item: Notification, cipher: FieldCipher | None) -> Notification:
     if item.sensitive:
         if cipher is None:
             # The creation service refuses such drafts first; this is the last line.
             raise ValueError("sensitive parts cannot be stored without encryption keys")
-        item = seal_record(cipher, item)
-    row = {name: getattr(item, name) for name in _FIELDS}
-    row["sensitive"] = list(item.sensitive) or None
-    return row
+        return seal_record(cipher, item)
+    return item
+
+
+# The columns of `_rows`' tuples, in their order.
+_INSERTED = (
+    "id", "user_id", "type", "title", "message", "channel", "priority", "status",
+    "scheduled_at", "created_at", "visible_at", "delivered_at", "read_at", "data", "in_app",
+    "producer", "sensitive", "template", "content",
+)
+
+
+def _rows(values: driver_inserts.Values, items: Sequence[Notification],
+          cipher: FieldCipher | None) -> list[driver_inserts.Row]:
+    """The `_INSERTED` columns of each record (sensitive parts sealed), as bound."""
+    instant, as_json, json_or_null = values.instant, values.json, values.json_or_null
+    rows = []
+    for item in items:
+        item = _sealed(item, cipher)
+        rows.append((
+            item.id, item.user_id, item.type, item.title, item.message, item.channel,
+            item.priority, item.status, instant(item.scheduled_at), instant(item.created_at),
+            instant(item.visible_at), instant(item.delivered_at), instant(item.read_at),
+            as_json(item.data), item.in_app, item.producer,
+            json_or_null(list(item.sensitive) or None), as_json(item.template),
+            as_json(item.content),
+        ))
+    return rows
 
 
 async def with_deliveries(
@@ -79,26 +100,12 @@ async def insert_many(
     *, cipher: FieldCipher | None,
 ) -> None:
     """Write the records (their sensitive parts sealed) and their deliveries."""
-    rows = [_row(item, cipher) for item in items]
-    delivery_rows = [
-        {
-            "notification_id": d.notification_id,
-            "user_id": d.user_id,
-            "medium": d.medium,
-            "status": d.status,
-            "attempts": d.attempts,
-            "next_attempt_at": d.due_at,
-            "last_error": d.last_error,
-            "created_at": d.created_at,
-            "updated_at": d.created_at,
-            "digest_id": d.digest_id,
-        }
-        for d in new_deliveries
-    ]
-    for start in range(0, len(rows), INSERT_SLICE):
-        await conn.execute(notifications.insert(), rows[start : start + INSERT_SLICE])
-    for start in range(0, len(delivery_rows), INSERT_SLICE):
-        await conn.execute(deliveries.insert(), delivery_rows[start : start + INSERT_SLICE])
+    values = driver_inserts.Values(conn)
+    await driver_inserts.insert_rows(conn, "notifications", _INSERTED,
+                                     _rows(values, items, cipher))
+    await driver_inserts.insert_rows(conn, "notification_deliveries",
+                                     driver_inserts.DELIVERY_COLUMNS,
+                                     driver_inserts.delivery_rows(values, new_deliveries))
 
 
 def _owned(user_id: str, notification_id: str) -> sa.ColumnElement[bool]:
