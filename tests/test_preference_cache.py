@@ -102,6 +102,16 @@ async def test_a_one_click_unsubscribe_is_honoured_by_the_next_create(
     assert await create(server, "bob") == {"in_app", "push"}
 
 
+async def test_a_socket_preference_event_is_honoured_by_the_next_create(
+    server: RunningServer, connect: Any,
+) -> None:
+    assert await create(server, "erin") == {"in_app", "email", "push"}
+    erin = await connect("erin")
+    ack = await erin.call("updatePreferences", {**EMAIL_OFF, "push_enabled": False})
+    assert ack["ok"] is True
+    assert await create(server, "erin") == {"in_app"}
+
+
 class Unheard:
     """An invalidation that reaches no one (a lost message)."""
 
