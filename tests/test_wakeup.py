@@ -155,6 +155,89 @@ async def test_a_redis_that_comes_back_wakes_again(redis_server: RedisServer) ->
         await two.close()
 
 
+class Invalidated:
+    """A cache's side: what other processes told it to drop, and the whole drops."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
+        self.lost = 0
+        self.event = asyncio.Event()
+
+    def waiters(self) -> Waiters:
+        return Waiters(invalidated=[self._told], lost=[self._lost])
+
+    def _told(self, scope: str, key: str) -> None:
+        self.told.append((scope, key))
+        self.event.set()
+
+    def _lost(self) -> None:
+        self.lost += 1
+        self.event.set()
+
+
+async def invalidated_across(build: Callable[[Waiters], RelayedSignal]) -> None:
+    """An invalidation raised in one instance reaches the other's caches, not its own
+    (the raiser dropped its own entry already); repeats while one is on its way merge."""
+    here, there = Invalidated(), Invalidated()
+    one, two = build(here.waiters()), build(there.waiters())
+    await one.start()
+    await two.start()
+    try:
+        one.invalidate("preferences", "alice")
+        one.invalidate("preferences", "bob")
+        one.queued()
+
+        async def both() -> None:
+            while len(there.told) < 2:  # noqa: ASYNC110 - counted by callbacks
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(both(), EVENT_TIMEOUT)
+        await asyncio.sleep(0.2)  # time for an echo to arrive
+        assert sorted(there.told) == [("preferences", "alice"), ("preferences", "bob")]
+        assert here.told == [] and here.lost == there.lost == 0
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_an_invalidation_reaches_another_instance_over_redis(
+    redis_server: RedisServer,
+) -> None:
+    def build(waiters: Waiters) -> RelayedSignal:
+        relay = RedisRelay(redis_server.url, "", cluster=False, prefix="t", metrics=Metrics())
+        return RelayedSignal(waiters, relay, name="Redis")
+
+    await invalidated_across(build)
+
+
+@on_postgresql
+async def test_an_invalidation_reaches_another_instance_over_postgresql(
+    database_url: str,
+) -> None:
+    def build(waiters: Waiters) -> RelayedSignal:
+        return RelayedSignal(waiters, PostgresRelay(database_url), name="PostgreSQL")
+
+    await invalidated_across(build)
+
+
+async def test_caches_are_dropped_when_the_control_connection_comes_back(
+    redis_server: RedisServer,
+) -> None:
+    """Invalidations sent during a break are lost: every cached entry goes."""
+    there = Invalidated()
+    relay = RedisRelay(redis_server.url, "", cluster=False, prefix="t", metrics=Metrics())
+    signal = RelayedSignal(there.waiters(), relay, name="Redis")
+    await signal.start()
+    try:
+        assert signal.listening and there.lost == 0
+        await redis_server.stop()
+        await redis_server.start()
+        await asyncio.wait_for(there.event.wait(), 10)
+        assert there.lost == 1
+    finally:
+        await signal.close()
+
+
 def test_the_redis_wake_message_is_the_one_the_fan_out_sent_before() -> None:
     """Nodes of the release before, whose fan-out carried wake-ups on `{prefix}:ctl`,
     and of this one wake each other during a rolling upgrade."""

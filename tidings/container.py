@@ -40,6 +40,7 @@ from tidings.services.devices import DeviceService
 from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
 from tidings.services.inbox import InboxService
+from tidings.services.preference_cache import PreferenceCache
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
@@ -67,7 +68,8 @@ class Core:
     """The parts `tidings serve` and `tidings worker` both run, built once per process:
     the database, the metrics, the cipher, the fan-out (None in a worker without Redis:
     no sockets to reach), the delivery worker, the scheduler (serve only), and the queue
-    signal that wakes the loops of this process that run here."""
+    signal that wakes the loops of this process that run here (and carries the caches'
+    invalidations: the preferences', which the creates of a serve node read)."""
 
     settings: Settings
     db: Database
@@ -78,6 +80,7 @@ class Core:
     scheduler: DueScheduler | None
     signal: Signal
     runs_worker: bool
+    preference_cache: PreferenceCache
 
     async def start(self) -> None:
         await self.db.start()
@@ -115,10 +118,13 @@ def build_core(settings: Settings, *, serve: bool) -> Core:
         batch_size=settings.notification_batch_size, cipher=cipher, metrics=metrics,
     ) if serve and fanout is not None else None
     runs_worker = settings.workers_in_serve or not serve
+    preference_cache = PreferenceCache(metrics)
     waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
-                      scheduled=(scheduler.wake,) if scheduler is not None else ())
+                      scheduled=(scheduler.wake,) if scheduler is not None else (),
+                      invalidated=(preference_cache.invalidated,),
+                      lost=(preference_cache.forget_all,))
     return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
-                build_signal(settings, db, metrics, waiters), runs_worker)
+                build_signal(settings, db, metrics, waiters), runs_worker, preference_cache)
 
 
 def build_signal(settings: Settings, db: Database, metrics: Metrics,
@@ -269,7 +275,7 @@ def build_services(settings: Settings) -> Services:
     fanout, scheduler = core.fanout, core.scheduler
     assert fanout is not None and scheduler is not None  # a serve node has both
     tokens = TokenService(settings)
-    preferences = PreferenceService(db)
+    preferences = PreferenceService(db, core.preference_cache, signal)
     limits = RateLimits.from_settings(settings)
     subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
     inbox = InboxService(db, fanout, signal, cipher=cipher)
@@ -287,7 +293,7 @@ def build_services(settings: Settings) -> Services:
         dead_letters=DeadLetterService(db, fanout, signal),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db, signal), devices=DeviceService(db, settings),
-        unsubscribe=UnsubscribeService(db, settings), templates=templates,
+        unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

@@ -33,6 +33,11 @@ class Preference:
             return self.push_enabled
         return self.in_app_enabled
 
+    def applies_to(self, channel: str, type_: str) -> bool:
+        """A candidate for (channel, type): exact or `*` in each part."""
+        return (self.channel in (channel, WILDCARD)
+                and self.notification_type in (type_, WILDCARD))
+
     @property
     def specificity(self) -> tuple[bool, bool]:
         return (self.channel != WILDCARD, self.notification_type != WILDCARD)

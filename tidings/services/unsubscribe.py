@@ -25,6 +25,7 @@ from tidings.domain.errors import TidingsError
 from tidings.domain.fields import is_name
 from tidings.domain.model import WILDCARD, utcnow
 from tidings.domain.preference import Preference, PreferenceChange
+from tidings.services.preferences import PreferenceService
 from tidings.store import preferences as preference_store
 from tidings.store.database import Database
 
@@ -143,8 +144,11 @@ def email_off(candidates: list[Preference], channel: str, type_: str) -> Prefere
 
 
 class UnsubscribeService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings,
+                 preferences: PreferenceService) -> None:
         self._db = db
+        # Told of each change, after its commit: the caches of preferences drop the user.
+        self._preferences = preferences
         self._key = signing_key(settings)
         self._public_url = settings.public_url
 
@@ -165,9 +169,13 @@ class UnsubscribeService:
         applied before. Idempotent; answers what it unsubscribed from."""
         target = read_token(self._key, token)
         channel, type_ = target.channel, target.notification_type
-        async with self._db.begin() as conn:
-            found = await preference_store.candidates_for(conn, [target.user_id], channel,
-                                                          type_)
-            change = email_off(found.get(target.user_id, []), channel, type_)
-            await preference_store.upsert_many(conn, target.user_id, [change], utcnow())
+        try:
+            async with self._db.begin() as conn:
+                found = await preference_store.candidates_for(conn, [target.user_id],
+                                                              channel, type_)
+                change = email_off(found.get(target.user_id, []), channel, type_)
+                await preference_store.upsert_many(conn, target.user_id, [change], utcnow())
+        finally:
+            # Also after a failure: a commit whose answer was lost may have happened.
+            self._preferences.changed(target.user_id)
         return target

@@ -71,3 +71,14 @@ async def candidates_for(
         for user_id, *values in await conn.execute(query):
             found.setdefault(user_id, []).append(Preference(*values))
     return found
+
+
+async def rows_of(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, list[Preference]]:
+    """Every row of these users, by user (none: absent)."""
+    found: dict[str, list[Preference]] = {}
+    for start in range(0, len(user_ids), LOOKUP_SLICE):
+        query = sa.select(preferences.c.user_id, *_COLUMNS).where(
+            preferences.c.user_id.in_(user_ids[start : start + LOOKUP_SLICE]))
+        for user_id, *values in await conn.execute(query):
+            found.setdefault(user_id, []).append(Preference(*values))
+    return found

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 QUEUED_MEDIA = ("email", "push", "webhook")
 LOOPS = ("worker", "scheduler", "maintenance")  # the background loops (`support.loops`)
+CACHES = ("preferences",)  # the in-process caches (`support.ttl_cache`)
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -99,9 +100,23 @@ class Metrics:
             "logged, then the loop waits and goes on)",
             ["loop"], registry=self.registry,
         )
+        # The in-process caches of what the database holds (`support/ttl_cache.py`), by
+        # cache: a miss is a read of the database.
+        self.cache_hits = Counter(
+            "tidings_cache_hits", "Lookups answered by an in-process cache, by cache",
+            ["cache"], registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "tidings_cache_misses", "Lookups an in-process cache could not answer (read "
+            "from the database), by cache",
+            ["cache"], registry=self.registry,
+        )
         # Series that alerts compare over time exist from the start, at zero.
         for channel in ("user", "control"):
             self.fanout_received.labels(channel=channel)
+        for cache in CACHES:
+            self.cache_hits.labels(cache=cache)
+            self.cache_misses.labels(cache=cache)
         for medium in QUEUED_MEDIA:
             self.dead_letters.labels(medium=medium)
             self.queue_depth.labels(medium=medium)

@@ -1,4 +1,5 @@
-"""The wake-up of a single process: a raise wakes this process's loops, nothing else."""
+"""The control messages of a single process: a raise wakes this process's loops, nothing
+else; an invalidation has no other process to reach (the raiser dropped its own entry)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ class LocalSignal:
 
     def scheduled(self, due: datetime) -> None:
         self._waiters.wake_scheduled(due)
+
+    def invalidate(self, scope: str, key: str) -> None:
+        return None
 
     async def start(self) -> None:
         return None

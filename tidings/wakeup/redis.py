@@ -1,5 +1,6 @@
-"""Queue wake-ups over Redis pub/sub (REDIS_URL set), on connections of their own (the
-socket fan-out's are for sockets): one for publishing, one subscribed to `{prefix}:ctl`.
+"""Control messages (queue wake-ups, cache invalidations) over Redis pub/sub (REDIS_URL
+set), on connections of their own (the socket fan-out's are for sockets): one for
+publishing, one subscribed to `{prefix}:ctl`.
 
 A standalone server, a Sentinel-managed master (`redis+sentinel://`, asked where the
 master is at each connection) and a Redis Cluster (REDIS_CLUSTER: sharded pub/sub on the
@@ -7,16 +8,18 @@ master that owns the channel's slot, read from the cluster at each connection) a
 one channel on one server; a failover or a slot move breaks the connection or fails a
 publish, and the relay connects again where the channel now lives.
 
-The message is msgpack `{"v": 1, "o": origin, "k": "w"}`, as the fan-out sent it on the
+A wake-up is msgpack `{"v": 1, "o": origin, "k": "w"}`, as the fan-out sent it on the
 same channel before wake-ups had connections of their own: nodes of both releases wake
-each other during a rolling upgrade.
+each other during a rolling upgrade. An invalidation is `{"v": 1, "o": origin, "k": "i",
+"scope": scope, "key": key}`, the form that fan-out defined for it (nodes of that release
+ignore it: they cache nothing).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -41,6 +44,7 @@ HEARTBEAT_S = 5.0
 
 VERSION = 1
 WAKE = "w"
+INVALIDATE = "i"
 
 
 class RedisRelay:
@@ -96,7 +100,8 @@ class RedisRelay:
             return lambda: Redis.from_pool(master_pool(sentinel, address, **options))
         return lambda: Redis.from_url(self._url, **options)
 
-    async def listen(self, heard: Callable[[], None]) -> None:
+    async def listen(self, heard: Callable[[], None],
+                     invalidated: Callable[[str, str], None]) -> None:
         pubsub = self._pubsub
         if pubsub is None:
             raise ConnectionError("not connected to Redis")
@@ -115,25 +120,47 @@ class RedisRelay:
                 raise ConnectionError(f"Redis dropped the subscription to {self.channel}")
             if kind in ("message", "smessage"):
                 self._metrics.fanout_received.labels(channel="control").inc()
-                if self._from_another(bytes(message["data"])):
+                body = self._decode(bytes(message["data"]))
+                if body is None:
+                    continue
+                if body.get("k") == WAKE:
                     heard()
+                elif (body.get("k") == INVALIDATE and isinstance(body.get("scope"), str)
+                      and isinstance(body.get("key"), str)):
+                    invalidated(body["scope"], body["key"])
 
-    def _from_another(self, data: bytes) -> bool:
+    def _decode(self, data: bytes) -> dict[str, Any] | None:
+        """The message if another process of this version sent it."""
         try:
             body = msgpack.unpackb(data, raw=False)
         except (ValueError, msgpack.UnpackException):
-            return False
-        return (isinstance(body, dict) and body.get("v") == VERSION
-                and body.get("k") == WAKE and body.get("o") != self.origin)
+            return None
+        if (isinstance(body, dict) and body.get("v") == VERSION
+                and body.get("o") != self.origin):
+            return body
+        return None
+
+    def _from_another(self, data: bytes) -> bool:
+        """A wake-up from another process."""
+        body = self._decode(data)
+        return body is not None and body.get("k") == WAKE
 
     async def send(self) -> None:
+        await self._publish(self._message)
+
+    async def send_invalidations(self, items: Sequence[tuple[str, str]]) -> None:
+        for scope, key in items:
+            await self._publish(msgpack.packb({"v": VERSION, "o": self.origin,
+                                               "k": INVALIDATE, "scope": scope, "key": key}))
+
+    async def _publish(self, message: bytes) -> None:
         if self._commands is None:
             raise ConnectionError("not connected to Redis")
         if self._cluster:
             await self._commands.execute_command(  # type: ignore[no-untyped-call]
-                "SPUBLISH", self.channel, self._message)
+                "SPUBLISH", self.channel, message)
         else:
-            await self._commands.publish(self.channel, self._message)
+            await self._commands.publish(self.channel, message)
 
     async def close(self) -> None:
         pubsub, subscriber, commands, sentinel = (self._pubsub, self._subscriber,
