@@ -6,24 +6,13 @@ as they like."""
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
-
-import httpx
+from dataclasses import dataclass
 
 from tidings.api.bundle import ApiServices
 from tidings.config.settings import Settings
 from tidings.crypto.cipher import FieldCipher
-from tidings.delivery.email.sender import build_email_sender
-from tidings.delivery.push.router import build_push_senders
-from tidings.delivery.tls import default_tls
-from tidings.delivery.webhooks.sender import WebhookSender
-from tidings.domain.model import Medium, utcnow
-from tidings.jobs.maintenance import Maintenance
-from tidings.queue.dispatch import Dispatcher, Senders
+from tidings.delivery_setup import Delivery, build_delivery
 from tidings.queue.release import DueScheduler
-from tidings.queue.retry import RetryPolicy
-from tidings.queue.worker import DeliveryWorker
 from tidings.realtime.fanout import InProcessFanout
 from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
@@ -48,9 +37,6 @@ from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import (
     UnsubscribeService,
-    mint_token,
-    signing_key,
-    unsubscribe_url,
 )
 from tidings.services.webhooks import WebhookService
 from tidings.store.database import Database
@@ -173,74 +159,6 @@ class Services:
     async def stop(self) -> None:
         await self.limits.close()
         await self.core.stop()
-
-
-@dataclass
-class Delivery:
-    """The delivery worker and the provider clients it sends through."""
-
-    worker: DeliveryWorker
-    senders: Senders
-    http: httpx.AsyncClient
-    closed: bool = field(default=False)
-
-    @property
-    def deliverable(self) -> frozenset[Medium]:
-        """The media a provider is configured for (in-app needs none)."""
-        configured = {Medium.IN_APP}
-        if self.senders.email is not None:
-            configured.add(Medium.EMAIL)
-        if self.senders.push is not None:
-            configured.add(Medium.PUSH)
-        return frozenset(configured)
-
-    async def stop(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        await self.worker.stop()
-        for sender in (self.senders.email, self.senders.push, self.senders.webhooks):
-            if sender is not None:
-                await sender.close()
-        await self.http.aclose()
-
-
-def build_delivery(settings: Settings, db: Database, fanout: Fanout | None,
-                   metrics: Metrics, cipher: FieldCipher | None) -> Delivery:
-    """The delivery worker with a sender for every configured provider (a provider that
-    is configured wrongly stops start-up, naming the setting)."""
-    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
-                             verify=default_tls())
-    # Every send ends well inside its lease, so a slow provider never lets another
-    # worker take a delivery that is still being sent.
-    timeout_s = max(1.0, min(30.0, settings.delivery_lease_seconds / 3))
-    push = build_push_senders(settings, http)
-    senders = Senders(
-        email=build_email_sender(settings, http, timeout_s=timeout_s),
-        push=push if push.any_configured() else None,
-        webhooks=WebhookSender(http, allow_private=settings.allow_private_targets,
-                               timeout_s=timeout_s),
-    )
-    policy = RetryPolicy(settings.max_retry_attempts,
-                         tuple(ms / 1000 for ms in settings.retry_delays_ms))
-    key = signing_key(settings)
-
-    def unsubscribe_link(user_id: str, channel: str, type_: str) -> str:
-        return unsubscribe_url(settings.public_url, mint_token(key, user_id, channel, type_))
-
-    dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
-                            unsubscribe_link)
-    worker = DeliveryWorker(
-        db, fanout, dispatcher, metrics,
-        batch_size=settings.notification_batch_size,
-        lease_s=settings.delivery_lease_seconds,
-        poll_s=settings.scheduler_interval_s,
-        cipher=cipher,
-        maintenance=Maintenance(db, retention_days=settings.retention_days, metrics=metrics),
-        throttle_per_hour=settings.throttle_per_hour,
-        devices_per_user=settings.max_devices_per_user,
-    )
-    return Delivery(worker, senders, http)
 
 
 def build_cipher(settings: Settings) -> FieldCipher | None:

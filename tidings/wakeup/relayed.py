@@ -105,15 +105,16 @@ class RelayedSignal:
                 self.listening = True
                 self._tried.set()
                 if broken:
-                    log.info("queue wake-ups over %s are back", self._name)
+                    log.info("control messages over %s are back", self._name)
                     self._waiters.wake_queued()  # what was raised meanwhile
                     self._waiters.drop_all()  # what was invalidated meanwhile
                     broken = False
                 await self._relay.listen(self._waiters.wake_queued, self._waiters.invalidate)
             except Exception as exc:  # any failure of the connection: reconnect
                 if not broken:
-                    log.warning("queue wake-ups over %s stopped (%s): the workers poll until "
-                                "they are back", self._name, type(exc).__name__)
+                    log.warning("control messages over %s stopped (%s): the workers poll and "
+                                "cached preferences live out their 30 s until they are back",
+                                self._name, type(exc).__name__)
                 broken = True
             finally:
                 self.listening = False
