@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -27,6 +27,9 @@ from tidings.container import Services, build_services
 from tidings.jobs.migrate import upgrade
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
+
+if TYPE_CHECKING:
+    from tests.redis_servers import RedisServer
 
 # Hypothesis: a few examples per property in the developer's run, more under
 # `scripts/test.sh --all` (CI), which sets HYPOTHESIS_PROFILE=ci. Fuzz tests take their
@@ -252,3 +255,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def needs_redis() -> None:
+    """Skips without the redis-server binaries (fails under CI=true, which must have them)."""
+    from tests.redis_servers import redis_binaries_missing  # it imports this module
+
+    missing = redis_binaries_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing} (required under CI=true)")
+        pytest.skip(missing)
+
+
+@pytest.fixture
+async def redis_server(needs_redis: None, tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A redis-server of the test's own, on a free loopback port, stopped at the end."""
+    from tests.redis_servers import RedisServer  # it imports this module
+
+    server = RedisServer(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+

@@ -7,16 +7,14 @@ an invalidation that never arrives is bounded by an entry's life."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
-from tests.redis_servers import RedisServer, redis_binaries_missing
+from tests.redis_servers import RedisServer
 from tidings.domain.model import Medium, utcnow
 from tidings.domain.preference import PreferenceChange
 from tidings.services.preference_cache import TTL_S, PreferenceCache
@@ -161,21 +159,6 @@ async def honoured_across(one: RunningServer, two: RunningServer) -> None:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(honoured(), EVENT_TIMEOUT)
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    missing = redis_binaries_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing} (required under CI=true)")
-        pytest.skip(missing)
-    server = RedisServer(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @on_postgresql

@@ -29,7 +29,6 @@ pytestmark = [pytest.mark.system,
               pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 # The fan-out tests' fixtures: nodes on the test's database and their clients.
-needs_redis = fanout_tests._needs_redis
 nodes = fanout_tests.nodes
 clients = fanout_tests.clients
 

@@ -5,7 +5,6 @@ outage falls back to polling the database without losing anything."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import EVENT_TIMEOUT, Client, RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
-from tests.redis_servers import RedisServer, create_cluster, redis_binaries_missing
+from tests.redis_servers import RedisServer, create_cluster
 from tests.test_delivery_email import add_email
 from tidings import worker_process
 from tidings.domain.model import utcnow
@@ -35,22 +34,8 @@ Nodes = Callable[..., Awaitable[list[RunningServer]]]
 
 
 @pytest.fixture(autouse=True)
-def _needs_redis() -> None:
-    missing = redis_binaries_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing} (required under CI=true)")
-        pytest.skip(missing)
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+def _needs_redis(needs_redis: None) -> None:
+    """Every test here needs the redis-server binaries (conftest.py's `needs_redis`)."""
 
 
 @pytest.fixture

@@ -34,9 +34,8 @@ from tidings.support.metrics import Metrics
 
 pytestmark = pytest.mark.system
 
-# The fan-out tests' fixtures: their Redis server, nodes on the test's database, clients.
-needs_redis = fanout_tests._needs_redis
-redis_server = fanout_tests.redis_server
+# The fan-out tests' fixtures: nodes on the test's database, clients (the Redis server is
+# conftest.py's `redis_server`).
 nodes = fanout_tests.nodes
 clients = fanout_tests.clients
 database = fanout_tests.database

@@ -6,8 +6,7 @@ on a serve node instead of waiting for its poll."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from tests.conftest import EVENT_TIMEOUT, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
-from tests.redis_servers import RedisServer, create_cluster, redis_binaries_missing
+from tests.redis_servers import RedisServer, create_cluster
 from tests.test_delivery_email import add_email
 from tests.test_redis_sentinel import Deployment
 from tidings import worker_process
@@ -46,25 +45,6 @@ class Woken:
     def _queued(self) -> None:
         self.queued += 1
         self.event.set()
-
-
-@pytest.fixture
-def needs_redis() -> None:
-    missing = redis_binaries_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing} (required under CI=true)")
-        pytest.skip(missing)
-
-
-@pytest.fixture
-async def redis_server(needs_redis: None, tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 Build = Callable[[Woken], RelayedSignal]
