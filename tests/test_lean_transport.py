@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
 from tidings.config.settings import Settings
 from tidings.container import make_transport
+from tidings.domain.notification import Notification
 from tidings.realtime.lean import packets
 from tidings.realtime.lean import server as lean_server
 from tidings.realtime.lean import session as lean_session
@@ -196,6 +197,29 @@ async def test_unicode_is_sent_unescaped(server: RunningServer, http: httpx.Asyn
                                 {"text": "héllo ☃"})
     assert sent == 1
     assert await get(http, sid) == ['42["hello",{"text":"héllo ☃"}]']
+
+
+async def test_a_creates_event_carries_its_answers_json_written_once(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws = await connected_ws(server, "zoë")
+    calls = 0
+    to_json = Notification.to_json
+
+    def counted(self: Notification) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return to_json(self)
+
+    monkeypatch.setattr(Notification, "to_json", counted)
+    async with server.http("orders-svc", "service") as client:
+        response = await client.post("/api/notifications", json={
+            **NOTE, "user_id": "zoë", "data": {"€": [1.5, 1e-7, "☃"]}})
+    assert response.status_code == 201
+    # The answer's very bytes, spliced into the frame; the notification written once.
+    assert await recv(ws) == '42["notification",' + response.content.decode() + "]"
+    assert calls == 1
+    await ws.close()
 
 
 def lean_transport(server: RunningServer) -> lean_server.LeanTransport:

@@ -2,7 +2,8 @@
 
 `Notification` is what the store hands back and what crosses the fan-out (between nodes
 too, later): plain values only, so it serialises as it is. `to_json` is the one place the
-contract's notification object is written.
+contract's notification object is written; `to_json_bytes` its JSON, written once per
+record.
 """
 
 from __future__ import annotations
@@ -12,13 +13,25 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.model import Medium, isoformat, parse_instant
 
 
+class _JsonOnce:
+    """The slot where a record keeps its JSON once written. A slot of a base class, not a
+    field: the record's values (its fields, which the store maps to columns, compares,
+    shows and copies) stay what they are, and a record is built without it (it is unset
+    until the first `to_json_bytes`)."""
+
+    __slots__ = ("_json",)
+    _json: bytes
+
+
 @dataclass(frozen=True, slots=True)
-class Notification:
+class Notification(_JsonOnce):
     id: str
     user_id: str
     type: str
@@ -67,6 +80,25 @@ class Notification:
             "deliveries": [delivery.to_json() for delivery in self.deliveries],
             "template": self.template,
         }
+
+    def to_json_bytes(self) -> bytes:
+        """`to_json` as orjson writes it (compact UTF-8), written on the first call and
+        kept: the record is frozen, and its JSON is the same for every reader (a single
+        create's HTTP answer, and the socket event sent before it). Raises TypeError where
+        orjson refuses the object (an integer beyond 64 bits in `data`), and keeps
+        nothing: each writer then spells it with its own fallback."""
+        written: bytes | None = getattr(self, "_json", None)
+        if written is None:
+            written = orjson.dumps(self.to_json())
+            object.__setattr__(self, "_json", written)  # frozen: the cache is set once
+        return written
+
+    def written_json(self) -> bytes | None:
+        """What `to_json_bytes` wrote and kept, if it was called; None otherwise. A reader
+        that is not sure to be joined by another writes its own JSON rather than keep it
+        (a channel's thousands of copies, emitted once each, are not kept)."""
+        written: bytes | None = getattr(self, "_json", None)
+        return written
 
     @classmethod
     def from_json(cls, body: dict[str, Any], *, producer: str = "") -> Notification:

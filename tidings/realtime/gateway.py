@@ -111,7 +111,9 @@ class SocketGateway:
         for notification in notifications:
             sids = self.transport.members(user_room(notification.user_id))
             if sids:
-                sent += await self.transport.send(sids, NOTIFICATION, notification.to_json())
+                # The record, not its value: a single create's record has its JSON written
+                # already, for this event and its HTTP answer alike.
+                sent += await self.transport.send_record(sids, NOTIFICATION, notification)
         self._metrics.in_app_deliveries.inc(sent)
         if notifications:
             since = notifications[0].visible_at.timestamp()
@@ -244,6 +246,6 @@ class SocketGateway:
             if sid not in self._principals:
                 break  # the socket is gone: read no more of the history
             for notification in chunk:
-                await self.transport.send([sid], NOTIFICATION, notification.to_json())
+                await self.transport.send_record([sid], NOTIFICATION, notification)
             count += len(chunk)
         return {"ok": True, "count": count}

@@ -29,6 +29,7 @@ from tidings.realtime.transport import (
     ConnectionRefused,
     DisconnectHandler,
     EventHandler,
+    JsonRecord,
 )
 
 NAMESPACE = "/"
@@ -177,6 +178,11 @@ class PythonSocketIOTransport:
 
     def members(self, room: str) -> list[str]:
         return [sid for sid, _ in self.server.manager.get_participants(NAMESPACE, room)]
+
+    async def send_record(self, sids: Iterable[str], event: str, record: JsonRecord) -> int:
+        # The standard library's spelling of the value, as `send`: orjson's bytes, which
+        # the record keeps, are not these.
+        return await self.send(sids, event, record.to_json())
 
     async def send(self, sids: Iterable[str], event: str, payload: Mapping[str, Any]) -> int:
         packet: eio_packet.Packet | None = None

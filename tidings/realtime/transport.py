@@ -21,6 +21,16 @@ class ConnectionRefused(Exception):
         self.message = message
 
 
+class JsonRecord(Protocol):
+    """An event payload that may have its JSON written already (a notification that is
+    also a create's HTTP answer): `to_json()` its value, `written_json()` that value as
+    orjson writes it, or None."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def written_json(self) -> bytes | None: ...
+
+
 # (sid, auth payload of the CONNECT packet); raise ConnectionRefused to refuse.
 ConnectHandler = Callable[[str, Any], Awaitable[None]]
 # (sid); called once the CONNECT answer is on its way, so events sent here follow it.
@@ -48,6 +58,11 @@ class SocketTransport(Protocol):
 
     async def send(self, sids: Iterable[str], event: str, payload: Mapping[str, Any]) -> int:
         """Send one event to these sockets (framed once); returns how many were sent."""
+
+    async def send_record(self, sids: Iterable[str], event: str, record: JsonRecord) -> int:
+        """`send(sids, event, record.to_json())`, the same characters on the wire; a
+        transport whose framing is orjson's compact form splices the record's written
+        JSON, where there is one, instead of writing it again."""
 
     async def disconnect(self, sid: str) -> None:
         """Close this socket (the client sees a server-side disconnect); the disconnect

@@ -11,13 +11,14 @@ transaction before anyone hears of it; the fan-out after the commit is only the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import Forbidden, ValidationFailed
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import DeliveryStatus, Medium, Principal, utcnow
-from tidings.domain.notification import CreateOutcome, Notification
+from tidings.domain.notification import Created, CreateOutcome, Notification
 from tidings.services.copies import CreationRequest, check_key
 from tidings.services.creation_writes import CreationWriter, Written
 from tidings.services.fanout import Fanout
@@ -83,6 +84,10 @@ class CreationService:
                 return found
         await self.charge(principal.user_id, [request], _audience_field(draft))
         written = await self._batcher.submit(request)
+        if isinstance(written.outcome, Created):
+            # Answered as JSON, and emitted (first) as the same JSON: written once, here.
+            with contextlib.suppress(TypeError):  # what orjson refuses: each its own way
+                written.outcome.notification.to_json_bytes()
         if written.stored:
             await self.announce(request, written.stored)
         return written.outcome

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,9 +28,12 @@ from tidings.realtime.transport import (
     ConnectionRefused,
     DisconnectHandler,
     EventHandler,
+    JsonRecord,
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PATH = "/socket.io/"
 # The reference servers' defaults, which every client expects unless told otherwise.
@@ -120,6 +123,21 @@ class LeanTransport:
             await self.engine.close(session)
 
     async def send(self, sids: Iterable[str], event: str, payload: Mapping[str, Any]) -> int:
+        sent, lagging = self._push(sids, packets.event, event, payload)
+        if lagging:
+            await self._close_lagging(lagging)
+        return sent
+
+    async def send_record(self, sids: Iterable[str], event: str, record: JsonRecord) -> int:
+        sent, lagging = self._push(sids, _record_event, event, record)
+        if lagging:
+            await self._close_lagging(lagging)
+        return sent
+
+    def _push(self, sids: Iterable[str], frame: Callable[[str, T], str], event: str,
+              payload: T) -> tuple[int, list[Session]]:
+        """The event, framed once (and only if a socket is still there), to each socket:
+        how many took it, and the sessions that lag (to be closed)."""
         text: str | None = None
         sent = 0
         lagging: list[Session] = []
@@ -127,15 +145,17 @@ class LeanTransport:
             session = self._sockets.get(sid)
             if session is None:
                 continue  # disconnected meanwhile
-            text = text or packets.event(event, payload)
+            text = text or frame(event, payload)
             if session.push(text):
                 sent += 1
             else:
                 lagging.append(session)
+        return sent, lagging
+
+    async def _close_lagging(self, lagging: list[Session]) -> None:
         for session in lagging:
             log.debug("session %s does not read its packets, closing", session.sid)
             await self.engine.close(session)
-        return sent
 
     # -- HTTP and WebSocket requests ------------------------------------------------------
 
@@ -266,3 +286,12 @@ class LeanTransport:
             self._sockets.pop(sid, None)
             self._rooms.leave_all(sid)
         session.socket_sid = None
+
+
+def _record_event(event: str, record: JsonRecord) -> str:
+    """`packets.event(event, record.to_json())`, with the JSON the record wrote already
+    where it did."""
+    written = record.written_json()
+    if written is None:
+        return packets.event(event, record.to_json())
+    return packets.event_with_json(event, written)
