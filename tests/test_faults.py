@@ -105,8 +105,8 @@ async def _terminate_backends(admin: asyncpg.Connection, database: str, deadline
                               load_over: Callable[[], bool] = lambda: True) -> int:
     """Kills every PostgreSQL session of `database` (the server's pooled connections),
     waiting first, until the deadline or the load's end, for one of them to be inside a
-    statement or a transaction: a connection killed while idle in the pool is only a
-    pre-ping's work."""
+    statement or a transaction: a connection killed while idle in the pool is only the
+    pool's checkout check's work (tests/test_pool_checkouts.py)."""
     while time.monotonic() < deadline and not load_over():
         busy = await admin.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"

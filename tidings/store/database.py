@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 Connection = AsyncConnection
 
 CHECKPOINT_INTERVAL_S = 1.0
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (a
+# proxy or firewall may have dropped it without a word); one in steady use never is.
+IDLE_PING_S = 5.0
+_IDLE_SINCE = "tidings_idle_since"
 
 UNAVAILABLE = (
     sa.exc.OperationalError,
@@ -53,9 +58,11 @@ class Database:
     """Owns the engine. Services open a transaction with `begin()` and hand the connection
     to the store functions, so one business operation is one transaction."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False,
+                 idle_ping_s: float = IDLE_PING_S) -> None:
         self.url = url
-        self.engine: AsyncEngine = _create_engine(url, pool_size=pool_size, echo=echo)
+        self.engine: AsyncEngine = _create_engine(url, pool_size=pool_size, echo=echo,
+                                                  idle_ping_s=idle_ping_s)
         self.dialect = self.engine.dialect.name
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -142,7 +149,7 @@ class Database:
             self._checkpointer = None
         await self.engine.dispose()
 
-def _create_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
+def _create_engine(url: str, *, pool_size: int, echo: bool, idle_ping_s: float) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One connection: SQLite has a single writer anyway, and queueing in the pool is far
         # cheaper than connections fighting over the file lock (which, for a read that turns
@@ -153,17 +160,54 @@ def _create_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         # Errors (and so every log of one) show the SQL without its parameters, which are
         # other producers' notification contents.
         hide_parameters=True,
     )
+    _guard_checkouts(engine, idle_ping_s)
+    return engine
+
+
+def _guard_checkouts(engine: AsyncEngine, idle_ping_s: float) -> None:
+    """Instead of `pool_pre_ping`, which costs every transaction three round trips (asyncpg
+    pings inside a transaction of its own): a connection whose socket the server already
+    closed (a restart, `pg_terminate_backend`) is replaced for free, and only one that sat
+    idle in the pool longer than `idle_ping_s` is pinged. Raising `DisconnectionError` here
+    makes the pool drop the connection and hand out a fresh one. A connection that dies
+    unseen in between fails its transaction, which answers 503 like any other outage (and
+    is dropped from the pool by SQLAlchemy's disconnect handling)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(_IDLE_SINCE, None)  # fresh: nothing to check
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None:
+            return
+        if dbapi_connection.driver_connection.is_closed():
+            raise sa.exc.DisconnectionError("the server closed this pooled connection")
+        if time.monotonic() - idle_since < idle_ping_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The server or the path to it went away: so did the other idle connections.
+            raise sa.exc.InvalidatePoolError(f"idle pooled connection is gone: {exc}") from exc
+
+    event.listen(pool, "connect", connected)
+    event.listen(pool, "checkin", checked_in)
+    event.listen(pool, "checkout", checked_out)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
