@@ -14,8 +14,8 @@ import json
 import time
 from typing import Any
 
+from .harness import Bench, Options, _limit_note, _per_create
 from .report import Report, latency_summary
-from .scenarios import Bench, Options, _limit_note, _per_create
 from .sender import API_PATH, Sender, random_picker
 
 BATCH_PATH = API_PATH + "/batch"

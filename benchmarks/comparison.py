@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import scenarios
+from .harness import Options
 from .report import Report, comparison_table
 from .scratchdb import scratch_postgres
 
-Scenario = Callable[[scenarios.Options], Awaitable[Report]]
+Scenario = Callable[[Options], Awaitable[Report]]
 # (server kind, keep a replay history, DATABASE_URL or "", scenario) -> its report
 RunOne = Callable[[str, bool, str, Scenario], Awaitable[Report]]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import scenarios
+from .harness import Options
 from .loopback import parse_target
 from .pool import raise_nofile_limit
 from .report import Report
@@ -61,7 +62,7 @@ async def run(
     target = parse_target(base_url)
     if processes == 0:
         raise_nofile_limit()
-    options = scenarios.Options(
+    options = Options(
         target=target,
         target_name=base_url,
         jwt_secret=jwt_secret,

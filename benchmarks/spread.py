@@ -17,8 +17,8 @@ from .loopback import parse_target
 from .peers.launch import ServerProcess
 from .pool import Pool
 from .report import Report, latency_summary
-from .sender import RawTransport
 from .tokens import service_token
+from .transport import RawTransport
 
 
 class RoundRobinTransport:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.delivery import Config, email_latency, email_throughput
+from benchmarks.delivery import email_latency, email_throughput
+from benchmarks.deliverystack import Config
 from tests.conftest import SECRET
 
 pytestmark = pytest.mark.bench
