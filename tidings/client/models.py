@@ -27,12 +27,16 @@ class Delivery:
     attempts: int
     last_error: str | None
     updated_at: datetime | None
+    digest_id: str | None = None  # held for this digest (quiet hours, throttle, `digest`)
+    deferred_until: datetime | None = None  # waiting for the end of quiet hours
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Delivery:
         return cls(medium=body["medium"], status=body["status"],
                    attempts=int(body.get("attempts") or 0), last_error=body.get("last_error"),
-                   updated_at=parse_time(body.get("updated_at")))
+                   updated_at=parse_time(body.get("updated_at")),
+                   digest_id=body.get("digest_id"),
+                   deferred_until=parse_time(body.get("deferred_until")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,8 @@ class Notification:
     read_at: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)
     deliveries: tuple[Delivery, ...] = ()
+    # Made from a template: its key, version and the locale it was rendered in.
+    template: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -78,7 +84,7 @@ class Notification:
             delivered_at=parse_time(body.get("delivered_at")),
             read_at=parse_time(body.get("read_at")), data=dict(body.get("data") or {}),
             deliveries=tuple(Delivery.from_json(d) for d in body.get("deliveries") or ()),
-            raw=body,
+            template=body.get("template"), raw=body,
         )
 
 
