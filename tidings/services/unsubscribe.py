@@ -171,9 +171,10 @@ class UnsubscribeService:
         channel, type_ = target.channel, target.notification_type
         try:
             async with self._db.begin() as conn:
-                found = await preference_store.candidates_for(conn, [target.user_id],
-                                                              channel, type_)
-                change = email_off(found.get(target.user_id, []), channel, type_)
+                rows = (await preference_store.rows_of(conn, [target.user_id])).get(
+                    target.user_id, [])
+                change = email_off([row for row in rows if row.applies_to(channel, type_)],
+                                   channel, type_)
                 await preference_store.upsert_many(conn, target.user_id, [change], utcnow())
         finally:
             # Also after a failure: a commit whose answer was lost may have happened.

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.model import WILDCARD
 from tidings.domain.preference import Preference, PreferenceChange
 from tidings.store.database import upsert_into
 from tidings.store.tables import preferences
@@ -54,23 +53,6 @@ async def upsert_many(
         ).returning(*_COLUMNS)
         stored.append(_record((await conn.execute(stmt)).one()))
     return stored
-
-
-async def candidates_for(
-    conn: AsyncConnection, user_ids: Sequence[str], channel: str, type_: str
-) -> dict[str, list[Preference]]:
-    """Every row that could apply to (channel, type) for these users (exact or wildcard),
-    by user."""
-    found: dict[str, list[Preference]] = {}
-    for start in range(0, len(user_ids), LOOKUP_SLICE):
-        query = sa.select(preferences.c.user_id, *_COLUMNS).where(
-            preferences.c.user_id.in_(user_ids[start : start + LOOKUP_SLICE]),
-            preferences.c.channel.in_([channel, WILDCARD]),
-            preferences.c.notification_type.in_([type_, WILDCARD]),
-        )
-        for user_id, *values in await conn.execute(query):
-            found.setdefault(user_id, []).append(Preference(*values))
-    return found
 
 
 async def rows_of(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, list[Preference]]:
