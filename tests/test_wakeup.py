@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+import redis.asyncio
 
 from tests.conftest import EVENT_TIMEOUT, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
@@ -223,10 +224,42 @@ def test_the_redis_wake_message_is_the_one_the_fan_out_sent_before() -> None:
     and of this one wake each other during a rolling upgrade."""
     relay = RedisRelay("redis://127.0.0.1:1", "", cluster=False, prefix="t", metrics=Metrics())
     assert relay.channel == "t:ctl"
-    assert relay._from_another(msgpack.packb({"v": 1, "o": "an-older-node", "k": "w"}))
-    assert not relay._from_another(msgpack.packb({"v": 1, "o": relay.origin, "k": "w"}))
-    assert not relay._from_another(msgpack.packb({"v": 1, "o": "x", "k": "i", "scope": "t",
-                                                  "key": "k"}))
+    assert relay.decode(msgpack.packb({"v": 1, "o": "an-older-node", "k": "w"})) == {
+        "v": 1, "o": "an-older-node", "k": "w"}
+    assert relay.decode(msgpack.packb({"v": 1, "o": relay.origin, "k": "w"})) is None  # echo
+
+
+async def test_what_is_not_a_control_message_is_ignored_and_the_relay_goes_on(
+    redis_server: RedisServer,
+) -> None:
+    """Garbage on the control channel (another program, a corrupted message, another
+    version) wakes nothing, drops nothing, and does not stop the listener."""
+    woken, dropped = Woken(), []
+    waiters = Waiters(queued=[woken._queued], invalidated=[lambda s, k: dropped.append((s, k))])
+    relay = RedisRelay(redis_server.url, "", cluster=False, prefix="t", metrics=Metrics())
+    signal = RelayedSignal(waiters, relay, name="Redis")
+    sender = RelayedSignal(Waiters(), RedisRelay(redis_server.url, "", cluster=False,
+                                                 prefix="t", metrics=Metrics()), name="Redis")
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    await signal.start()
+    await sender.start()
+    try:
+        for junk in (b"", b"\x00\xff not msgpack", msgpack.packb([1, 2, 3]),
+                     msgpack.packb({"v": 2, "o": "x", "k": "w"}),
+                     msgpack.packb({"v": 1, "o": "x", "k": "i", "scope": "preferences",
+                                    "key": 7}),
+                     msgpack.packb({"v": 1, "o": "x", "k": "?"}),
+                     b"\xc1", "text with a NUL \x00 and \ud800".encode("utf-8", "surrogatepass")):
+            await client.publish("t:ctl", junk)
+        sender.invalidate("preferences", "al\x00ice")
+        sender.queued()
+        await asyncio.wait_for(woken.event.wait(), EVENT_TIMEOUT)
+        assert woken.queued == 1 and signal.listening
+        assert dropped == [("preferences", "al\x00ice")]
+    finally:
+        await client.aclose()
+        await sender.close()
+        await signal.close()
 
 
 @on_postgresql

@@ -120,7 +120,7 @@ class RedisRelay:
                 raise ConnectionError(f"Redis dropped the subscription to {self.channel}")
             if kind in ("message", "smessage"):
                 self._metrics.fanout_received.labels(channel="control").inc()
-                body = self._decode(bytes(message["data"]))
+                body = self.decode(bytes(message["data"]))
                 if body is None:
                     continue
                 if body.get("k") == WAKE:
@@ -129,7 +129,7 @@ class RedisRelay:
                       and isinstance(body.get("key"), str)):
                     invalidated(body["scope"], body["key"])
 
-    def _decode(self, data: bytes) -> dict[str, Any] | None:
+    def decode(self, data: bytes) -> dict[str, Any] | None:
         """The message if another process of this version sent it."""
         try:
             body = msgpack.unpackb(data, raw=False)
@@ -139,11 +139,6 @@ class RedisRelay:
                 and body.get("o") != self.origin):
             return body
         return None
-
-    def _from_another(self, data: bytes) -> bool:
-        """A wake-up from another process."""
-        body = self._decode(data)
-        return body is not None and body.get("k") == WAKE
 
     async def send(self) -> None:
         await self._publish(self._message)
