@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.redis_servers import RedisServer
+from tidings.client import AsyncTidingsClient, NotFound, TidingsClient, ValidationError
 from tidings.store.tables import digests
 
 pytestmark = pytest.mark.both_databases
@@ -218,8 +219,8 @@ def smtp() -> ScriptedHandler:
 @pytest.fixture
 async def mailer(database_url: str, smtp_port: int) -> AsyncIterator[RunningServer]:
     settings = make_settings(
-        database_url, smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_starttls=False, email_from="tidings@example.test",
-        public_url="https://notify.example.test")
+        database_url, smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_starttls=False,
+        email_from="tidings@example.test", public_url="https://notify.example.test")
     running = await start_server(settings)
     try:
         async with running.http("accounts", "service") as http:
@@ -339,3 +340,30 @@ async def test_a_put_on_one_node_reaches_another_over_redis(
     finally:
         await one.stop()
         await two.stop()
+
+
+# -- the Python client ---------------------------------------------------------------------
+
+
+async def test_the_python_clients_manage_the_catalogue(server: RunningServer) -> None:
+    token = server.token("root", "admin")
+    async with AsyncTidingsClient(server.url, token) as client:
+        stored = await client.put_type("billing", "invoice", name={"en": "Invoices"},
+                                       required=True, default_media=["email"],
+                                       digest={"window_seconds": 60})
+        assert (stored.required, stored.default_media, stored.digest) == (
+            True, ["email"], {"key": "billing/invoice", "window_seconds": 60})
+        assert await client.get_type("billing", "invoice") == stored
+        page = await client.types(limit=5)
+        assert page.items == [stored] and page.next_cursor is None
+        with pytest.raises(ValidationError):
+            await client.put_type("billing", "invoice", name={})
+
+    def blocking() -> None:
+        with TidingsClient(server.url, token) as client:
+            assert client.get_type("billing", "invoice").name == {"en": "Invoices"}
+            client.delete_type("billing", "invoice")
+            with pytest.raises(NotFound):
+                client.get_type("billing", "invoice")
+
+    await asyncio.to_thread(blocking)  # the server runs on this thread's loop
