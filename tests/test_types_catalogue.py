@@ -149,8 +149,10 @@ async def test_a_bad_type_is_a_422_naming_the_field(
 async def test_bad_names_in_the_path_and_bad_cursors_are_422(server: RunningServer) -> None:
     async with server.http("root", "admin") as http:
         bad_name = await http.put("/api/admin/types/no%20spaces/invoice", json=INVOICES)
+        bad_type = await http.put("/api/admin/types/billing/" + "x" * 101, json=INVOICES)
         bad_cursor = await http.get("/api/admin/types", params={"cursor": "nothing"})
     assert bad_name.status_code == 422 and bad_name.json()["error"]["field"] == "channel"
+    assert bad_type.status_code == 422 and bad_type.json()["error"]["field"] == "type"
     assert bad_cursor.status_code == 422 and bad_cursor.json()["error"]["field"] == "cursor"
 
 

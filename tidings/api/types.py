@@ -22,14 +22,18 @@ ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 # PUT, and names no type (404) on GET and DELETE.
 NameInPath = Annotated[str, Path(max_length=100)]
 NewName = Annotated[str, Path(max_length=100, pattern=f"^{NAME_PATTERN.pattern}$")]
+# The path says `{type}`, as the contract does; the argument may not shadow the builtin.
+TypeInPath = Annotated[str, Path(alias="type", max_length=100)]
+NewType = Annotated[str, Path(alias="type", max_length=100,
+                              pattern=f"^{NAME_PATTERN.pattern}$")]
 TypeCursor = Annotated[str | None, Query(
     max_length=512, pattern=TYPE_CURSOR_PATTERN,
     description="`next_cursor` of the previous page (opaque)")]
 
 
-@router.put("/{channel}/{type_name}", response_model=TypeOut, responses=ERRORS,
+@router.put("/{channel}/{type}", response_model=TypeOut, responses=ERRORS,
             summary="Create or replace a type (fields left out take their defaults)")
-async def put_type(channel: NewName, type_name: NewName, draft: TypeDraft, caller: Admin,
+async def put_type(channel: NewName, type_name: NewType, draft: TypeDraft, caller: Admin,
                    app: App) -> JSONResponse:
     return JSONResponse((await app.types.put(caller, channel, type_name, draft)).to_json())
 
@@ -43,16 +47,16 @@ async def list_types(_admin: Admin, app: App, limit: Limit = 20,
                          "next_cursor": page.next_cursor})
 
 
-@router.get("/{channel}/{type_name}", response_model=TypeOut, responses=ERRORS,
+@router.get("/{channel}/{type}", response_model=TypeOut, responses=ERRORS,
             summary="One type of the catalogue")
-async def get_type(channel: NameInPath, type_name: NameInPath, _admin: Admin,
+async def get_type(channel: NameInPath, type_name: TypeInPath, _admin: Admin,
                    app: App) -> JSONResponse:
     return JSONResponse((await app.types.get(channel, type_name)).to_json())
 
 
-@router.delete("/{channel}/{type_name}", status_code=204, responses=ERRORS,
+@router.delete("/{channel}/{type}", status_code=204, responses=ERRORS,
                summary="Remove a type: creates of it work as for any type not catalogued")
-async def delete_type(channel: NameInPath, type_name: NameInPath, _admin: Admin,
+async def delete_type(channel: NameInPath, type_name: TypeInPath, _admin: Admin,
                       app: App) -> Response:
     await app.types.delete(channel, type_name)
     return Response(status_code=204)
