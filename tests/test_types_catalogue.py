@@ -369,3 +369,13 @@ async def test_the_python_clients_manage_the_catalogue(server: RunningServer) ->
                 client.get_type("billing", "invoice")
 
     await asyncio.to_thread(blocking)  # the server runs on this thread's loop
+
+
+async def test_the_console_page_carries_the_types_section(server: RunningServer) -> None:
+    async with server.http() as anyone:
+        page = await anyone.get("/admin")
+        script = await anyone.get("/static/tidings-types.js")
+    assert page.status_code == 200 and 'id="type-form"' in page.text
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert "export function startTypes" in script.text
