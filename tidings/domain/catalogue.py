@@ -15,7 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
@@ -31,6 +31,8 @@ MAX_WINDOW_SECONDS = 86_400  # as a create's digest
 # The digest windows' key column holds at most this many characters (`store/tables.py`).
 MAX_DIGEST_KEY = 100
 _LOCALE_DOC: dict[str, Any] = {COMPONENT: LOCALE_SCHEMA}
+NameText = Annotated[Text, Field(min_length=1, max_length=200)]
+DescriptionText = Annotated[Text, Field(min_length=1, max_length=2000)]
 
 
 class _Input(BaseModel):
@@ -69,9 +71,9 @@ class TypeDraft(_Input):
     """The body of `PUT /api/admin/types/{channel}/{type}`: the whole type (a field left
     out takes its default, it does not keep a stored value)."""
 
-    name: dict[Text, Text] = Field(..., min_length=1, max_length=MAX_LOCALES,
-                                   json_schema_extra={"propertyNames": _LOCALE_DOC})
-    description: dict[Text, Text] | None = Field(
+    name: dict[Text, NameText] = Field(..., min_length=1, max_length=MAX_LOCALES,
+                                       json_schema_extra={"propertyNames": _LOCALE_DOC})
+    description: dict[Text, DescriptionText] | None = Field(
         None, max_length=MAX_LOCALES, json_schema_extra={"propertyNames": _LOCALE_DOC})
     required: StrictBool = False
     default_media: list[Medium] | None = Field(None, min_length=1,
@@ -85,12 +87,12 @@ class TypeDraft(_Input):
         return _unique(media) if media is not None else None
 
     def checked(self, channel: str, type_: str) -> TypeSpec:
-        """The draft as stored, or a 422 naming the field: a locale babel does not know
-        or given twice, an empty or overlong text."""
+        """The draft as stored, or a 422 naming the field: a locale babel does not know,
+        or two spellings of one locale."""
         return TypeSpec(
-            name=_texts(self.name, "name", 200),
-            description=(_texts(self.description, "description", 2000)
-                         if self.description else None),
+            name=_texts(self.name, "name"),
+            description=(_texts(self.description, "description")
+                         if self.description is not None else None),
             required=self.required,
             default_media=tuple(self.default_media) if self.default_media else None,
             escalation=(tuple(step.model_dump(mode="json") for step in self.escalation)
@@ -101,7 +103,7 @@ class TypeDraft(_Input):
         )
 
 
-def _texts(given: dict[str, str], field: str, longest: int) -> dict[str, str]:
+def _texts(given: dict[str, str], field: str) -> dict[str, str]:
     texts: dict[str, str] = {}
     for locale, text in given.items():
         where = f"{field}.{locale}"
@@ -111,9 +113,6 @@ def _texts(given: dict[str, str], field: str, longest: int) -> dict[str, str]:
             raise ValidationFailed(f"{where}: {exc}", field=where) from exc
         if normal in texts:
             raise ValidationFailed(f"{where}: locale {normal} given twice", field=where)
-        if not text.strip() or len(text) > longest:
-            raise ValidationFailed(f"{where}: 1 to {longest} characters, not only spaces",
-                                   field=where)
         texts[normal] = text
     return texts
 

@@ -22,7 +22,7 @@ def _record(row: Sequence[Any]) -> NotificationType:
     (channel, type_, name, description, required, media, escalation, digest,
      updated_by, updated_at) = tuple(row)
     spec = TypeSpec(
-        name=dict(name), description=dict(description) if description else None,
+        name=dict(name), description=dict(description) if description is not None else None,
         required=bool(required),
         default_media=tuple(Medium(m) for m in media) if media else None,
         escalation=tuple(escalation) if escalation else None,
