@@ -117,6 +117,11 @@ def _steer(schema: BaseSchema) -> None:
         elif label in ("POST /api/admin/templates", "PUT /api/admin/templates/{key}"):
             if isinstance(body, dict):
                 _renderable(body)
+        elif label == "PUT /api/admin/types/{channel}/{type}" and isinstance(body, dict):
+            # Two spellings of one locale are a 422 naming the second.
+            for texts in (body.get("name"), body.get("description")):
+                if isinstance(texts, dict):
+                    _one_spelling_each(texts)
         elif label == "POST /api/devices" and isinstance(body, dict):
             keys = (body.get("subscription") or {}).get("keys")
             if isinstance(keys, dict):
@@ -165,6 +170,16 @@ def _hook_before_call() -> Iterator[None]:
         GLOBAL_HOOK_DISPATCHER.unregister(_same_key)
         GLOBAL_HOOK_DISPATCHER.unregister(_remember_created)
         _Ids.created.clear()
+
+
+def _one_spelling_each(texts: dict[str, Any]) -> None:
+    """Keep the first spelling of each locale (`en`, `EN`: one locale, given twice)."""
+    seen: set[str] = set()
+    for locale in list(texts):
+        normal = normalize_locale(locale)
+        if normal in seen:
+            del texts[locale]
+        seen.add(normal)
 
 
 def _renderable(draft: dict[str, Any]) -> None:

@@ -93,6 +93,23 @@ async def _template_calls(client: Callable[..., httpx.AsyncClient]) -> None:
         await ops.delete("/api/admin/templates/hello")  # 404
 
 
+async def _type_calls(client: Callable[..., httpx.AsyncClient]) -> None:
+    """The types catalogue's routes (contract section 11)."""
+    body = {"name": {"en": "Invoices"}, "description": {"en": "Monthly"}, "required": True,
+            "default_media": ["email"], "digest": {"window_seconds": 60},
+            "escalation": [{"after_seconds": 60, "unless": "read", "media": ["email"]}]}
+    async with client("ops", "admin") as ops, client("svc", "service") as svc:
+        await ops.put("/api/admin/types/billing/invoice", json=body)
+        await ops.put("/api/admin/types/billing/receipt", json={"name": {"en": "Receipts"}})
+        await ops.put("/api/admin/types/billing/invoice", json={"name": {}})  # 422
+        await svc.put("/api/admin/types/billing/invoice", json=body)  # 403
+        await ops.get("/api/admin/types", params={"limit": 1})
+        await ops.get("/api/admin/types/billing/invoice")
+        await ops.get("/api/admin/types/billing/nope")  # 404
+        await ops.delete("/api/admin/types/billing/receipt")
+        await ops.delete("/api/admin/types/billing/receipt")  # 404
+
+
 async def test_every_route_answers_as_documented(server: RunningServer) -> None:
     answers: list[httpx.Response] = []
 
@@ -132,6 +149,7 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await alice.delete(f"/api/notifications/{note_id}")  # 404
         await _admin_calls(server, client)
         await _template_calls(client)
+        await _type_calls(client)
         await alice.put("/api/users/me/contact", json={
             "email": "alice@example.com", "locale": "pt-BR", "timezone": "Europe/Vienna",
             "quiet_hours": {"start": "22:00", "end": "07:00"}})

@@ -21,6 +21,7 @@ from tidings.realtime.redis.links import build_links
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.bulk import BulkCreationService
+from tidings.services.catalogue import CatalogueService
 from tidings.services.channel_rules import ChannelRules
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
@@ -35,6 +36,7 @@ from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
+from tidings.services.type_cache import TypeCache
 from tidings.services.unsubscribe import (
     UnsubscribeService,
 )
@@ -55,7 +57,7 @@ class Core:
     the database, the metrics, the cipher, the fan-out (None in a worker without Redis:
     no sockets to reach), the delivery worker, the scheduler (serve only), and the queue
     signal that wakes the loops of this process that run here (and carries the caches'
-    invalidations: the preferences', which the creates of a serve node read)."""
+    invalidations: the preferences' and the types catalogue's)."""
 
     settings: Settings
     db: Database
@@ -67,6 +69,7 @@ class Core:
     signal: Signal
     runs_worker: bool
     preference_cache: PreferenceCache
+    type_cache: TypeCache
 
     async def start(self) -> None:
         await self.db.start()
@@ -98,7 +101,8 @@ def build_core(settings: Settings, *, serve: bool) -> Core:
     # Redis has no sockets to reach (clients learn its status changes by replay).
     fanout: Fanout | None = (build_redis_fanout(settings, db, metrics, cipher)
                              if settings.redis_url else InProcessFanout() if serve else None)
-    delivery = build_delivery(settings, db, fanout, metrics, cipher)
+    type_cache = TypeCache(db, metrics)
+    delivery = build_delivery(settings, db, fanout, metrics, cipher, type_cache)
     scheduler = DueScheduler(
         db, fanout, interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size, cipher=cipher, metrics=metrics,
@@ -107,10 +111,11 @@ def build_core(settings: Settings, *, serve: bool) -> Core:
     preference_cache = PreferenceCache(metrics)
     waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
                       scheduled=(scheduler.wake,) if scheduler is not None else (),
-                      invalidated=(preference_cache.invalidated,),
-                      lost=(preference_cache.forget_all,))
+                      invalidated=(preference_cache.invalidated, type_cache.invalidated),
+                      lost=(preference_cache.forget_all, type_cache.forget))
     return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
-                build_signal(settings, db, metrics, waiters), runs_worker, preference_cache)
+                build_signal(settings, db, metrics, waiters), runs_worker, preference_cache,
+                type_cache)
 
 
 def build_signal(settings: Settings, db: Database, metrics: Metrics,
@@ -200,7 +205,8 @@ def build_services(settings: Settings) -> Services:
     templates = TemplateService(db, TemplateEngine())
     creation = CreationService(db, fanout, preferences, metrics, signal,
                                deliverable=core.delivery.deliverable, cipher=cipher,
-                               templates=templates, limit=limits.creates)
+                               templates=templates, limit=limits.creates,
+                               types=core.type_cache)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
@@ -212,6 +218,7 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db, signal), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
+        types=CatalogueService(db, core.type_cache, signal),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

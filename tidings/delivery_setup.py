@@ -21,6 +21,7 @@ from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
+from tidings.services.type_cache import TypeCache
 from tidings.services.unsubscribe import mint_token, signing_key, unsubscribe_url
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
@@ -57,7 +58,8 @@ class Delivery:
 
 
 def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
-                   metrics: Metrics, cipher: FieldCipher | None) -> Delivery:
+                   metrics: Metrics, cipher: FieldCipher | None,
+                   types: TypeCache | None = None) -> Delivery:
     """The delivery worker with a sender for every configured provider (a provider that
     is configured wrongly stops start-up, naming the setting)."""
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
@@ -80,7 +82,8 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
         return unsubscribe_url(settings.public_url, mint_token(key, user_id, channel, type_))
 
     dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
-                            unsubscribe_link)
+                            unsubscribe_link,
+                            required_type=types.required if types is not None else None)
     worker = DeliveryWorker(
         db, fanout, dispatcher, metrics,
         batch_size=settings.notification_batch_size,

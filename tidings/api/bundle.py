@@ -9,6 +9,7 @@ from typing import Protocol
 
 from tidings.config.settings import Settings
 from tidings.services.bulk import BulkCreationService
+from tidings.services.catalogue import CatalogueService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
@@ -47,3 +48,4 @@ class ApiServices:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     templates: TemplateService
+    types: CatalogueService

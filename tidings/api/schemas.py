@@ -212,3 +212,32 @@ class PreviewOut(BaseModel):
     locale: str
     version: int
     parts: dict[str, str]
+
+
+class EscalationStepOut(BaseModel):
+    after_seconds: int
+    unless: str
+    media: list[str]
+
+
+class TypeDigestOut(BaseModel):
+    key: str
+    window_seconds: int
+
+
+class TypeOut(BaseModel):
+    channel: str
+    type: str
+    name: dict[str, str]
+    description: dict[str, str] | None
+    required: bool
+    default_media: list[str] | None
+    escalation: list[EscalationStepOut] | None
+    digest: TypeDigestOut | None
+    updated_by: str
+    updated_at: str
+
+
+class TypePageOut(BaseModel):
+    items: list[TypeOut]
+    next_cursor: str | None

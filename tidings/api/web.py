@@ -24,6 +24,7 @@ FILES = {
     "tidings-inbox.js": "text/javascript; charset=utf-8",
     "tidings-socket.js": "text/javascript; charset=utf-8",
     "tidings-admin.js": "text/javascript; charset=utf-8",
+    "tidings-types.js": "text/javascript; charset=utf-8",
     "tidings-page.js": "text/javascript; charset=utf-8",
     "tidings-sw.js": "text/javascript; charset=utf-8",
     "tidings.css": "text/css; charset=utf-8",

@@ -5,6 +5,7 @@ API, with idempotent retries. Users: `Inbox` / `inbox()`, live notifications ove
 Socket.IO that survive reconnects (needs `pip install 'tidings[client]'`)."""
 
 from tidings.client.calls import Page
+from tidings.client.catalogue import NotificationType, TypePage
 from tidings.client.consumer import Inbox, inbox
 from tidings.client.errors import (
     AuthenticationError,
@@ -45,6 +46,7 @@ __all__ = [
     "NotFound",
     "Notification",
     "NotificationRequest",
+    "NotificationType",
     "Page",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -55,6 +57,7 @@ __all__ = [
     "StatusChange",
     "TidingsClient",
     "TidingsError",
+    "TypePage",
     "Unavailable",
     "ValidationError",
     "inbox",

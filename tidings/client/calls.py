@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tidings.client.catalogue import NotificationType, TypePage
 from tidings.client.models import (
     BatchResult,
     CreateResult,
@@ -24,6 +25,7 @@ from tidings.client.models import (
 
 T = TypeVar("T")
 BASE = "/api/notifications"
+TYPES = "/api/admin/types"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +124,39 @@ def _decode_page(response: httpx.Response) -> Page:
 
 def _decode_preferences(response: httpx.Response) -> list[Preference]:
     return [Preference.from_json(item) for item in response.json()["items"]]
+
+
+# -- the types catalogue (admin) ----------------------------------------------------------
+
+
+def _type_path(channel: str, type_: str) -> str:
+    return f"{TYPES}/{quote(channel, safe='')}/{quote(type_, safe='')}"
+
+
+def _decode_type(response: httpx.Response) -> NotificationType:
+    return NotificationType.from_json(response.json())
+
+
+def put_type(channel: str, type_: str, body: dict[str, Any]) -> Call[NotificationType]:
+    return Call("PUT", _type_path(channel, type_), _decode_type, json=body)
+
+
+def get_type(channel: str, type_: str) -> Call[NotificationType]:
+    return Call("GET", _type_path(channel, type_), _decode_type)
+
+
+def delete_type(channel: str, type_: str) -> Call[None]:
+    return Call("DELETE", _type_path(channel, type_), lambda _r: None)
+
+
+def types_page(limit: int, cursor: str | None) -> Call[TypePage]:
+    params: dict[str, str | int] = {"limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+
+    def decode(response: httpx.Response) -> TypePage:
+        body = response.json()
+        return TypePage([NotificationType.from_json(item) for item in body["items"]],
+                        body.get("next_cursor"))
+
+    return Call("GET", TYPES, decode, params=params)

@@ -18,6 +18,7 @@ import httpx
 
 from tidings.client import calls
 from tidings.client.calls import Call, Page
+from tidings.client.catalogue import NotificationType, TypePage, type_body
 from tidings.client.errors import TidingsError
 from tidings.client.models import (
     BatchResult,
@@ -152,6 +153,26 @@ class TidingsClient:
         """Store several preferences, all or nothing."""
         return self._send(calls.set_preferences(items))
 
+    # -- the types catalogue (an admin token) ---------------------------------------------
+
+    def put_type(self, channel: str, type: str, *, name: dict[str, str],
+                 description: dict[str, str] | None = None, required: bool = False,
+                 default_media: list[str] | None = None,
+                 escalation: list[dict[str, Any]] | None = None,
+                 digest: dict[str, Any] | None = None) -> NotificationType:
+        """Create or replace the whole type (what is left out takes its default)."""
+        return self._send(calls.put_type(channel, type, type_body(
+            name, description, required, default_media, escalation, digest)))
+
+    def get_type(self, channel: str, type: str) -> NotificationType:
+        return self._send(calls.get_type(channel, type))
+
+    def types(self, *, limit: int = 20, cursor: str | None = None) -> TypePage:
+        return self._send(calls.types_page(limit, cursor))
+
+    def delete_type(self, channel: str, type: str) -> None:
+        self._send(calls.delete_type(channel, type))
+
 
 class AsyncTidingsClient:
     """The asyncio client: the same operations as `TidingsClient`, awaited. Use it with
@@ -244,3 +265,22 @@ class AsyncTidingsClient:
 
     async def set_preferences(self, items: Iterable[Preference]) -> list[Preference]:
         return await self._send(calls.set_preferences(items))
+
+    # -- the types catalogue (an admin token) ---------------------------------------------
+
+    async def put_type(self, channel: str, type: str, *, name: dict[str, str],
+                       description: dict[str, str] | None = None, required: bool = False,
+                       default_media: list[str] | None = None,
+                       escalation: list[dict[str, Any]] | None = None,
+                       digest: dict[str, Any] | None = None) -> NotificationType:
+        return await self._send(calls.put_type(channel, type, type_body(
+            name, description, required, default_media, escalation, digest)))
+
+    async def get_type(self, channel: str, type: str) -> NotificationType:
+        return await self._send(calls.get_type(channel, type))
+
+    async def types(self, *, limit: int = 20, cursor: str | None = None) -> TypePage:
+        return await self._send(calls.types_page(limit, cursor))
+
+    async def delete_type(self, channel: str, type: str) -> None:
+        await self._send(calls.delete_type(channel, type))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -33,6 +33,9 @@ from tidings.store.queue import Claimed, Settlement
 SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
+# (channel, type) -> whether the types catalogue marks it required: its emails go through
+# opt-outs, so they offer no one-click unsubscribe (it would change nothing).
+RequiredType = Callable[[str, str], Awaitable[bool]]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
 
 
@@ -61,8 +64,10 @@ class Dispatcher:
     def __init__(self, senders: Senders, policy: RetryPolicy, public_url: str,
                  clock: Callable[[], datetime], rng: random.Random | None = None,
                  unsubscribe_link: UnsubscribeLink | None = None,
-                 digest_layout: DigestLayout = plain_digest) -> None:
+                 digest_layout: DigestLayout = plain_digest,
+                 required_type: RequiredType | None = None) -> None:
         self._senders = senders
+        self._required_type = required_type
         # Where a digest without one-click unsubscribe points its reader instead: the
         # preference centre (DESIGN section 11), once it exists. Until then no link: the
         # one it had (`/api/preferences`) answered 404.
@@ -104,8 +109,8 @@ class Dispatcher:
                 to=address, subject=parts.subject, text=parts.text, html=parts.html,
                 message_id=f"<digest.{claimed.id}.{items[0].id}@{self._host}>",
                 # One click can turn off only one (channel, type): offered when all share it.
-                unsubscribe_url=self._unsubscribe_link(claimed.user_id, *next(iter(topics)))
-                if self._unsubscribe_link and len(topics) == 1 else None,
+                unsubscribe_url=await self._unsubscribe(claimed.user_id, *next(iter(topics)))
+                if len(topics) == 1 else None,
                 idempotency_key=f"tidings-digest-{claimed.id}",
             )
             return self._settle(claimed, [await sender.send(email)], reached_before=False)
@@ -117,6 +122,15 @@ class Dispatcher:
             idempotency_key=f"tidings-digest-{claimed.id}",
         )
         return await self._push_out(claimed, push, context)
+
+    async def _unsubscribe(self, user_id: str, channel: str, type_: str) -> str | None:
+        """The one-click link for the user's emails of (channel, type); none for a
+        required type, which goes through opt-outs."""
+        if self._unsubscribe_link is None:
+            return None
+        if self._required_type is not None and await self._required_type(channel, type_):
+            return None
+        return self._unsubscribe_link(user_id, channel, type_)
 
     async def _push_out(self, claimed: Claimed, push: Push,
                         context: BatchContext) -> Settlement:
@@ -161,9 +175,8 @@ class Dispatcher:
             html=parts["html"],
             message_id=f"<{claimed.id}.{notification.id}@{self._host}>",
             # One click turns email off for exactly this (channel, type) of this user.
-            unsubscribe_url=self._unsubscribe_link(
-                claimed.user_id, notification.channel, notification.type
-            ) if self._unsubscribe_link else None,
+            unsubscribe_url=await self._unsubscribe(claimed.user_id, notification.channel,
+                                                    notification.type),
             idempotency_key=f"tidings-delivery-{claimed.id}",
         )
         attempt = await sender.send(message)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tidings.domain.catalogue import NotificationType
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.ids import uuid7
@@ -41,9 +42,35 @@ class CreationRequest:
     template: Template | None = None
     # The producer's `html`, cleaned once per request.
     html: str | None = field(default=None)
-    # Whether the type goes through recipients' opt-outs (contract section 11). Always
-    # False until the types catalogue, which marks types `required`, exists.
-    required: bool = False
+    # The (channel, type) in the types catalogue, if it is: its default media, whether it
+    # goes through opt-outs, its digest (contract section 11).
+    kind: NotificationType | None = None
+
+    @property
+    def required(self) -> bool:
+        """Whether the type goes through recipients' opt-outs."""
+        return self.kind is not None and self.kind.spec.required
+
+    @property
+    def considered(self) -> frozenset[Medium]:
+        """The create's `media`, else the type's default media, else every medium."""
+        if self.draft.media is not None:
+            return frozenset(self.draft.media)
+        media = self.kind.media if self.kind is not None else None
+        return media if media is not None else frozenset(Medium)
+
+    @property
+    def digest(self) -> tuple[str, int] | None:
+        """(key, window seconds): the create's digest, else its type's, unless the create
+        is scheduled (a window opens when a delivery is held, and a scheduled one is not
+        due yet: the create itself may not combine the two)."""
+        if self.draft.digest is not None:
+            return self.draft.digest.key, self.draft.digest.window_seconds
+        spec = self.kind.spec if self.kind is not None else None
+        if spec is None or spec.digest_key is None or spec.digest_window is None \
+                or self.draft.scheduled_at is not None:
+            return None
+        return spec.digest_key, spec.digest_window
 
     @property
     def scheduled(self) -> bool:
@@ -170,11 +197,11 @@ def _texts(
 
 def media_by_user(request: CreationRequest, recipients: Sequence[str],
                   allowed: MediaByUser) -> MediaByUser:
-    """Each recipient's media: the create's `media` (every medium when it names none),
-    narrowed by what the recipient's preferences allow (`allowed`), unless the request's
-    type is required. A create's `media` never turns on what a recipient turned off."""
-    draft = request.draft
-    considered = frozenset(draft.media) if draft.media is not None else frozenset(Medium)
+    """Each recipient's media: those the request considers (its `media`, else its
+    type's default media, else every medium), narrowed by what the recipient's
+    preferences allow (`allowed`), unless the request's type is required. A create's
+    `media` never turns on what a recipient turned off."""
+    considered = request.considered
     return {user_id: chosen_media(considered, allowed[user_id], required=request.required)
             for user_id in recipients}
 
@@ -188,13 +215,15 @@ def check_key(idempotency_key: str | None) -> None:
 
 async def hold_for_digest(conn: Connection, request: CreationRequest, recipients: Sequence[str],
                 media: MediaByUser) -> HeldFor | None:
-    """With `digest`: the window each recipient's email and push join (opened now, closing
-    `window_seconds` later, unless one is open already), in the creating transaction."""
-    digest = request.draft.digest
+    """With a digest (the create's, else its type's): the window each recipient's email
+    and push join (opened now, closing `window_seconds` later, unless one is open
+    already), in the creating transaction."""
+    digest = request.digest
     if digest is None:
         return None
     pairs = held_pairs(recipients, media)
     if not pairs:
         return None
-    closes = window_closes(request.now, digest.window_seconds)
-    return await pacing_store.open_windows(conn, pairs, digest.key, closes, request.now)
+    key, window_seconds = digest
+    closes = window_closes(request.now, window_seconds)
+    return await pacing_store.open_windows(conn, pairs, key, closes, request.now)

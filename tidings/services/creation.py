@@ -26,6 +26,7 @@ from tidings.services.preferences import PreferenceService
 from tidings.services.queue_signal import QueueSignal
 from tidings.services.rate_limits import CreateLimit
 from tidings.services.templates import TemplateService
+from tidings.services.type_cache import TypeCache
 from tidings.store import idempotency, subscriptions
 from tidings.store.database import Connection, Database
 from tidings.support.batching import Batcher
@@ -53,8 +54,11 @@ class CreationService:
         cipher: FieldCipher | None = None,
         templates: TemplateService | None = None,
         limit: CreateLimit | None = None,
+        types: TypeCache | None = None,
     ) -> None:
         self._db = db
+        # The types catalogue (default media, required, digest); None: no catalogue.
+        self._types = types
         # The producer's RATE_LIMIT_CREATES, charged per notification; None: no limit.
         self._limit = limit
         # Seals the parts producers mark sensitive; None: no keys, such drafts are refused.
@@ -114,9 +118,11 @@ class CreationService:
         html = await asyncio.to_thread(draft.cleaned_html) if draft.html is not None else None
         now = utcnow()
         due = draft.scheduled_at
+        # The catalogue is cached whole: a type not in it costs no query either.
+        kind = await self._types.find(draft.channel, draft.type) if self._types else None
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
-                               template, html)
+                               template, html, kind)
 
     async def charge(self, producer: str, requests: Sequence[CreationRequest],
                      field: str) -> None:

@@ -259,3 +259,21 @@ templates = sa.Table(
     sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+
+# The catalogue of notification types (contract section 11): what an admin says of a
+# (channel, type). Small (written by hand), read whole into each process's cache.
+types = sa.Table(
+    "types",
+    metadata,
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("type", sa.String(100), primary_key=True),
+    sa.Column("name", JSONData, nullable=False),  # {locale: text}
+    sa.Column("description", JSONData, nullable=True),  # {locale: text}
+    sa.Column("required", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("default_media", JSONData, nullable=True),  # [medium]
+    sa.Column("escalation", JSONData, nullable=True),  # [{after_seconds, unless, media}]
+    sa.Column("digest", JSONData, nullable=True),  # {key, window_seconds}
+    sa.Column("updated_by", sa.String(255), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -3,6 +3,7 @@
 // replay (one, or by filter after a dry run). Every value from the server goes in as text.
 
 import { probe, signIn } from "./tidings-page.js";
+import { startTypes } from "./tidings-types.js";
 
 const HOUR_MS = 3600 * 1000;
 const COLOURS = ["#0b57d0", "#b3261e", "#146c2e", "#8e24aa", "#a15c00", "#00696f"];
@@ -333,6 +334,7 @@ function start(every) {
   });
   list();
   templates();
+  startTypes({ api, h, $ });
 }
 
 const hash = new URLSearchParams(location.hash.slice(1));
