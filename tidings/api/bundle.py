@@ -20,6 +20,7 @@ from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
 from tidings.support.metrics import Metrics
+from tidings.support.tracing import Traces
 
 
 class Pingable(Protocol):
@@ -47,3 +48,4 @@ class ApiServices:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     templates: TemplateService
+    traces: Traces

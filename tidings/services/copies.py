@@ -44,6 +44,8 @@ class CreationRequest:
     # Whether the type goes through recipients' opt-outs (contract section 11). Always
     # False until the types catalogue, which marks types `required`, exists.
     required: bool = False
+    # The create's traceparent (tracing on): its deliveries' sends join its trace.
+    trace: str | None = None
 
     @property
     def scheduled(self) -> bool:
@@ -116,7 +118,7 @@ def build_copies(
                         attempts=state.attempts,
                         due_at=_due(held, user_id, Medium(state.medium), visible_at),
                         created_at=now, last_error=state.last_error,
-                        digest_id=state.digest_id)
+                        digest_id=state.digest_id, trace=request.trace)
             for state in shared
         )
     return stored, deliveries

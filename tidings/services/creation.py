@@ -30,6 +30,7 @@ from tidings.store import idempotency, subscriptions
 from tidings.store.database import Connection, Database
 from tidings.support.batching import Batcher
 from tidings.support.metrics import Metrics
+from tidings.support.tracing import Traces
 
 # Creations written per transaction at most, when requests arrive faster than commits,
 # and the copies they make together (a create to 10,000 users is 10,000 rows: 200 such
@@ -53,8 +54,10 @@ class CreationService:
         cipher: FieldCipher | None = None,
         templates: TemplateService | None = None,
         limit: CreateLimit | None = None,
+        traces: Traces | None = None,
     ) -> None:
         self._db = db
+        self._traces = traces or Traces.off()
         # The producer's RATE_LIMIT_CREATES, charged per notification; None: no limit.
         self._limit = limit
         # Seals the parts producers mark sensitive; None: no keys, such drafts are refused.
@@ -83,7 +86,8 @@ class CreationService:
             if found is not None:
                 return found
         await self.charge(principal.user_id, [request], _audience_field(draft))
-        written = await self._batcher.submit(request)
+        with self._traces.span("tidings.store"):
+            written = await self._batcher.submit(request)
         if isinstance(written.outcome, Created):
             # Answered as JSON, and emitted (first) as the same JSON: written once, here.
             with contextlib.suppress(TypeError):  # what orjson refuses: each its own way
@@ -116,7 +120,7 @@ class CreationService:
         due = draft.scheduled_at
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
-                               template, html)
+                               template, html, trace=self._traces.current())
 
     async def charge(self, producer: str, requests: Sequence[CreationRequest],
                      field: str) -> None:
@@ -164,7 +168,8 @@ class CreationService:
         if not live:
             return
         if not request.scheduled:
-            await self._fanout.notify(live)
+            with self._traces.span("tidings.fanout", attributes={"tidings.copies": len(live)}):
+                await self._fanout.notify(live)
         else:
             self._signal.scheduled(request.visible_at)
 
