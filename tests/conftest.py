@@ -27,6 +27,7 @@ from tidings.container import Services, build_services
 from tidings.jobs.migrate import upgrade
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
+from tidings.support.tracing import Traces
 
 if TYPE_CHECKING:
     from tests.redis_servers import RedisServer
@@ -178,8 +179,8 @@ class RunningServer:
         await asyncio.wait_for(self.task, timeout=10)
 
 
-async def start_server(settings: Settings) -> RunningServer:
-    services = build_services(settings)
+async def start_server(settings: Settings, traces: Traces | None = None) -> RunningServer:
+    services = build_services(settings, traces)
     config = uvicorn_config(settings)
     config.app = create_app(settings, services)
     server = uvicorn.Server(config)

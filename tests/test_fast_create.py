@@ -212,7 +212,7 @@ async def call(app: FastCreate, server: RunningServer, chunks: list[bytes],
 
 async def test_the_common_case_never_reaches_fastapi(server: RunningServer) -> None:
     inner = Recorder()
-    app = FastCreate(inner, server.services, cors=True)
+    app = FastCreate(inner, server.services.api, cors=True)
     body = json.dumps({**NOTE, "user_id": "alice"}).encode()
     created = await call(app, server, [body[:10], body[10:]])  # a body in two chunks
     assert created[0]["status"] == 201 and inner.bodies == []

@@ -6,6 +6,7 @@ as they like."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from tidings.api.bundle import ApiServices
@@ -43,6 +44,7 @@ from tidings.services.unsubscribe import (
 from tidings.services.webhooks import WebhookService
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
+from tidings.support.tracing import Traces, from_environment
 from tidings.templates.engine import TemplateEngine
 from tidings.wakeup import Signal, Waiters
 from tidings.wakeup.local import LocalSignal
@@ -70,6 +72,7 @@ class Core:
     runs_worker: bool
     preference_cache: PreferenceCache
     type_cache: TypeCache
+    traces: Traces
 
     async def start(self) -> None:
         await self.db.start()
@@ -89,11 +92,15 @@ class Core:
         if self.fanout is not None:
             await self.fanout.close()
         await self.db.dispose()
+        # The last spans (the sends just finished) go out before the process ends.
+        await asyncio.to_thread(self.traces.shutdown)
 
 
-def build_core(settings: Settings, *, serve: bool) -> Core:
+def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None) -> Core:
     """`serve`: a node with sockets and the scheduler, running the delivery worker if
-    WORKERS_IN_SERVE; otherwise a `tidings worker` process (the delivery worker alone)."""
+    WORKERS_IN_SERVE; otherwise a `tidings worker` process (the delivery worker alone).
+    `traces`: the tracer (default: the OTEL_* environment's, off without an endpoint)."""
+    traces = traces if traces is not None else from_environment()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     metrics = Metrics()
     cipher = build_cipher(settings)
@@ -102,7 +109,7 @@ def build_core(settings: Settings, *, serve: bool) -> Core:
     fanout: Fanout | None = (build_redis_fanout(settings, db, metrics, cipher)
                              if settings.redis_url else InProcessFanout() if serve else None)
     type_cache = TypeCache(db, metrics)
-    delivery = build_delivery(settings, db, fanout, metrics, cipher, type_cache)
+    delivery = build_delivery(settings, db, fanout, metrics, cipher, type_cache, traces)
     scheduler = DueScheduler(
         db, fanout, interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size, cipher=cipher, metrics=metrics,
@@ -115,7 +122,7 @@ def build_core(settings: Settings, *, serve: bool) -> Core:
                       lost=(preference_cache.forget_all, type_cache.forget))
     return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
                 build_signal(settings, db, metrics, waiters), runs_worker, preference_cache,
-                type_cache)
+                type_cache, traces)
 
 
 def build_signal(settings: Settings, db: Database, metrics: Metrics,
@@ -191,9 +198,9 @@ def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics,
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, traces: Traces | None = None) -> Services:
     """The object graph of a `tidings serve` node."""
-    core = build_core(settings, serve=True)
+    core = build_core(settings, serve=True, traces=traces)
     db, metrics, cipher, signal = core.db, core.metrics, core.cipher, core.signal
     fanout, scheduler = core.fanout, core.scheduler
     assert fanout is not None and scheduler is not None  # a serve node has both
@@ -206,7 +213,7 @@ def build_services(settings: Settings) -> Services:
     creation = CreationService(db, fanout, preferences, metrics, signal,
                                deliverable=core.delivery.deliverable, cipher=cipher,
                                templates=templates, limit=limits.creates,
-                               types=core.type_cache)
+                               types=core.type_cache, traces=core.traces)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
@@ -219,6 +226,7 @@ def build_services(settings: Settings) -> Services:
         contacts=ContactService(db, signal), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
         types=CatalogueService(db, core.type_cache, signal),
+        traces=core.traces,
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

@@ -25,6 +25,7 @@ from tidings.services.type_cache import TypeCache
 from tidings.services.unsubscribe import mint_token, signing_key, unsubscribe_url
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
+from tidings.support.tracing import Traces
 
 
 @dataclass
@@ -59,7 +60,8 @@ class Delivery:
 
 def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
                    metrics: Metrics, cipher: FieldCipher | None,
-                   types: TypeCache | None = None) -> Delivery:
+                   types: TypeCache | None = None,
+                   traces: Traces | None = None) -> Delivery:
     """The delivery worker with a sender for every configured provider (a provider that
     is configured wrongly stops start-up, naming the setting)."""
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
@@ -72,7 +74,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
         email=build_email_sender(settings, http, timeout_s=timeout_s),
         push=push if push.any_configured() else None,
         webhooks=WebhookSender(http, allow_private=settings.allow_private_targets,
-                               timeout_s=timeout_s),
+                               timeout_s=timeout_s, traces=traces),
     )
     policy = RetryPolicy(settings.max_retry_attempts,
                          tuple(ms / 1000 for ms in settings.retry_delays_ms))
@@ -93,5 +95,6 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
         maintenance=Maintenance(db, retention_days=settings.retention_days, metrics=metrics),
         throttle_per_hour=settings.throttle_per_hour,
         devices_per_user=settings.max_devices_per_user,
+        traces=traces,
     )
     return Delivery(worker, senders, http)

@@ -21,6 +21,7 @@ from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
 from tidings.support.metrics import Metrics
+from tidings.support.tracing import Traces
 
 
 class Pingable(Protocol):
@@ -49,3 +50,4 @@ class ApiServices:
     unsubscribe: UnsubscribeService
     templates: TemplateService
     types: CatalogueService
+    traces: Traces

@@ -28,8 +28,11 @@ from tidings.domain.model import Principal
 from tidings.domain.notification import Created, CreateOutcome
 from tidings.services.creation import CreationService
 from tidings.services.tokens import TokenService
+from tidings.support.tracing import SpanKind, Traces, failed
 
 JSON = "application/json"
+CREATE_SPAN = "POST /api/notifications"
+CREATE_ATTRIBUTES = {"http.request.method": "POST", "http.route": "/api/notifications"}
 _validate = NotificationDraft.__pydantic_validator__.validate_python
 # orjson reads an integer of more than 64 bits as a float; json.loads keeps it an int.
 # A run of 19 digits anywhere sends the body to json.loads.
@@ -57,11 +60,28 @@ class Answer:
 
 
 async def answer(tokens: TokenService, creation: CreationService, body: bytes, *,
-                 is_json: bool, authorization: str | None, key: str | None) -> Answer:
+                 is_json: bool, authorization: str | None, key: str | None,
+                 traces: Traces | None = None, traceparent: str | None = None) -> Answer:
     """Admit the request and create, or refuse it. `is_json`: the request declared a JSON
-    type (`declares_json`); `authorization` and `key` are its `Authorization` and
-    `Idempotency-Key` headers. What is not a `TidingsError` is raised for the transport
-    to answer 500, as Starlette's `ServerErrorMiddleware` does."""
+    type (`declares_json`); `authorization`, `key` and `traceparent` are its
+    `Authorization`, `Idempotency-Key` and `traceparent` headers. What is not a
+    `TidingsError` is raised for the transport to answer 500, as Starlette's
+    `ServerErrorMiddleware` does. With tracing on, the create is a span joined to the
+    producer's trace (a new trace without a valid `traceparent`)."""
+    if traces is None or not traces.on:
+        return await _answer(tokens, creation, body, is_json, authorization, key)
+    with traces.span(CREATE_SPAN, parent=traceparent, kind=SpanKind.SERVER,
+                     attributes=CREATE_ATTRIBUTES) as span:
+        result = await _answer(tokens, creation, body, is_json, authorization, key)
+        if span is not None:
+            span.set_attribute("http.response.status_code", result.status)
+            if result.status >= 500:
+                failed(span, "server error")
+        return result
+
+
+async def _answer(tokens: TokenService, creation: CreationService, body: bytes,
+                  is_json: bool, authorization: str | None, key: str | None) -> Answer:
     try:
         principal, draft = admit(tokens, body, is_json=is_json, authorization=authorization)
         outcome = await creation.create(principal, draft, key)

@@ -43,7 +43,7 @@ class FastCreate:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        authorization, key, is_json, origin = _scan(scope["headers"])
+        authorization, key, is_json, origin, traceparent = _scan(scope["headers"])
         if not is_json or (origin and self.cors):
             await self.app(scope, receive, send)
             return
@@ -54,7 +54,8 @@ class FastCreate:
         try:
             answer = await create_edge.answer(services.tokens, services.creation, body,
                                               is_json=True, authorization=authorization,
-                                              key=key)
+                                              key=key, traces=services.traces,
+                                              traceparent=traceparent)
         except Exception as exc:
             # As Starlette's ServerErrorMiddleware: log, answer 500, re-raise for the server.
             log_unexpected(exc)
@@ -69,10 +70,11 @@ class FastCreate:
         await send({"type": "http.response.body", "body": answer.body})
 
 
-def _scan(headers: Any) -> tuple[str | None, str | None, bool, bool]:
-    """One pass over the headers: Authorization and Idempotency-Key (the first of each, as
-    Starlette's `Headers.get`), whether the body is declared JSON, whether Origin is set."""
-    authorization = key = None
+def _scan(headers: Any) -> tuple[str | None, str | None, bool, bool, str | None]:
+    """One pass over the headers: Authorization, Idempotency-Key and traceparent (the
+    first of each, as Starlette's `Headers.get`), whether the body is declared JSON,
+    whether Origin is set."""
+    authorization = key = traceparent = None
     content_type = b""
     origin = False
     for name, value in headers:
@@ -87,7 +89,10 @@ def _scan(headers: Any) -> tuple[str | None, str | None, bool, bool]:
                 content_type = bytes(value)
         elif name == b"origin":
             origin = True
-    return authorization, key, _declares_json(content_type), origin
+        elif name == b"traceparent":
+            if traceparent is None:
+                traceparent = bytes(value).decode("latin-1")
+    return authorization, key, _declares_json(content_type), origin, traceparent
 
 
 def _declares_json(content_type: bytes) -> bool:

@@ -25,6 +25,7 @@ from tidings.domain.inputs import IDEMPOTENCY_KEY_PATTERN, Name, NotificationDra
 from tidings.domain.model import Status
 from tidings.domain.notification import Accepted, BatchItem, Created, InboxFilter
 from tidings.services.bulk import MAX_ITEMS
+from tidings.support.tracing import SpanKind
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
@@ -54,7 +55,8 @@ async def _serve_create(request: Request) -> Response:
     answer = await create_edge.answer(
         services.tokens, services.creation, await request.body(),
         is_json=create_edge.declares_json(headers.get("content-type")),
-        authorization=headers.get("authorization"), key=headers.get("idempotency-key"))
+        authorization=headers.get("authorization"), key=headers.get("idempotency-key"),
+        traces=services.traces, traceparent=headers.get("traceparent"))
     return Response(answer.body, answer.status, answer.headers, create_edge.JSON)
 
 
@@ -88,10 +90,14 @@ async def create_batch(
     caller: Caller,
     app: App,
     idempotency_key: IdempotencyKey = None,
+    traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
     if len(batch.items) > MAX_ITEMS:
         raise PayloadTooLarge(f"at most {MAX_ITEMS} items per request", field="items")
-    results = await app.bulk.create_many(caller, batch.items, idempotency_key)
+    # One trace for the request: its notifications' deliveries all continue it.
+    with app.traces.span("POST /api/notifications/batch", parent=traceparent,
+                         kind=SpanKind.SERVER):
+        results = await app.bulk.create_many(caller, batch.items, idempotency_key)
     return JSONResponse({"results": [_result(item) for item in results]})
 
 

@@ -206,6 +206,7 @@ class NewDelivery:
     created_at: datetime
     last_error: str | None = None
     digest_id: str | None = None  # held for this digest (pacing)
+    trace: str | None = None  # the create's traceparent, when tracing is on
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tidings.crypto.cipher import FieldCipher
-from tidings.domain.model import utcnow
+from tidings.domain.model import DeliveryStatus, utcnow
 from tidings.jobs.maintenance import Maintenance
 from tidings.queue.context import load_context
 from tidings.queue.digests import DigestSender
@@ -35,6 +35,7 @@ from tidings.store.database import Database
 from tidings.store.queue import Claimed
 from tidings.support.loops import Loop
 from tidings.support.metrics import QUEUED_MEDIA, Metrics
+from tidings.support.tracing import SpanKind, Traces, failed
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ class DeliveryWorker:
         cipher: FieldCipher | None = None,
         maintenance: Maintenance | None = None,
         devices_per_user: int = 20,
+        traces: Traces | None = None,
     ) -> None:
         self._db = db
+        self._traces = traces or Traces.off()
         self._cipher = cipher  # opens the parts sealed at rest, for the message bodies
         # Partitions ahead and retention, daily, beside the queue: every worker runs it.
         self._maintenance = maintenance
@@ -114,11 +117,23 @@ class DeliveryWorker:
         return len(claimed) + len(digests)
 
     async def _deliver(self, claimed: Claimed, context: BatchContext) -> None:
-        try:
-            settlement = await self._dispatcher.run(claimed, context)
-        except Exception as exc:  # a sender bug must not lose the delivery: retry it
-            log.exception("delivery %s failed unexpectedly", claimed.id)
-            settlement = self._dispatcher.unexpected(claimed, exc)
+        traces = self._traces
+        if traces.on and claimed.trace is not None:
+            # The time it waited: from its row's writing (or its last try) to this claim.
+            traces.record("tidings.queue", parent=claimed.trace,
+                          start_ns=_ns(claimed.created_at), end_ns=time.time_ns(),
+                          attributes={"tidings.delivery_id": claimed.id})
+        with traces.span("tidings.send", parent=claimed.trace, kind=SpanKind.CLIENT,
+                         attributes=_attributes(claimed)) as span:
+            try:
+                settlement = await self._dispatcher.run(claimed, context)
+            except Exception as exc:  # a sender bug must not lose the delivery: retry it
+                log.exception("delivery %s failed unexpectedly", claimed.id)
+                settlement = self._dispatcher.unexpected(claimed, exc)
+            if span is not None:
+                span.set_attribute("tidings.status", str(settlement.status))
+                if settlement.status != DeliveryStatus.SENT and settlement.last_error:
+                    failed(span, settlement.last_error)
         await self._settler.submit(settlement)
 
     async def _context(self, claimed: list[Claimed]) -> BatchContext:
@@ -148,3 +163,13 @@ class DeliveryWorker:
             depth = await store.depth(conn)
         for medium in QUEUED_MEDIA:
             self._metrics.queue_depth.labels(medium=medium).set(depth.get(medium, 0))
+
+
+def _ns(instant: datetime) -> int:
+    return int(instant.timestamp() * 1_000_000_000)
+
+
+def _attributes(claimed: Claimed) -> dict[str, str | int]:
+    return {"tidings.medium": str(claimed.medium), "tidings.delivery_id": claimed.id,
+            "tidings.notification_id": claimed.notification_id,
+            "tidings.attempt": claimed.attempts}

@@ -45,6 +45,8 @@ class CreationRequest:
     # The (channel, type) in the types catalogue, if it is: its default media, whether it
     # goes through opt-outs, its digest (contract section 11).
     kind: NotificationType | None = None
+    # The create's traceparent (tracing on): its deliveries' sends join its trace.
+    trace: str | None = None
 
     @property
     def required(self) -> bool:
@@ -143,7 +145,7 @@ def build_copies(
                         attempts=state.attempts,
                         due_at=_due(held, user_id, Medium(state.medium), visible_at),
                         created_at=now, last_error=state.last_error,
-                        digest_id=state.digest_id)
+                        digest_id=state.digest_id, trace=request.trace)
             for state in shared
         )
     return stored, deliveries

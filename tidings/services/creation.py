@@ -31,6 +31,7 @@ from tidings.store import idempotency, subscriptions
 from tidings.store.database import Connection, Database
 from tidings.support.batching import Batcher
 from tidings.support.metrics import Metrics
+from tidings.support.tracing import Traces
 
 # Creations written per transaction at most, when requests arrive faster than commits,
 # and the copies they make together (a create to 10,000 users is 10,000 rows: 200 such
@@ -55,10 +56,12 @@ class CreationService:
         templates: TemplateService | None = None,
         limit: CreateLimit | None = None,
         types: TypeCache | None = None,
+        traces: Traces | None = None,
     ) -> None:
         self._db = db
         # The types catalogue (default media, required, digest); None: no catalogue.
         self._types = types
+        self._traces = traces or Traces.off()
         # The producer's RATE_LIMIT_CREATES, charged per notification; None: no limit.
         self._limit = limit
         # Seals the parts producers mark sensitive; None: no keys, such drafts are refused.
@@ -87,7 +90,8 @@ class CreationService:
             if found is not None:
                 return found
         await self.charge(principal.user_id, [request], _audience_field(draft))
-        written = await self._batcher.submit(request)
+        with self._traces.span("tidings.store"):
+            written = await self._batcher.submit(request)
         if isinstance(written.outcome, Created):
             # Answered as JSON, and emitted (first) as the same JSON: written once, here.
             with contextlib.suppress(TypeError):  # what orjson refuses: each its own way
@@ -122,7 +126,7 @@ class CreationService:
         kind = await self._types.find(draft.channel, draft.type) if self._types else None
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
-                               template, html, kind)
+                               template, html, kind, trace=self._traces.current())
 
     async def charge(self, producer: str, requests: Sequence[CreationRequest],
                      field: str) -> None:
@@ -170,7 +174,8 @@ class CreationService:
         if not live:
             return
         if not request.scheduled:
-            await self._fanout.notify(live)
+            with self._traces.span("tidings.fanout", attributes={"tidings.copies": len(live)}):
+                await self._fanout.notify(live)
         else:
             self._signal.scheduled(request.visible_at)
 

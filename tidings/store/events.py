@@ -36,8 +36,13 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
         for s in settled
         if s.status == DeliveryStatus.DEAD and s.delivery.medium != DeliveryMedium.WEBHOOK
     ]
-    return (await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_SENT, sent, now)
-            + await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_DEAD, dead, now))
+    # The events continue the trace of the create whose delivery they report.
+    traces = {s.delivery.notification_id: s.delivery.trace for s in settled
+              if s.delivery.trace is not None}
+    return (await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_SENT, sent, now,
+                                         traces)
+            + await enqueue_webhook_events(conn, WebhookEventType.DELIVERY_DEAD, dead, now,
+                                           traces))
 
 
 async def statuses_changed(conn: AsyncConnection, changes: Sequence[StatusChange],

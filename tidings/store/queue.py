@@ -50,7 +50,7 @@ IN_APP = Lane(sa.text("medium = 'in_app' AND status = 'pending'"), leased=False,
 CLAIMED = (deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id,
            deliveries.c.medium, deliveries.c.attempts, deliveries.c.lease_token,
            deliveries.c.webhook_id, deliveries.c.event, deliveries.c.payload,
-           deliveries.c.created_at)
+           deliveries.c.created_at, deliveries.c.trace_parent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ class Claimed:
     event: str | None
     payload: dict[str, Any] | None
     created_at: datetime
+    trace: str | None = None  # the traceparent its send continues (tracing on)
 
 
 def claimed_of(row: Row[Any]) -> Claimed:

@@ -97,6 +97,9 @@ notification_deliveries = sa.Table(
     sa.Column("deferred_until", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The W3C traceparent of the create that made the row (tracing on): the worker's
+    # send continues that trace, in whatever process and however late.
+    sa.Column("trace_parent", sa.String(55), nullable=True),
     sa.Index("ix_deliveries_notification", "notification_id"),
     # The in-app scheduler's lookup names the medium: "due in-app deliveries" must not
     # wade through every email and push row waiting for its worker.

@@ -3,7 +3,7 @@ delivery rows (medium "webhook") that the delivery queue sends like any other.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +87,7 @@ async def enqueue_webhook_events(
     event: str,
     items: Sequence[tuple[str, str, dict[str, Any]]],
     now: datetime,
+    traces: Mapping[str, str | None] | None = None,
 ) -> int:
     """For every registration subscribed to `event` and every `(notification_id, user_id,
     data)` item, one pending delivery row (medium "webhook"), due at `now`, whose payload
@@ -95,7 +96,8 @@ async def enqueue_webhook_events(
 
     Runs in the caller's transaction, so the events commit (or roll back) with the change
     they report. The event's `webhook-id` is derived from the row id at send time
-    (`domain.webhook.event_id`), its timestamp from the row's `created_at`."""
+    (`domain.webhook.event_id`), its timestamp from the row's `created_at`. `traces`:
+    the traceparent each notification's events continue (tracing on)."""
     if not items:
         return 0
     targets = await subscribers(conn, event)
@@ -114,6 +116,7 @@ async def enqueue_webhook_events(
             "payload": event_payload(event, data),
             "created_at": now,
             "updated_at": now,
+            "trace_parent": traces.get(notification_id) if traces else None,
         }
         for notification_id, user_id, data in items
         for webhook_id in targets

@@ -6,6 +6,8 @@ de-duplicate), `webhook-timestamp` (when this attempt was signed: receivers reje
 signatures older than a few minutes, so a retry signs afresh) and `webhook-signature`
 (`v1,<base64 HMAC-SHA256>` over "id.timestamp.body").
 
+With tracing on, each POST carries the W3C `traceparent` of its send's span.
+
 Guarantees: `send` never raises for the network or the receiver; redirects are not
 followed; unless private targets are allowed, the URL is checked again before each POST,
 because the name it was registered with may now point inside our network.
@@ -27,6 +29,7 @@ from tidings.delivery.messages import WebhookEvent
 from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.targets import UnresolvableTarget, check_target_url
 from tidings.domain.errors import ValidationFailed
+from tidings.support.tracing import Traces
 
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "Tidings-Webhooks/1"
@@ -48,8 +51,10 @@ class WebhookSender:
         *,
         allow_private: bool = False,
         timeout_s: float = 10.0,
+        traces: Traces | None = None,
     ) -> None:
         self._client = client
+        self._traces = traces or Traces.off()
         self._allow_private = allow_private
         self._timeout = timeout_s
 
@@ -76,6 +81,10 @@ class WebhookSender:
             "webhook-signature": signer.sign(event.id, signed_at, body),
             "User-Agent": USER_AGENT,
         }
+        # The receiver's work joins the notification's trace (the send's span is current).
+        traceparent = self._traces.current()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
         answer = await post_json(self._client, event.url, body.encode(), headers, self._timeout)
         attempt = answer.attempt
         return Attempt(
