@@ -35,6 +35,7 @@ from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
+from tidings.services.topics import TopicService
 from tidings.services.unsubscribe import (
     UnsubscribeService,
 )
@@ -212,6 +213,7 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db, signal), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
+        topics=TopicService(db),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

@@ -17,6 +17,7 @@ from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
+from tidings.services.topics import TopicService
 from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
 from tidings.support.metrics import Metrics
@@ -47,3 +48,4 @@ class ApiServices:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     templates: TemplateService
+    topics: TopicService
