@@ -184,8 +184,10 @@ async def test_channel_names_are_judged_as_in_subscribe(
 @pytest.mark.parametrize(("path", "params", "field"), [
     ("/api/channels", {"cursor": "not a cursor"}, "cursor"),
     ("/api/channels", {"cursor": "%%%"}, "cursor"),
-    ("/api/channels", {"cursor": "_w"}, "cursor"),  # base64 of a byte that is no UTF-8
-    ("/api/channels/orders/subscribers", {"cursor": "AA"}, "cursor"),  # a NUL
+    ("/api/channels", {"cursor": "abcde"}, "cursor"),  # 4n + 1 characters decode to none
+    ("/api/channels/orders/subscribers", {"cursor": "A"}, "cursor"),
+    ("/api/channels/orders/subscribers", {"cursor": "YQ=="}, "cursor"),  # no padding
+    ("/api/channels/orders/subscribers", {"cursor": "Y" * 1364}, "cursor"),
     ("/api/channels/orders/subscribers", {"limit": 0}, "limit"),
     ("/api/channels", {"limit": 101}, "limit"),
     ("/api/channels", {"limit": "x"}, "limit"),
@@ -203,9 +205,14 @@ async def test_a_well_formed_cursor_is_a_place_in_the_list(server: RunningServer
     after = await get(server, "/api/channels/orders/subscribers", "svc", "service",
                       cursor="Ym9i")
     assert after.json() == {"items": [], "next_cursor": None}
-    both = await get(server, "/api/channels/orders/subscribers", "svc", "service",
-                     cursor="YQ")
-    assert [item["user_id"] for item in both.json()["items"]] == ["alice", "bob"]
+    for cursor in ("YQ", "AA"):  # "a"; a NUL (read as nothing: the start)
+        page = await get(server, "/api/channels/orders/subscribers", "svc", "service",
+                         cursor=cursor)
+        assert [item["user_id"] for item in page.json()["items"]] == ["alice", "bob"]
+    # A byte that is no UTF-8 reads as U+FFFD: a place too (where, the collation says).
+    odd = await get(server, "/api/channels/orders/subscribers", "svc", "service",
+                    cursor="_w")
+    assert odd.status_code == 200, odd.text
 
 
 async def fill_up(server: RunningServer, user: str, count: int) -> None:

@@ -2,15 +2,16 @@
 answer with, and the cursors of those lists.
 
 The lists are ordered by a name (a user id, a channel), not by time, so their cursor is
-the last name of a page, written in base64url: opaque to clients, and free of the
-characters a user id may hold that a query string would have to escape. Any string of
-that alphabet is a place in the list; another form is a 422 naming `cursor`.
+the last name of a page, written in base64url without padding: opaque to clients, and free
+of the characters a user id may hold that a query string would have to escape. As for the
+other lists (`cursor.py`), every string of the documented form is a place in the list
+(bytes that are no UTF-8 read as U+FFFD, a NUL as nothing: no stored name holds either),
+and only a string of another form is a 422 naming `cursor`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.errors import Conflict, ValidationFailed
-from tidings.domain.fields import UserId, storable_text
+from tidings.domain.fields import UserId
 from tidings.domain.inputs import MAX_RECIPIENTS
 from tidings.domain.model import isoformat
 
@@ -29,15 +30,20 @@ MAX_CHANGE_IDS = MAX_RECIPIENTS
 NAMED_OVER_CAP = 100
 
 # A user id is at most 255 characters, at most 4 bytes each in UTF-8: 1,020 bytes, 1,360
-# characters of base64 without padding.
-NAME_CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,1360}$"
+# characters of base64 without padding; its length is never one more than a multiple of
+# four (those strings decode to nothing), which the pattern says.
+NAME_CURSOR_PATTERN = r"^(?:[A-Za-z0-9_\-]{4}){0,339}[A-Za-z0-9_\-]{2,4}$"
 _NAME_CURSOR = re.compile(NAME_CURSOR_PATTERN)
 
 
 class SubscriberChange(BaseModel):
     """`PUT /api/channels/{channel}/subscribers`: users to subscribe and to unsubscribe."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what `checked` enforces of it: at least one id, in either list.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["add"], "properties": {"add": {"minItems": 1}}},
+        {"required": ["remove"], "properties": {"remove": {"minItems": 1}}},
+    ]})
 
     add: list[UserId] = Field(default_factory=list, max_length=MAX_CHANGE_IDS)
     remove: list[UserId] = Field(default_factory=list, max_length=MAX_CHANGE_IDS)
@@ -135,12 +141,8 @@ def encode_name_cursor(name: str) -> str:
 
 
 def decode_name_cursor(cursor: str) -> str:
-    """The name a cursor stands for; a cursor that is no name is a 422 naming `cursor`."""
+    """The place a cursor stands for; a cursor of another form is a 422 naming `cursor`."""
     if _NAME_CURSOR.fullmatch(cursor) is None:
         raise ValidationFailed("cursor is not one this server gave out", field="cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return storable_text(raw.decode("utf-8"))
-    except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed("cursor is not one this server gave out",
-                               field="cursor") from exc
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    return raw.decode("utf-8", errors="replace").replace("\x00", "")
