@@ -321,3 +321,16 @@ async def test_concurrent_changes_count_each_subscription_once(
                                      for _ in range(4)))
     assert all(answer.status_code == 200 for answer in answers)
     assert sum(answer.json()["added"] for answer in answers) == len(users)
+
+
+async def test_a_producer_s_subscription_is_the_user_s_own_to_end_and_counts_to_the_cap(
+        server: RunningServer, connect: Any) -> None:
+    await fill_up(server, "alice", MAX_SUBSCRIPTIONS - 1)
+    assert (await put(server, "orders", {"add": ["alice"]})).json()["added"] == 1
+    alice = await connect("alice")
+    # The producer's add took the last place: her own subscribe is denied.
+    assert (await alice.call("subscribe", {"channels": ["deploys"]}))["denied"] == ["deploys"]
+    assert (await alice.call("unsubscribe", {"channels": ["orders"]}))["ok"] is True
+    listed = await get(server, "/api/channels/orders/subscribers", "svc", "service")
+    assert listed.json()["items"] == []
+    assert await to_channel(server, "orders") == 0
