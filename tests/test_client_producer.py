@@ -14,6 +14,7 @@ from tidings.client import (
     Accepted,
     AsyncTidingsClient,
     AuthenticationError,
+    Conflict,
     NotFound,
     Notification,
     NotificationRequest,
@@ -22,6 +23,7 @@ from tidings.client import (
     RateLimited,
     Rejected,
     RetryPolicy,
+    SubscriptionLimit,
     TidingsClient,
     Unavailable,
     ValidationError,
@@ -29,6 +31,8 @@ from tidings.client import (
 from tidings.client.errors import TidingsError, error_from_body
 from tidings.client.models import batch_results
 from tidings.client.retry import Attempts
+from tidings.domain.model import utcnow
+from tidings.store import subscriptions as subscription_store
 
 FAST = RetryPolicy(attempts=4, initial_delay=0.05, max_delay=0.2, deadline=20)
 
@@ -319,3 +323,51 @@ def test_unexpected_error_bodies_still_give_typed_errors() -> None:
     assert type(error) is TidingsError and error.status == 500
     assert error.message == "HTTP 500" and "status=500" in repr(error)
     assert isinstance(error_from_body(None, {"code": "not_found", "message": "x"}), NotFound)
+
+
+async def test_the_clients_manage_topics_and_list_them_page_by_page(
+    server: RunningServer
+) -> None:
+    users = [f"u{n}" for n in range(5)]
+    async with AsyncTidingsClient(server.url, server.token("svc", "service")) as producer:
+        counts = await producer.change_subscribers("launches", add=users)
+        assert (counts.added, counts.removed) == (5, 0)
+        again = await producer.change_subscribers("launches", add=users[:2],
+                                                  remove=["u4", "nobody"])
+        assert (again.added, again.removed) == (0, 1)
+        await producer.change_subscribers("deploys", add=["u0"])
+        listed = [s.user_id async for s in producer.subscribers("launches", page_size=2)]
+        assert listed == users[:4]
+        sizes = [(c.channel, c.subscribers) async for c in producer.channels(page_size=1)]
+        assert sizes == [("deploys", 1), ("launches", 4)]
+        with pytest.raises(ValidationError) as bad:
+            await producer.change_subscribers("user:bob", add=["u0"])
+        assert bad.value.field == "channel"
+
+    def sync_calls() -> tuple[list[str], list[str]]:
+        with TidingsClient(server.url, server.token("svc", "service")) as producer:
+            producer.change_subscribers("launches", remove=["u3"])
+            names = [s.user_id for s in producer.subscribers("launches", page_size=2)]
+        with TidingsClient(server.url, server.token("u0")) as user:
+            own = [s.channel for s in user.subscriptions()]
+            with pytest.raises(PermissionDenied):
+                user.change_subscribers("launches", add=["u0"])
+        return names, own
+
+    names, own = await asyncio.to_thread(sync_calls)
+    assert names == ["u0", "u1", "u2"] and own == ["deploys", "launches"]
+
+
+async def test_a_change_over_the_cap_raises_subscription_limit_naming_the_users(
+    server: RunningServer
+) -> None:
+    async with server.services.db.begin() as conn:
+        await subscription_store.add(conn, [("full", f"t{n}") for n in range(200)],
+                                     utcnow())
+    async with AsyncTidingsClient(server.url, server.token("svc", "service")) as producer:
+        with pytest.raises(SubscriptionLimit) as over:
+            await producer.change_subscribers("launches", add=["ok", "full"])
+        assert over.value.status == 409 and over.value.user_ids == ["full"]
+        assert over.value.over == 1 and isinstance(over.value, Conflict)
+        assert [s async for s in producer.subscribers("launches")] == []
+        assert (await producer.subscriptions()) == []

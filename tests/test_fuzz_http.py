@@ -122,11 +122,25 @@ def _steer(schema: BaseSchema) -> None:
             for texts in (body.get("name"), body.get("description")):
                 if isinstance(texts, dict):
                     _one_spelling_each(texts)
+        elif label == "PUT /api/channels/{channel}/subscribers" and isinstance(body, dict):
+            _within_one_change(body)
         elif label == "POST /api/devices" and isinstance(body, dict):
             keys = (body.get("subscription") or {}).get("keys")
             if isinstance(keys, dict):
                 keys["p256dh"] = BROWSER_KEY
         return case
+
+
+def _within_one_change(body: dict[str, Any]) -> None:
+    """A topic change the server accepts: no id both added and removed, at most 10,000 in
+    all (each list alone may hold 10,000), and at least one left (else 422)."""
+    add = body.get("add") if isinstance(body.get("add"), list) else []
+    remove = body.get("remove") if isinstance(body.get("remove"), list) else []
+    if "remove" in body and isinstance(remove, list):
+        body["remove"] = remove = [i for i in remove if i not in set(add)][
+            :max(0, 10_000 - len(add))]
+    if not add and not remove:
+        body["add"] = ["fuzz-topic-user"]
 
 
 class _Ids:

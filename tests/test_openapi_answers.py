@@ -110,6 +110,24 @@ async def _type_calls(client: Callable[..., httpx.AsyncClient]) -> None:
         await ops.delete("/api/admin/types/billing/receipt")  # 404
 
 
+async def _topic_calls(client: Callable[..., httpx.AsyncClient]) -> None:
+    """Every route of producer-managed topics, answering as it should and as it should
+    not."""
+    async with client("svc", "service") as svc, client("alice") as alice:
+        path = "/api/channels/orders/subscribers"
+        await svc.put(path, json={"add": ["alice", "bob"], "remove": ["carol"]})
+        await svc.put(path, json={})  # 422
+        await svc.put("/api/channels/user:bob/subscribers", json={"add": ["a"]})  # 422
+        await alice.put(path, json={"add": ["alice"]})  # 403
+        await svc.get(path, params={"limit": 1})
+        await svc.get(path, params={"cursor": "?"})  # 422
+        await alice.get(path)  # 403
+        await svc.get("/api/channels", params={"limit": 1})
+        await svc.get("/api/channels", params={"limit": 0})  # 422
+        await alice.get("/api/channels")  # 403
+        await alice.get("/api/subscriptions")
+
+
 async def test_every_route_answers_as_documented(server: RunningServer) -> None:
     answers: list[httpx.Response] = []
 
@@ -150,6 +168,7 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await _admin_calls(server, client)
         await _template_calls(client)
         await _type_calls(client)
+        await _topic_calls(client)
         await alice.put("/api/users/me/contact", json={
             "email": "alice@example.com", "locale": "pt-BR", "timezone": "Europe/Vienna",
             "quiet_hours": {"start": "22:00", "end": "07:00"}})

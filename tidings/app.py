@@ -22,6 +22,7 @@ from tidings.api import (
     openapi,
     preferences,
     templates,
+    topics,
     types,
     unsubscribe,
     web,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(docs_pages.build_router(api.title, api.openapi_url or "/openapi.json"))
     api.include_router(templates.router)
     api.include_router(types.router)
+    api.include_router(topics.router)
 
     app = services.gateway.transport.asgi(api)
     # The hottest request, a create, skips FastAPI's per-request machinery (the route

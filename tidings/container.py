@@ -37,6 +37,7 @@ from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
+from tidings.services.topics import TopicService
 from tidings.services.type_cache import TypeCache
 from tidings.services.unsubscribe import (
     UnsubscribeService,
@@ -227,6 +228,7 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
         types=CatalogueService(db, core.type_cache, signal),
         traces=core.traces,
+        topics=TopicService(db),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

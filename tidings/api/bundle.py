@@ -18,6 +18,7 @@ from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
+from tidings.services.topics import TopicService
 from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
 from tidings.support.metrics import Metrics
@@ -51,3 +52,4 @@ class ApiServices:
     templates: TemplateService
     types: CatalogueService
     traces: Traces
+    topics: TopicService

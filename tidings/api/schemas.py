@@ -241,3 +241,37 @@ class TypeOut(BaseModel):
 class TypePageOut(BaseModel):
     items: list[TypeOut]
     next_cursor: str | None
+
+
+class SubscriberCountsOut(BaseModel):
+    added: int
+    removed: int
+
+
+class SubscriberOut(BaseModel):
+    user_id: str
+    since: datetime
+
+
+class SubscriberPageOut(BaseModel):
+    items: list[SubscriberOut]
+    next_cursor: str | None
+
+
+class ChannelSizeOut(BaseModel):
+    channel: str
+    subscribers: int
+
+
+class ChannelPageOut(BaseModel):
+    items: list[ChannelSizeOut]
+    next_cursor: str | None
+
+
+class SubscriptionOut(BaseModel):
+    channel: str
+    since: datetime
+
+
+class SubscriptionList(BaseModel):
+    items: list[SubscriptionOut]

@@ -14,6 +14,7 @@ from tidings.client.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    SubscriptionLimit,
     TidingsError,
     Unavailable,
     ValidationError,
@@ -32,17 +33,26 @@ from tidings.client.models import (
 )
 from tidings.client.producer import AsyncTidingsClient, TidingsClient
 from tidings.client.retry import RetryPolicy
+from tidings.client.topics import (
+    ChannelSize,
+    NamePage,
+    Subscriber,
+    SubscriberCounts,
+    Subscription,
+)
 
 __all__ = [
     "Accepted",
     "AsyncTidingsClient",
     "AuthenticationError",
     "BatchResult",
+    "ChannelSize",
     "Conflict",
     "CreateResult",
     "Delivery",
     "Inbox",
     "InboxChange",
+    "NamePage",
     "NotFound",
     "Notification",
     "NotificationRequest",
@@ -55,6 +65,10 @@ __all__ = [
     "Rejected",
     "RetryPolicy",
     "StatusChange",
+    "Subscriber",
+    "SubscriberCounts",
+    "Subscription",
+    "SubscriptionLimit",
     "TidingsClient",
     "TidingsError",
     "TypePage",

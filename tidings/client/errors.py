@@ -46,6 +46,17 @@ class Conflict(TidingsError):
     """409."""
 
 
+class SubscriptionLimit(Conflict):
+    """409 `subscription_limit`: a topic change would take users past the per-user cap;
+    nothing was changed. `user_ids` names them (the first 100), `over` counts them all."""
+
+    def __init__(self, message: str, *, user_ids: list[str], over: int,
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.user_ids = user_ids
+        self.over = over
+
+
 class PayloadTooLarge(TidingsError):
     """413: the body (or a batch) is over the server's limit."""
 
@@ -103,6 +114,11 @@ def error_from_body(status: int | None, body: Any, *,
     code = str(body.get("code") or "error")
     field = body.get("field") if isinstance(body.get("field"), str) else None
     kind = _BY_STATUS.get(status or 0) or _BY_CODE.get(code, TidingsError)
+    if code == "subscription_limit":
+        named = body.get("user_ids")
+        return SubscriptionLimit(
+            message, user_ids=[str(u) for u in named] if isinstance(named, list) else [],
+            over=int(body.get("over") or 0), status=status, code=code, field=field)
     if kind is RateLimited:
         return RateLimited(message, retry_after=retry_after, status=status, code=code,
                            field=field)

@@ -28,6 +28,7 @@ from tidings.client.models import (
     Preference,
 )
 from tidings.client.retry import Attempts, RetryPolicy, failure_of, network_failure
+from tidings.client.topics import AsyncTopicMethods, TopicMethods
 
 T = TypeVar("T")
 PAGE_SIZE = 100
@@ -53,7 +54,7 @@ def _outcome(call: Call[T], response: httpx.Response) -> T | TidingsError:
     return call.decode(response) if response.is_success else failure_of(response)
 
 
-class TidingsClient:
+class TidingsClient(TopicMethods):
     """The blocking client. Use it as a context manager (or call `close`) so its
     connection pool is released. `timeout` bounds each attempt; `retry` the whole call."""
 
@@ -174,7 +175,7 @@ class TidingsClient:
         self._send(calls.delete_type(channel, type))
 
 
-class AsyncTidingsClient:
+class AsyncTidingsClient(AsyncTopicMethods):
     """The asyncio client: the same operations as `TidingsClient`, awaited. Use it with
     `async with` (or await `aclose`)."""
 
