@@ -30,6 +30,7 @@ from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
 from tidings.services.inbox import InboxService
 from tidings.services.preference_cache import PreferenceCache
+from tidings.services.preference_centre import PreferenceCentre, no_catalogue
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
@@ -40,6 +41,7 @@ from tidings.services.unsubscribe import (
 )
 from tidings.services.webhooks import WebhookService
 from tidings.store.database import Database
+from tidings.support.i18n import Messages
 from tidings.support.metrics import Metrics
 from tidings.templates.engine import TemplateEngine
 from tidings.wakeup import Signal, Waiters
@@ -205,13 +207,17 @@ def build_services(settings: Settings) -> Services:
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
     fanout.attach(gateway)
+    contacts = ContactService(db, signal)
+    # TODO(catalogue merge): pass the types catalogue's source instead of `no_catalogue`.
+    centre = PreferenceCentre(db, settings, preferences, contacts, catalogue=no_catalogue)
     api = ApiServices(
         settings=settings, db=db, metrics=metrics, tokens=tokens, creation=creation,
         bulk=bulk, inbox=inbox, preferences=preferences,
         dead_letters=DeadLetterService(db, fanout, signal),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
-        contacts=ContactService(db, signal), devices=DeviceService(db, settings),
+        contacts=contacts, devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
+        preference_centre=centre, messages=Messages.load(),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

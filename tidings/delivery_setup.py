@@ -21,8 +21,10 @@ from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
+from tidings.services.preference_centre import link_key, mint_link_token, preferences_url
 from tidings.services.unsubscribe import mint_token, signing_key, unsubscribe_url
 from tidings.store.database import Database
+from tidings.support.i18n import Messages
 from tidings.support.metrics import Metrics
 
 
@@ -79,8 +81,14 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
     def unsubscribe_link(user_id: str, channel: str, type_: str) -> str:
         return unsubscribe_url(settings.public_url, mint_token(key, user_id, channel, type_))
 
+    preference_key = link_key(settings)
+
+    def preference_link(user_id: str) -> str:
+        return preferences_url(settings.public_url, mint_link_token(preference_key, user_id))
+
     dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
-                            unsubscribe_link)
+                            unsubscribe_link, preference_link=preference_link,
+                            messages=Messages.load())
     worker = DeliveryWorker(
         db, fanout, dispatcher, metrics,
         batch_size=settings.notification_batch_size,

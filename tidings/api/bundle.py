@@ -14,11 +14,13 @@ from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
+from tidings.services.preference_centre import PreferenceCentre
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
 from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
+from tidings.support.i18n import Messages
 from tidings.support.metrics import Metrics
 
 
@@ -47,3 +49,5 @@ class ApiServices:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     templates: TemplateService
+    preference_centre: PreferenceCentre
+    messages: Messages  # the server's own words, by language

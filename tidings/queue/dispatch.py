@@ -27,12 +27,16 @@ from tidings.domain.pacing import Quiet
 from tidings.domain.template import fallback_parts
 from tidings.domain.webhook import event_id
 from tidings.queue.digest_layout import DigestLayout, plain_digest
+from tidings.queue.email_footer import with_footer
 from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
+from tidings.support.i18n import Messages
 
 SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
+# user_id -> the signed link to that user's preference centre.
+PreferenceLink = Callable[[str], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
 
 
@@ -46,6 +50,7 @@ class BatchContext:
     reached: dict[int, set[str]] = field(default_factory=dict)  # push: devices already sent
     webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, secret)
     quiet: dict[str, Quiet] = field(default_factory=dict)  # user -> quiet hours and zone
+    locales: dict[str, str] = field(default_factory=dict)  # user -> contact's locale
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +66,14 @@ class Dispatcher:
     def __init__(self, senders: Senders, policy: RetryPolicy, public_url: str,
                  clock: Callable[[], datetime], rng: random.Random | None = None,
                  unsubscribe_link: UnsubscribeLink | None = None,
-                 digest_layout: DigestLayout = plain_digest) -> None:
+                 digest_layout: DigestLayout = plain_digest,
+                 preference_link: PreferenceLink | None = None,
+                 messages: Messages | None = None) -> None:
         self._senders = senders
-        # Where a digest without one-click unsubscribe points its reader instead: the
-        # preference centre (DESIGN section 11), once it exists. Until then no link: the
-        # one it had (`/api/preferences`) answered 404.
-        self._preferences_url: str | None = None
+        # The preference centre (DESIGN section 11): linked in every email's footer (in
+        # the recipient's language, from `messages`), and by a digest's layout.
+        self._preference_link = preference_link
+        self._messages = messages or Messages({})
         self._digest_layout = digest_layout
         self._unsubscribe_link = unsubscribe_link
         self._policy = policy
@@ -91,7 +98,8 @@ class Dispatcher:
         """One message for a whole digest: `claimed` stands for all its deliveries (its
         `attempts` are the digest's tries), `items` are their notifications, oldest
         first. The settlement applies to every one of them."""
-        parts = self._digest_layout(items, self._preferences_url)
+        link = self._preference_link(claimed.user_id) if self._preference_link else None
+        parts = self._digest_layout(items, link)
         if claimed.medium == DeliveryMedium.EMAIL:
             sender = self._senders.email
             if sender is None:
@@ -154,11 +162,16 @@ class Dispatcher:
         if address is None:
             return Settlement(claimed, SKIPPED, last_error="the user has no email address")
         parts = _parts(notification)
+        text: str = parts["text"]
+        body: str | None = parts["html"]
+        if self._preference_link:
+            text, body = with_footer(text, body, self._preference_link(claimed.user_id),
+                                     self._messages, context.locales.get(claimed.user_id))
         message = Email(
             to=address,
             subject=parts["subject"],
-            text=parts["text"],
-            html=parts["html"],
+            text=text,
+            html=body,
             message_id=f"<{claimed.id}.{notification.id}@{self._host}>",
             # One click turns email off for exactly this (channel, type) of this user.
             unsubscribe_url=self._unsubscribe_link(
