@@ -11,6 +11,7 @@ routes are links, not an API: left out of the OpenAPI document, described in doc
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -53,24 +54,30 @@ async def show(token: str, app: App) -> HTMLResponse:
     return render_centre(app.messages, centre, token)
 
 
+async def _not_saved(app: App, user_id: str, token: str, field: str) -> HTMLResponse:
+    locale = await app.preference_centre.locale_of(user_id)
+    _ = app.messages.for_locale(locale).gettext
+    return render_problem(app.messages, locale, _("Not saved"),
+                          _("The form was not valid (%(field)s). Nothing was changed.")
+                          % {"field": field}, 422, back=token)
+
+
 @pages.post("/{token}", response_model=None)
 async def submit(token: str, request: Request, app: App) -> Response:
     try:
         user_id = app.preference_centre.user_of(token)
     except BadToken:
         return await _invalid(app)
-    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-    items = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
     try:
+        # The page's form is urlencoded; read here rather than through a multipart
+        # parser the server does not otherwise need. The body size is bounded upstream.
+        items = parse_qsl((await request.body()).decode(), keep_blank_values=True,
+                          max_num_fields=MAX_FORM_FIELDS)
         await app.preference_centre.save(token, items)
-    except BadToken:
-        return await _invalid(app)
     except BadForm as exc:
-        locale = await app.preference_centre.locale_of(user_id)
-        _ = app.messages.for_locale(locale).gettext
-        return render_problem(app.messages, locale, _("Not saved"),
-                              _("The form was not valid (%(field)s). Nothing was changed.")
-                              % {"field": exc.field}, 422, back=token)
+        return await _not_saved(app, user_id, token, exc.field)
+    except (UnicodeDecodeError, ValueError):  # not UTF-8, or too many fields
+        return await _not_saved(app, user_id, token, "body")
     return RedirectResponse(app.preference_centre.link(user_id), status_code=303,
                             headers=HEADERS)
 
