@@ -319,3 +319,19 @@ def test_unexpected_error_bodies_still_give_typed_errors() -> None:
     assert type(error) is TidingsError and error.status == 500
     assert error.message == "HTTP 500" and "status=500" in repr(error)
     assert isinstance(error_from_body(None, {"code": "not_found", "message": "x"}), NotFound)
+
+
+async def test_preference_link_for_a_producer_and_refused_to_a_plain_user(
+    server: RunningServer
+) -> None:
+    async with AsyncTidingsClient(server.url, server.token("svc", "service")) as producer:
+        url = await producer.preference_link("ann@example")
+    assert url.startswith(f"{server.settings.public_url}/preferences/")
+    assert server.services.api.preference_centre.user_of(url.rsplit("/", 1)[1]) == "ann@example"
+
+    def plain() -> None:
+        with TidingsClient(server.url, server.token("ann")) as client:
+            client.preference_link("ann")
+
+    with pytest.raises(PermissionDenied):
+        await asyncio.to_thread(plain)

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from tidings.api.deps import App, Caller
 from tidings.api.pages import HEADERS
 from tidings.api.preference_page import render_centre, render_problem
-from tidings.api.schemas import error_responses
+from tidings.api.schemas import PreferenceLinkOut, error_responses
 from tidings.domain.errors import Forbidden
 from tidings.domain.inputs import Text
 from tidings.services.preference_centre import BadForm
@@ -31,7 +31,8 @@ UserPath = Annotated[Text, Path(min_length=1, max_length=255)]
 MAX_FORM_FIELDS = 2000  # three switches and a topic per line, 500 lines
 
 
-@router.get("/{user_id}/preference-link", responses=error_responses(401, 403, 422, 503),
+@router.get("/{user_id}/preference-link", response_model=PreferenceLinkOut,
+            responses=error_responses(401, 403, 422, 503),
             summary="The signed link to a user's preference centre (service or admin)")
 async def preference_link(user_id: UserPath, caller: Caller, app: App) -> JSONResponse:
     if not caller.may_create:

@@ -152,6 +152,11 @@ class TidingsClient:
         """Store several preferences, all or nothing."""
         return self._send(calls.set_preferences(items))
 
+    def preference_link(self, user_id: str) -> str:
+        """The signed URL of `user_id`'s preference centre (needs the service or admin
+        role): a page where that user sets media and quiet hours without logging in."""
+        return self._send(calls.preference_link(user_id))
+
 
 class AsyncTidingsClient:
     """The asyncio client: the same operations as `TidingsClient`, awaited. Use it with
@@ -244,3 +249,6 @@ class AsyncTidingsClient:
 
     async def set_preferences(self, items: Iterable[Preference]) -> list[Preference]:
         return await self._send(calls.set_preferences(items))
+
+    async def preference_link(self, user_id: str) -> str:
+        return await self._send(calls.preference_link(user_id))
