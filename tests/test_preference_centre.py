@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from urllib.parse import urlencode
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
