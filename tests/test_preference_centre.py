@@ -363,3 +363,19 @@ async def test_a_digest_links_the_preference_centre(
     assert mail.message["List-Unsubscribe"] is None  # two topics: no one-click
     async with httpx.AsyncClient(base_url=mailer.url) as anon:
         assert (await anon.get(path_of(mailer, await link_of(mailer)))).status_code == 200
+
+
+async def test_the_unsubscribe_pages_speak_the_contacts_language_too(
+    server: RunningServer
+) -> None:
+    await put_contact(server, "alice", locale="de")
+    path = "/unsubscribe/" + server.services.unsubscribe.token("alice", "billing", "invoice")
+    async with server.http() as anon:
+        shown = await anon.get(path)
+        done = await anon.post(path, data={"List-Unsubscribe": "One-Click"})
+        english = await anon.get(
+            "/unsubscribe/" + server.services.unsubscribe.token("bob", "billing", "invoice"))
+    assert '<html lang="de">' in shown.text and "Abmelden</button>" in shown.text
+    assert "Sie erhalten keine E-Mails mehr zu <strong>billing / invoice</strong>" in done.text
+    assert '<html lang="en">' in english.text and "Unsubscribe</button>" in english.text
+    assert 'href="../static/tidings.css"' in shown.text
