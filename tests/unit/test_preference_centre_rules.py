@@ -20,6 +20,7 @@ from tidings.domain.preference_centre import (
     listing,
     parse_form,
 )
+from tidings.queue.digest_layout import plain_digest
 from tidings.queue.email_footer import with_footer
 from tidings.services.preference_centre import mint_link_token, read_link_token
 from tidings.services.signed_links import BadToken
@@ -121,7 +122,18 @@ def test_every_message_of_the_code_is_in_each_catalogue_and_translated_to_german
     assert used == set(german) == set(english), "run pybabel extract/update (docs/OPERATIONS.md)"
     for msgid, text in german.items():
         assert text, f"no German for {msgid!r}"
-        assert re.findall(r"%\(\w+\)s", text) == re.findall(r"%\(\w+\)s", msgid), msgid
+        assert re.findall(r"%\(\w+\)[sd]", text) == re.findall(r"%\(\w+\)[sd]", msgid), msgid
+
+
+def test_the_plain_digest_speaks_the_readers_language() -> None:
+    from tests.unit.test_pacing_rules import note
+
+    german = Messages.load().for_locale("de")
+    parts = plain_digest([note(n) for n in range(12)], "https://n.example/p/t", german)
+    assert parts.subject == "12 neue Benachrichtigungen"
+    assert "und 2 weitere" in parts.text and parts.push_body.endswith("und 2 weitere")
+    assert "Wählen Sie, was Sie erreicht: https://n.example/p/t" in parts.text
+    assert plain_digest([note(1)], None, german).subject == "1 neue Benachrichtigung"
 
 
 def test_locales_fall_back_to_their_language_then_english() -> None:

@@ -99,7 +99,8 @@ class Dispatcher:
         `attempts` are the digest's tries), `items` are their notifications, oldest
         first. The settlement applies to every one of them."""
         link = self._preference_link(claimed.user_id) if self._preference_link else None
-        parts = self._digest_layout(items, link)
+        parts = self._digest_layout(items, link, self._messages.for_locale(
+            context.locales.get(claimed.user_id)))
         if claimed.medium == DeliveryMedium.EMAIL:
             sender = self._senders.email
             if sender is None:

@@ -7,8 +7,8 @@ wheel or in CI, and none that can go stale beside its source. The catalogues hol
 dozen strings, so the compile costs a millisecond or two.
 
 Update the sources after changing a message (see docs/OPERATIONS.md, "Translations"):
-    pybabel extract -F babel.cfg -o tidings/locale/tidings.pot tidings
-    pybabel update -i tidings/locale/tidings.pot -d tidings/locale -D tidings
+    pybabel extract -F babel.cfg --no-location --sort-output -o tidings/locale/tidings.pot tidings
+    pybabel update -N -i tidings/locale/tidings.pot -d tidings/locale -D tidings
 """
 
 from __future__ import annotations
