@@ -371,3 +371,19 @@ async def test_a_change_over_the_cap_raises_subscription_limit_naming_the_users(
         assert over.value.over == 1 and isinstance(over.value, Conflict)
         assert [s async for s in producer.subscribers("launches")] == []
         assert (await producer.subscriptions()) == []
+
+
+async def test_preference_link_for_a_producer_and_refused_to_a_plain_user(
+    server: RunningServer
+) -> None:
+    async with AsyncTidingsClient(server.url, server.token("svc", "service")) as producer:
+        url = await producer.preference_link("ann@example")
+    assert url.startswith(f"{server.settings.public_url}/preferences/")
+    assert server.services.api.preference_centre.user_of(url.rsplit("/", 1)[1]) == "ann@example"
+
+    def plain() -> None:
+        with TidingsClient(server.url, server.token("ann")) as client:
+            client.preference_link("ann")
+
+    with pytest.raises(PermissionDenied):
+        await asyncio.to_thread(plain)

@@ -176,6 +176,9 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await alice.put("/api/users/me/contact", json={"timezone": "../etc"})  # 422
         await alice.get("/api/users/me/contact")
         await alice.get("/api/users/bob/contact")  # 404
+        await svc.get("/api/users/alice/preference-link")
+        await alice.get("/api/users/alice/preference-link")  # 403
+        await anon.get("/api/users/alice/preference-link")  # 401
         device = await alice.post("/api/devices", json={"platform": "fcm", "token": "t1"})
         await alice.post("/api/devices", json={"platform": "fcm", "token": "t1"})  # 200
         await alice.post("/api/devices", json={"platform": "fcm"})  # 422

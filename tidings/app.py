@@ -20,6 +20,7 @@ from tidings.api import (
     health,
     notifications,
     openapi,
+    preference_centre,
     preferences,
     templates,
     topics,
@@ -77,6 +78,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(contacts.router)
     api.include_router(devices.router)
     api.include_router(unsubscribe.router)
+    api.include_router(preference_centre.router)
+    api.include_router(preference_centre.pages)
     api.include_router(web.build_router())
     api.include_router(docs_pages.build_router(api.title, api.openapi_url or "/openapi.json"))
     api.include_router(templates.router)

@@ -32,6 +32,7 @@ from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
 from tidings.services.inbox import InboxService
 from tidings.services.preference_cache import PreferenceCache
+from tidings.services.preference_centre import PreferenceCentre, catalogue_of
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
@@ -44,6 +45,7 @@ from tidings.services.unsubscribe import (
 )
 from tidings.services.webhooks import WebhookService
 from tidings.store.database import Database
+from tidings.support.i18n import Messages
 from tidings.support.metrics import Metrics
 from tidings.support.tracing import Traces, from_environment
 from tidings.templates.engine import TemplateEngine
@@ -219,16 +221,20 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
     fanout.attach(gateway)
+    contacts = ContactService(db, signal)
+    centre = PreferenceCentre(db, settings, preferences, contacts,
+                              catalogue=catalogue_of(core.type_cache))
     api = ApiServices(
         settings=settings, db=db, metrics=metrics, tokens=tokens, creation=creation,
         bulk=bulk, inbox=inbox, preferences=preferences,
         dead_letters=DeadLetterService(db, fanout, signal),
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
-        contacts=ContactService(db, signal), devices=DeviceService(db, settings),
+        contacts=contacts, devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
         types=CatalogueService(db, core.type_cache, signal),
         traces=core.traces,
         topics=TopicService(db),
+        preference_centre=centre, messages=Messages.load(),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

@@ -21,9 +21,11 @@ from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
+from tidings.services.preference_centre import link_key, mint_link_token, preferences_url
 from tidings.services.type_cache import TypeCache
 from tidings.services.unsubscribe import mint_token, signing_key, unsubscribe_url
 from tidings.store.database import Database
+from tidings.support.i18n import Messages
 from tidings.support.metrics import Metrics
 from tidings.support.tracing import Traces
 
@@ -83,8 +85,14 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
     def unsubscribe_link(user_id: str, channel: str, type_: str) -> str:
         return unsubscribe_url(settings.public_url, mint_token(key, user_id, channel, type_))
 
+    preference_key = link_key(settings)
+
+    def preference_link(user_id: str) -> str:
+        return preferences_url(settings.public_url, mint_link_token(preference_key, user_id))
+
     dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
-                            unsubscribe_link,
+                            unsubscribe_link, preference_link=preference_link,
+                            messages=Messages.load(),
                             required_type=types.required if types is not None else None)
     worker = DeliveryWorker(
         db, fanout, dispatcher, metrics,

@@ -15,12 +15,14 @@ from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
+from tidings.services.preference_centre import PreferenceCentre
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
 from tidings.services.topics import TopicService
 from tidings.services.unsubscribe import UnsubscribeService
 from tidings.services.webhooks import WebhookService
+from tidings.support.i18n import Messages
 from tidings.support.metrics import Metrics
 from tidings.support.tracing import Traces
 
@@ -53,3 +55,5 @@ class ApiServices:
     types: CatalogueService
     traces: Traces
     topics: TopicService
+    preference_centre: PreferenceCentre
+    messages: Messages  # the server's own words, by language

@@ -166,6 +166,11 @@ class DeviceList(BaseModel):
     items: list[DeviceOut]
 
 
+class PreferenceLinkOut(BaseModel):
+    url: str = Field(description="`{PUBLIC_URL}/preferences/{token}`: the user's preference "
+                                 "centre, signed; opens without a login")
+
+
 class VapidKeyOut(BaseModel):
     public_key: str | None  # None: Web Push is not configured on this server
 

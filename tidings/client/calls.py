@@ -112,6 +112,11 @@ def set_preferences(items: Iterable[Preference]) -> Call[list[Preference]]:
                 json={"items": [item.to_json() for item in items]})
 
 
+def preference_link(user_id: str) -> Call[str]:
+    return Call("GET", f"/api/users/{quote(user_id, safe='')}/preference-link",
+                lambda r: str(r.json()["url"]))
+
+
 def _decode_notification(response: httpx.Response) -> Notification:
     return Notification.from_json(response.json())
 

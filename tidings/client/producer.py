@@ -154,6 +154,11 @@ class TidingsClient(TopicMethods):
         """Store several preferences, all or nothing."""
         return self._send(calls.set_preferences(items))
 
+    def preference_link(self, user_id: str) -> str:
+        """The signed URL of `user_id`'s preference centre (needs the service or admin
+        role): a page where that user sets media and quiet hours without logging in."""
+        return self._send(calls.preference_link(user_id))
+
     # -- the types catalogue (an admin token) ---------------------------------------------
 
     def put_type(self, channel: str, type: str, *, name: dict[str, str],
@@ -266,6 +271,9 @@ class AsyncTidingsClient(AsyncTopicMethods):
 
     async def set_preferences(self, items: Iterable[Preference]) -> list[Preference]:
         return await self._send(calls.set_preferences(items))
+
+    async def preference_link(self, user_id: str) -> str:
+        return await self._send(calls.preference_link(user_id))
 
     # -- the types catalogue (an admin token) ---------------------------------------------
 

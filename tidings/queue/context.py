@@ -41,6 +41,8 @@ async def load_context(db: Database, claimed: Sequence[Claimed], *,
             reached=await store.devices_reached(conn, push),
             webhooks=await webhook_store.webhook_targets(
                 conn, [c.webhook_id for c in claimed if c.webhook_id]),
+            locales={user_id: contact.locale for user_id, contact in contacts.items()
+                     if contact.locale and user_id in emailed},
             quiet={user_id: quiet for user_id, contact in contacts.items()
                    if (quiet := pacing.quiet_of(contact.quiet_hours, contact.timezone))},
         )

@@ -2,16 +2,19 @@
 `digest` part. Subject "N new notifications"; the body lists the first items in full,
 then "and N more".
 
-`DigestLayout` is the hook for templates: a callable from the folded notifications to the
-message's parts. The dispatcher takes one (default `plain_digest`); a template's `digest`
-part is plugged in by passing a layout that renders it, with `plain_digest` as fallback.
+`DigestLayout` is the hook for templates: a callable from the folded notifications, the
+link to the user's preference centre and the recipient's translations to the message's
+parts. The dispatcher takes one (default `plain_digest`); a template's `digest` part is
+plugged in by passing a layout that renders it, with `plain_digest` as fallback.
 """
 
 from __future__ import annotations
 
+import gettext
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from tidings.domain.notification import Notification
 
@@ -26,17 +29,27 @@ class DigestParts:
     push_body: str
 
 
-DigestLayout = Callable[[Sequence[Notification], str | None], DigestParts]
+ENGLISH = gettext.NullTranslations()
 
 
-def _subject(count: int) -> str:
-    return f"{count} new notification" + ("" if count == 1 else "s")
+class DigestLayout(Protocol):
+    def __call__(self, items: Sequence[Notification], preferences_url: str | None,
+                 words: gettext.NullTranslations = ENGLISH) -> DigestParts:
+        """The parts of one digest message; `words` translates the layout's own words
+        into the recipient's language."""
 
 
-def plain_digest(items: Sequence[Notification], preferences_url: str | None) -> DigestParts:
+def plain_digest(items: Sequence[Notification], preferences_url: str | None,
+                 words: gettext.NullTranslations = ENGLISH) -> DigestParts:
     """The built-in digest: each of the first `FULL_ITEMS` items as title and message, a
     count of the others, and a link to the preferences when the service knows its URL."""
+    _, ngettext = words.gettext, words.ngettext
     shown, rest = items[:FULL_ITEMS], len(items) - FULL_ITEMS
+    more = ngettext("and %(count)d more", "and %(count)d more", max(rest, 0)) % {
+        "count": rest}
+    subject = ngettext("%(count)d new notification", "%(count)d new notifications",
+                       len(items)) % {"count": len(items)}
+    choose = _("Choose what reaches you")
     text_blocks = [f"{item.title}\n{item.message}" for item in shown]
     html_blocks = [
         f"<li><strong>{html.escape(item.title)}</strong><br>\n"
@@ -44,14 +57,14 @@ def plain_digest(items: Sequence[Notification], preferences_url: str | None) -> 
         for item in shown
     ]
     if rest > 0:
-        text_blocks.append(f"and {rest} more")
-        html_blocks.append(f"<li>and {rest} more</li>")
+        text_blocks.append(more)
+        html_blocks.append(f"<li>{html.escape(more)}</li>")
     text = "\n\n".join(text_blocks)
     body = "<ul>\n" + "\n".join(html_blocks) + "\n</ul>"
     if preferences_url:
-        text += f"\n\nChoose what reaches you: {preferences_url}"
+        text += f"\n\n{choose}: {preferences_url}"
         link = html.escape(preferences_url, quote=True)
-        body += f'\n<p><a href="{link}">Choose what reaches you</a></p>'
+        body += f'\n<p><a href="{link}">{html.escape(choose)}</a></p>'
     titles = ", ".join(item.title for item in shown)
-    push_body = titles + (f" and {rest} more" if rest > 0 else "")
-    return DigestParts(_subject(len(items)), text, body, push_body[:1000])
+    push_body = titles + (f" {more}" if rest > 0 else "")
+    return DigestParts(subject, text, body, push_body[:1000])

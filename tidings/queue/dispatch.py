@@ -27,8 +27,10 @@ from tidings.domain.pacing import Quiet
 from tidings.domain.template import fallback_parts
 from tidings.domain.webhook import event_id
 from tidings.queue.digest_layout import DigestLayout, plain_digest
+from tidings.queue.email_footer import with_footer
 from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
+from tidings.support.i18n import Messages
 
 SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
@@ -36,6 +38,8 @@ UnsubscribeLink = Callable[[str, str, str], str]
 # (channel, type) -> whether the types catalogue marks it required: its emails go through
 # opt-outs, so they offer no one-click unsubscribe (it would change nothing).
 RequiredType = Callable[[str, str], Awaitable[bool]]
+# user_id -> the signed link to that user's preference centre.
+PreferenceLink = Callable[[str], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
 
 
@@ -49,6 +53,7 @@ class BatchContext:
     reached: dict[int, set[str]] = field(default_factory=dict)  # push: devices already sent
     webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, secret)
     quiet: dict[str, Quiet] = field(default_factory=dict)  # user -> quiet hours and zone
+    locales: dict[str, str] = field(default_factory=dict)  # user -> contact's locale
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +70,15 @@ class Dispatcher:
                  clock: Callable[[], datetime], rng: random.Random | None = None,
                  unsubscribe_link: UnsubscribeLink | None = None,
                  digest_layout: DigestLayout = plain_digest,
+                 preference_link: PreferenceLink | None = None,
+                 messages: Messages | None = None,
                  required_type: RequiredType | None = None) -> None:
         self._senders = senders
         self._required_type = required_type
-        # Where a digest without one-click unsubscribe points its reader instead: the
-        # preference centre (DESIGN section 11), once it exists. Until then no link: the
-        # one it had (`/api/preferences`) answered 404.
-        self._preferences_url: str | None = None
+        # The preference centre (DESIGN section 11): linked in every email's footer (in
+        # the recipient's language, from `messages`), and by a digest's layout.
+        self._preference_link = preference_link
+        self._messages = messages or Messages({})
         self._digest_layout = digest_layout
         self._unsubscribe_link = unsubscribe_link
         self._policy = policy
@@ -96,7 +103,9 @@ class Dispatcher:
         """One message for a whole digest: `claimed` stands for all its deliveries (its
         `attempts` are the digest's tries), `items` are their notifications, oldest
         first. The settlement applies to every one of them."""
-        parts = self._digest_layout(items, self._preferences_url)
+        link = self._preference_link(claimed.user_id) if self._preference_link else None
+        parts = self._digest_layout(items, link, self._messages.for_locale(
+            context.locales.get(claimed.user_id)))
         if claimed.medium == DeliveryMedium.EMAIL:
             sender = self._senders.email
             if sender is None:
@@ -168,11 +177,16 @@ class Dispatcher:
         if address is None:
             return Settlement(claimed, SKIPPED, last_error="the user has no email address")
         parts = _parts(notification)
+        text: str = parts["text"]
+        body: str | None = parts["html"]
+        if self._preference_link:
+            text, body = with_footer(text, body, self._preference_link(claimed.user_id),
+                                     self._messages, context.locales.get(claimed.user_id))
         message = Email(
             to=address,
             subject=parts["subject"],
-            text=parts["text"],
-            html=parts["html"],
+            text=text,
+            html=body,
             message_id=f"<{claimed.id}.{notification.id}@{self._host}>",
             # One click turns email off for exactly this (channel, type) of this user.
             unsubscribe_url=await self._unsubscribe(claimed.user_id, notification.channel,

@@ -239,3 +239,17 @@ async def delete_owned(
         notifications.delete().where(_owned(user_id, notification_id), _visible(now))
     )
     return bool(result.rowcount)
+
+
+async def topics_received(conn: AsyncConnection, user_id: str, since: datetime,
+                          limit: int) -> list[tuple[str, str]]:
+    """The distinct (channel, type) of the user's notifications created since `since`
+    (scheduled ones included: they were sent to the user), at most `limit` of them."""
+    query = (
+        sa.select(notifications.c.channel, notifications.c.type)
+        .where(notifications.c.user_id == user_id, notifications.c.created_at >= since)
+        .distinct()
+        .order_by(notifications.c.channel, notifications.c.type)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in await conn.execute(query)]
