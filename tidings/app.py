@@ -17,6 +17,7 @@ from tidings.api import (
     devices,
     docs_pages,
     errors,
+    feeds,
     health,
     notifications,
     openapi,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(web.build_router())
     api.include_router(docs_pages.build_router(api.title, api.openapi_url or "/openapi.json"))
     api.include_router(templates.router)
+    api.include_router(feeds.router)
 
     app = services.gateway.transport.asgi(api)
     # The hottest request, a create, skips FastAPI's per-request machinery (the route

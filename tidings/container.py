@@ -28,6 +28,7 @@ from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
+from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
 from tidings.services.preference_cache import PreferenceCache
 from tidings.services.preferences import PreferenceService
@@ -212,6 +213,7 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db, signal), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
+        feeds=FeedService(db, allow_private=settings.allow_private_targets),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

@@ -13,6 +13,7 @@ from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
+from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
@@ -47,3 +48,4 @@ class ApiServices:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     templates: TemplateService
+    feeds: FeedService

@@ -212,3 +212,11 @@ class PreviewOut(BaseModel):
     locale: str
     version: int
     parts: dict[str, str]
+
+
+class FeedOut(BaseModel):
+    channel: str
+    kind: str
+    webhook_url: str
+    created_at: str
+    updated_at: str

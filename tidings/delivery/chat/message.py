@@ -4,14 +4,10 @@ its links; and where a team feed posts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from tidings.domain.feed import FeedKind
 
-class FeedKind(StrEnum):
-    SLACK = "slack"
-    DISCORD = "discord"
-    TEAMS = "teams"
-    MATTERMOST = "mattermost"
+__all__ = ["ChatMessage", "Feed", "FeedKind", "Link"]
 
 
 @dataclass(frozen=True, slots=True)
