@@ -66,6 +66,12 @@ async def _admin_calls(
         await ops.get("/api/admin/webhooks")
         await ops.delete(f"/api/admin/webhooks/{hook.json()['id']}")
         await ops.delete(f"/api/admin/webhooks/{hook.json()['id']}")  # 404
+        feed = {"kind": "slack", "webhook_url": "https://93.184.215.14/services/T/B/x"}
+        await ops.put("/api/admin/channels/billing/feed", json=feed)
+        await ops.put("/api/admin/channels/billing/feed", json={**feed, "kind": "irc"})  # 422
+        await ops.get("/api/admin/channels/billing/feed")
+        await ops.delete("/api/admin/channels/billing/feed")
+        await ops.get("/api/admin/channels/billing/feed")  # 404
 
 
 async def _template_calls(client: Callable[..., httpx.AsyncClient]) -> None:

@@ -17,6 +17,7 @@ from tidings.api import (
     devices,
     docs_pages,
     errors,
+    feeds,
     health,
     notifications,
     openapi,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(templates.router)
     api.include_router(types.router)
     api.include_router(topics.router)
+    api.include_router(feeds.router)
 
     app = services.gateway.transport.asgi(api)
     # The hottest request, a create, skips FastAPI's per-request machinery (the route

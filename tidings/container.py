@@ -30,6 +30,7 @@ from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
+from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
 from tidings.services.preference_cache import PreferenceCache
 from tidings.services.preference_centre import PreferenceCentre, catalogue_of
@@ -235,6 +236,7 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         traces=core.traces,
         topics=TopicService(db),
         preference_centre=centre, messages=Messages.load(),
+        feeds=FeedService(db, allow_private=settings.allow_private_targets),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

@@ -28,6 +28,7 @@ class Reply:
     status: int = 202
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
+    text: str | None = None  # a plain-text body instead (some services answer errors so)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class ScriptedHTTP:
         assert isinstance(reply, Reply)
         if self.check is not None:
             reply = self.check(recorded) or reply
+        if reply.text is not None:
+            return web.Response(status=reply.status, headers=reply.headers, text=reply.text)
         if reply.json is None:
             return web.Response(status=reply.status, headers=reply.headers)
         return web.json_response(reply.json, status=reply.status, headers=reply.headers)

@@ -14,6 +14,7 @@ from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
+from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
 from tidings.services.preference_centre import PreferenceCentre
 from tidings.services.preferences import PreferenceService
@@ -57,3 +58,4 @@ class ApiServices:
     topics: TopicService
     preference_centre: PreferenceCentre
     messages: Messages  # the server's own words, by language
+    feeds: FeedService

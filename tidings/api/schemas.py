@@ -280,3 +280,11 @@ class SubscriptionOut(BaseModel):
 
 class SubscriptionList(BaseModel):
     items: list[SubscriptionOut]
+
+
+class FeedOut(BaseModel):
+    channel: str
+    kind: str
+    webhook_url: str
+    created_at: str
+    updated_at: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,12 +22,16 @@ import httpx
 from tidings.delivery.outcome import Attempt, Outcome, classify_http, parse_retry_after
 
 MAX_BODY_BYTES = 65_536
+_BARE_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     attempt: Attempt
     body: Any = None  # the answer's JSON when it was JSON and small enough, else None
+    # The first words of an answer that was not JSON (some services answer errors as a
+    # bare code, "channel_is_archived"), for the error record; "" otherwise.
+    text: str = ""
 
 
 async def post_json(
@@ -55,14 +60,15 @@ async def post_json(
         return _network(f"{type(exc).__name__}: {_short(str(exc))}", started)
     outcome = classify_http(status)
     body = _json(raw)
+    text = "" if body is not None else _short(raw.decode("utf-8", "replace"))
     attempt = Attempt(
         outcome,
         code=str(status),
-        error=None if outcome is Outcome.SENT else f"HTTP {status}{_reason(body)}",
+        error=None if outcome is Outcome.SENT else f"HTTP {status}{_reason(body, text)}",
         retry_after_s=parse_retry_after(retry_after) if outcome is Outcome.TRANSIENT else None,
         elapsed_s=time.monotonic() - started,
     )
-    return Answer(attempt, body)
+    return Answer(attempt, body, text)
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -89,13 +95,16 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def _reason(body: Any) -> str:
-    """The peer's own explanation when it gave one as JSON ("error" or "message"); never
-    the raw body, which might echo what we sent."""
+def _reason(body: Any, text: str) -> str:
+    """The peer's own explanation when it gave one as JSON ("error" or "message"), or as a
+    bare code (one word, like Slack's "invalid_payload"); never a longer raw body, which
+    might echo what we sent."""
     if isinstance(body, dict):
         for key in ("error", "message"):
             if isinstance(body.get(key), str) and body[key].strip():
                 return f": {_short(body[key])}"
+    if text and _BARE_CODE.fullmatch(text):
+        return f": {text}"
     return ""
 
 

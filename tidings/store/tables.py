@@ -214,6 +214,18 @@ webhooks = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# A channel's team feed: every notification of the channel is posted once to this
+# incoming webhook (the URL is the credential the chat service handed out).
+channel_feeds = sa.Table(
+    "channel_feeds",
+    metadata,
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("webhook_url", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 preferences = sa.Table(
     "user_notification_preferences",
     metadata,

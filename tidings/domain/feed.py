@@ -1,0 +1,61 @@
+"""Team feeds: a channel whose every notification is posted once to a chat service's
+incoming webhook (Slack, Discord, Microsoft Teams, Mattermost)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.domain.addresses import TARGET_URL_PATTERN
+from tidings.domain.fields import Text
+from tidings.domain.model import isoformat
+
+MAX_URL_LENGTH = 2048
+
+
+class FeedKind(StrEnum):
+    SLACK = "slack"
+    DISCORD = "discord"
+    TEAMS = "teams"
+    MATTERMOST = "mattermost"
+
+
+class FeedDraft(BaseModel):
+    """The body of `PUT /api/admin/channels/{channel}/feed` (the URL's target is checked
+    by the service, which may have to resolve its host)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FeedKind
+    webhook_url: Text = Field(..., min_length=1, max_length=MAX_URL_LENGTH,
+                              pattern=TARGET_URL_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelFeed:
+    channel: str
+    kind: FeedKind
+    webhook_url: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self, *, reveal: bool = False) -> dict[str, Any]:
+        """An incoming webhook's URL is its credential (anyone holding it may post): the
+        answers show only its origin, except to the admin who just sent it."""
+        return {
+            "channel": self.channel,
+            "kind": self.kind.value,
+            "webhook_url": self.webhook_url if reveal else masked(self.webhook_url),
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+def masked(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/\u2026"

@@ -1,0 +1,40 @@
+"""Team feeds: an admin points a channel at a chat service's incoming webhook; from then
+on every notification created on the channel is posted there once (by the queue, with
+retries and dead letters like any delivery), whatever its recipients' preferences.
+
+The URL is checked when set (http(s); unless private targets are allowed, a host that is
+and resolves only to public addresses) and again by the sender before each post.
+"""
+
+from __future__ import annotations
+
+from tidings.delivery.targets import check_target_url
+from tidings.domain.errors import NotFound
+from tidings.domain.feed import ChannelFeed, FeedDraft
+from tidings.domain.model import utcnow
+from tidings.store import feeds as store
+from tidings.store.database import Database
+
+
+class FeedService:
+    def __init__(self, db: Database, *, allow_private: bool) -> None:
+        self._db = db
+        self._allow_private = allow_private
+
+    async def put(self, channel: str, draft: FeedDraft) -> ChannelFeed:
+        await check_target_url(draft.webhook_url, allow_private=self._allow_private,
+                               field="webhook_url")
+        async with self._db.begin() as conn:
+            return await store.put(conn, channel, draft.kind, draft.webhook_url, utcnow())
+
+    async def get(self, channel: str) -> ChannelFeed:
+        async with self._db.begin() as conn:
+            feed = await store.get(conn, channel)
+        if feed is None:
+            raise NotFound(f"channel {channel!r} has no feed")
+        return feed
+
+    async def delete(self, channel: str) -> None:
+        async with self._db.begin() as conn:
+            if not await store.delete(conn, channel):
+                raise NotFound(f"channel {channel!r} has no feed")
