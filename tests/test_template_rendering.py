@@ -247,13 +247,16 @@ async def test_a_template_with_two_locales_arrives_as_two_real_emails(
     mails = {r.rcpt_tos[0]: r.message for r in handler.received}
     german, english = mails["alice@example.test"], mails["bob@example.test"]
     assert german["Subject"] == "Ihre Rechnung A-7"
-    assert german.get_body(("plain",)).get_content().strip() == "Hallo <Ada>, Rechnung A-7"
+    # The rendered text, then the footer linking the preference centre (in German too).
+    german_text = german.get_body(("plain",)).get_content()
+    assert german_text.startswith("Hallo <Ada>, Rechnung A-7\n")
+    assert "Wählen Sie, was Sie erreicht: https://" in german_text
     # The German variant gives no html: the default (English) variant's, escaped.
     assert "<b>A-7</b> for &lt;Ada&gt;" in german.get_body(("html",)).get_content()
     assert english["Subject"] == "Your invoice A-7"
     # No text part in the English variant: the rules give the message.
-    assert english.get_body(("plain",)).get_content().strip() == (
-        "Total €1,234.50, due 1 Mar 18:30")
+    assert english.get_body(("plain",)).get_content().startswith(
+        "Total €1,234.50, due 1 Mar 18:30\n")
 
 
 async def test_the_producers_own_html_is_cleaned_and_sent(
