@@ -37,6 +37,7 @@ from tidings.services.preference_centre import PreferenceCentre, catalogue_of
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
 from tidings.services.subscriptions import SubscriptionService
+from tidings.services.template_cache import TemplateCache
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
 from tidings.services.topics import TopicService
@@ -63,7 +64,7 @@ class Core:
     the database, the metrics, the cipher, the fan-out (None in a worker without Redis:
     no sockets to reach), the delivery worker, the scheduler (serve only), and the queue
     signal that wakes the loops of this process that run here (and carries the caches'
-    invalidations: the preferences' and the types catalogue's)."""
+    invalidations: the preferences', the types catalogue's and the templates')."""
 
     settings: Settings
     db: Database
@@ -76,6 +77,7 @@ class Core:
     runs_worker: bool
     preference_cache: PreferenceCache
     type_cache: TypeCache
+    template_cache: TemplateCache
     traces: Traces
 
     async def start(self) -> None:
@@ -120,13 +122,16 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
     ) if serve and fanout is not None else None
     runs_worker = settings.workers_in_serve or not serve
     preference_cache = PreferenceCache(metrics)
+    template_cache = TemplateCache(db, metrics)
     waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
                       scheduled=(scheduler.wake,) if scheduler is not None else (),
-                      invalidated=(preference_cache.invalidated, type_cache.invalidated),
-                      lost=(preference_cache.forget_all, type_cache.forget))
+                      invalidated=(preference_cache.invalidated, type_cache.invalidated,
+                                   template_cache.invalidated),
+                      lost=(preference_cache.forget_all, type_cache.forget,
+                            template_cache.forget_all))
     return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
                 build_signal(settings, db, metrics, waiters), runs_worker, preference_cache,
-                type_cache, traces)
+                type_cache, template_cache, traces)
 
 
 def build_signal(settings: Settings, db: Database, metrics: Metrics,
@@ -213,7 +218,7 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
     limits = RateLimits.from_settings(settings)
     subscriptions = SubscriptionService(db, ChannelRules(settings.channel_rules))
     inbox = InboxService(db, fanout, signal, cipher=cipher)
-    templates = TemplateService(db, TemplateEngine())
+    templates = TemplateService(db, TemplateEngine(), core.template_cache, signal)
     creation = CreationService(db, fanout, preferences, metrics, signal,
                                deliverable=core.delivery.deliverable, cipher=cipher,
                                templates=templates, limit=limits.creates,

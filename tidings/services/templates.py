@@ -20,6 +20,8 @@ from tidings.domain.template import (
     is_key,
     normalise_locale,
 )
+from tidings.services.invalidation import Invalidation
+from tidings.services.template_cache import SCOPE, TemplateCache
 from tidings.store import contacts
 from tidings.store import templates as store
 from tidings.store.database import Connection, Database
@@ -36,9 +38,22 @@ class TemplatePage:
 
 
 class TemplateService:
-    def __init__(self, db: Database, engine: TemplateEngine) -> None:
+    def __init__(self, db: Database, engine: TemplateEngine,
+                 cache: TemplateCache | None = None,
+                 invalidation: Invalidation | None = None) -> None:
         self._db = db
         self._engine = engine
+        # The latest versions creates resolve, kept per process; a save or a delete drops
+        # the key here at once and, through `invalidation`, in the other processes.
+        self._cache = cache
+        self._invalidation = invalidation
+
+    def _changed(self, key: str) -> None:
+        """After the commit of a save or delete of `key`."""
+        if self._cache is not None:
+            self._cache.forget(key)
+        if self._invalidation is not None:
+            self._invalidation.invalidate(SCOPE, key)
 
     async def _checked(self, draft: TemplateDraft) -> tuple[str, dict[str, dict[str, str]]]:
         """The draft's default locale and variants, every part compiled (a 422 names the
@@ -58,6 +73,8 @@ class TemplateService:
         except DuplicateKey as exc:
             raise Conflict(f"template {draft.key} exists: PUT makes a new version",
                            field="key") from exc
+        # A create may have cached the key as absent.
+        self._changed(draft.key)
         return template
 
     async def update(self, principal: Principal, key: str, draft: TemplateDraft) -> Template:
@@ -76,7 +93,8 @@ class TemplateService:
                     await store.insert(conn, template)
                 except DuplicateKey:
                     continue
-                return template
+            self._changed(key)
+            return template
         raise Conflict(f"template {key} is being changed concurrently; try again", field="key")
 
     async def page(self, limit: int, cursor: str | None) -> TemplatePage:
@@ -104,6 +122,7 @@ class TemplateService:
         async with self._db.begin() as conn:
             if not await store.delete(conn, key):
                 raise NotFound(f"template {key} not found")
+        self._changed(key)
 
     async def preview(self, key: str, version: int | None, request: PreviewRequest) -> Rendered:
         template = await self.get(key, version)
@@ -118,8 +137,11 @@ class TemplateService:
         """The latest version of the key a create names; unknown: 422 naming `template`."""
         found = None
         if is_key(key):
-            async with self._db.begin() as conn:
-                found = await store.get(conn, key)
+            if self._cache is not None:
+                found = await self._cache.latest(key)
+            else:
+                async with self._db.begin() as conn:
+                    found = await store.get(conn, key)
         if found is None:
             raise ValidationFailed(f"template: no template {key!r}", field="template")
         return found
