@@ -18,6 +18,7 @@ from tidings.api import (
     docs_pages,
     errors,
     health,
+    inbox_states,
     notifications,
     openapi,
     preferences,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         )
     # Preferences first: `/api/notifications/preferences` must not be taken for an id.
     api.include_router(preferences.router)
+    api.include_router(inbox_states.router)
     api.include_router(notifications.router)
     api.include_router(health.router)
     api.include_router(admin.router)

@@ -21,6 +21,7 @@ from tidings.realtime.redis.links import build_links
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.bulk import BulkCreationService
+from tidings.services.cancels import CancelService
 from tidings.services.channel_rules import ChannelRules
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
@@ -29,6 +30,7 @@ from tidings.services.devices import DeviceService
 from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
 from tidings.services.inbox import InboxService
+from tidings.services.inbox_states import InboxStates
 from tidings.services.preference_cache import PreferenceCache
 from tidings.services.preferences import PreferenceService
 from tidings.services.rate_limits import RateLimits
@@ -212,6 +214,8 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, allow_private=settings.allow_private_targets),
         contacts=ContactService(db, signal), devices=DeviceService(db, settings),
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
+        states=InboxStates(db, fanout, signal, cipher=cipher),
+        cancels=CancelService(db, cipher=cipher),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

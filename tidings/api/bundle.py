@@ -9,11 +9,13 @@ from typing import Protocol
 
 from tidings.config.settings import Settings
 from tidings.services.bulk import BulkCreationService
+from tidings.services.cancels import CancelService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.inbox import InboxService
+from tidings.services.inbox_states import InboxStates
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
 from tidings.services.tokens import TokenService
@@ -47,3 +49,5 @@ class ApiServices:
     devices: DeviceService
     unsubscribe: UnsubscribeService
     templates: TemplateService
+    states: InboxStates
+    cancels: CancelService

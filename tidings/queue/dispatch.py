@@ -80,6 +80,9 @@ class Dispatcher:
         notification = context.notifications.get(claimed.notification_id)
         if notification is None:  # deleted by its user meanwhile
             return Settlement(claimed, SKIPPED, last_error="the notification was deleted")
+        gone = withdrawn(notification, self._clock())
+        if gone is not None:  # no medium carries it any more
+            return Settlement(claimed, SKIPPED, last_error=gone)
         if claimed.medium == DeliveryMedium.EMAIL:
             return await self._email(claimed, notification, context)
         if claimed.medium == DeliveryMedium.PUSH:
@@ -217,6 +220,14 @@ class Dispatcher:
         status = SENT if delivered else DEAD
         return Settlement(claimed, status, None, None if status == SENT else last_error,
                           provider_id, records)
+
+
+def withdrawn(notification: Notification, now: datetime) -> str | None:
+    """Why no medium may carry the notification any more (canceled, expired), or None."""
+    if notification.live_at(now):
+        return None
+    return "the notification was canceled" if notification.status == "canceled" else (
+        "the notification expired")
 
 
 def _rank(priority: str) -> int:

@@ -113,6 +113,7 @@ class CreationService:
             template = await self._templates.resolve(draft.template)
         html = await asyncio.to_thread(draft.cleaned_html) if draft.html is not None else None
         now = utcnow()
+        draft.check_expiry(now)
         due = draft.scheduled_at
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
