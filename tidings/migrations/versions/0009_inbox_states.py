@@ -53,10 +53,36 @@ def upgrade() -> None:
                     postgresql_where=sa.text(QUEUED), sqlite_where=sa.text(QUEUED))
 
 
+    _keep_legacy_name()
+
+
+def _keep_legacy_name() -> None:
+    """On PostgreSQL, the first partition's copy of the new index takes the name 0007
+    gave it (`ix_deliveries_queue_legacy`), which 0007's downgrade renames back."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("""
+        DO $$
+        DECLARE child text;
+        BEGIN
+          SELECT c.relname INTO child FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid
+            JOIN pg_class p ON p.oid = i.inhparent
+            JOIN pg_index x ON x.indexrelid = c.oid
+            JOIN pg_class t ON t.oid = x.indrelid
+           WHERE p.relname = 'ix_deliveries_queue'
+             AND t.relname = 'notification_deliveries_legacy';
+          IF child IS NOT NULL AND child <> 'ix_deliveries_queue_legacy' THEN
+            EXECUTE format('ALTER INDEX %I RENAME TO ix_deliveries_queue_legacy', child);
+          END IF;
+        END $$""")
+
+
 def downgrade() -> None:
     op.drop_index("ix_deliveries_queue", table_name="notification_deliveries")
     op.create_index("ix_deliveries_queue", "notification_deliveries", ["next_attempt_at"],
                     postgresql_where=sa.text(QUEUED), sqlite_where=sa.text(QUEUED))
+    _keep_legacy_name()
     with op.batch_alter_table("notification_deliveries") as batch_op:
         batch_op.drop_column("rank")
     op.drop_index("ix_notifications_producer_key", table_name="notifications")
