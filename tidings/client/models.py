@@ -144,8 +144,9 @@ class StatusChange:
 @dataclass(frozen=True, slots=True)
 class InboxChange:
     """An `inboxChanged` event: the user's inbox changed somewhere (another tab or device).
-    `action` is `"deleted"` today (with `ids`); others may come, so a handler ignores the
-    actions it does not know."""
+    `action` is `read_all` (with `before`, and `channel`/`type` where the call named
+    them), `seen` (`ids`, or `before` for all), `archived`, `unarchived` or `deleted`
+    (`ids`); others may come, so a handler ignores the actions it does not know."""
 
     action: str
     ids: tuple[str, ...] | None = None
