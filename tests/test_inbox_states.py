@@ -283,3 +283,34 @@ async def test_deleted_and_inbox_changes_reach_every_socket_of_the_user(
         assert (await tab.next("inboxChanged"))["action"] == "archived"
         assert await tab.next("inboxChanged") == {"action": "deleted", "ids": [note["id"]]}
     assert other.queue("inboxChanged").empty()
+
+
+async def test_the_python_client_calls_the_inbox_state_and_cancel_routes(
+    server: RunningServer
+) -> None:
+    from tidings.client import AsyncTidingsClient
+    from tidings.client.errors import Conflict
+    from tidings.client.models import Action
+
+    token = server.token("orders-svc", "service")
+    async with AsyncTidingsClient(server.url, token) as producer:
+        sent = await producer.notify(**NOTE, user_id="alice", url="https://shop.example/o",
+                                     actions=[{"label": "Open", "url": "https://x.example"}],
+                                     expires_at=instant(hours=1))
+        later = await producer.notify(**NOTE, user_id="alice", scheduled_at=instant(hours=1),
+                                      idempotency_key="k-later")
+        assert await producer.cancel_by_key("k-later") == 1
+        assert await producer.cancel_by_key("k-later") == 0
+        with pytest.raises(Conflict):
+            await producer.cancel(sent.id)  # type: ignore[union-attr]
+    assert sent.actions == (Action("Open", "https://x.example"),)  # type: ignore[union-attr]
+    assert later.status == "pending"  # type: ignore[union-attr]
+    async with AsyncTidingsClient(server.url, server.token("alice")) as alice:
+        assert (await alice.page()).unseen_count == 1
+        assert await alice.mark_seen([sent.id]) == 1  # type: ignore[union-attr]
+        assert await alice.read_all(channel="default") == 1
+        archived = await alice.archive(sent.id)  # type: ignore[union-attr]
+        assert archived.archived_at is not None
+        assert [n.id async for n in alice.list_notifications(archived=True)] == [archived.id]
+        assert (await alice.unarchive(archived.id)).archived_at is None
+        assert (await alice.page()).unseen_count == 0
