@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from tidings import __version__
 from tidings.api import (
     admin,
+    clicks,
     contacts,
     devices,
     docs_pages,
@@ -77,6 +78,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(contacts.router)
     api.include_router(devices.router)
     api.include_router(unsubscribe.router)
+    api.include_router(clicks.router)
     api.include_router(web.build_router())
     api.include_router(docs_pages.build_router(api.title, api.openapi_url or "/openapi.json"))
     api.include_router(templates.router)

@@ -23,6 +23,7 @@ from tidings.realtime.transport import SocketTransport
 from tidings.services.bulk import BulkCreationService
 from tidings.services.cancels import CancelService
 from tidings.services.channel_rules import ChannelRules
+from tidings.services.clicks import ClickService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
@@ -216,6 +217,7 @@ def build_services(settings: Settings) -> Services:
         unsubscribe=UnsubscribeService(db, settings, preferences), templates=templates,
         states=InboxStates(db, fanout, signal, cipher=cipher),
         cancels=CancelService(db, cipher=cipher),
+        clicks=ClickService(db, settings, signal, cipher=cipher),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

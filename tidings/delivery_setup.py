@@ -21,6 +21,7 @@ from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
+from tidings.services.clicks import click_key, click_url, mint_click
 from tidings.services.unsubscribe import mint_token, signing_key, unsubscribe_url
 from tidings.store.database import Database
 from tidings.support.metrics import Metrics
@@ -79,8 +80,14 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
     def unsubscribe_link(user_id: str, channel: str, type_: str) -> str:
         return unsubscribe_url(settings.public_url, mint_token(key, user_id, channel, type_))
 
+    clicks = click_key(settings)
+
+    def click_link(notification_id: str, which: int) -> str:
+        return click_url(settings.public_url, mint_click(clicks, notification_id, which))
+
     dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
-                            unsubscribe_link)
+                            unsubscribe_link,
+                            click_link=click_link if settings.track_clicks else None)
     worker = DeliveryWorker(
         db, fanout, dispatcher, metrics,
         batch_size=settings.notification_batch_size,

@@ -10,6 +10,7 @@ from typing import Protocol
 from tidings.config.settings import Settings
 from tidings.services.bulk import BulkCreationService
 from tidings.services.cancels import CancelService
+from tidings.services.clicks import ClickService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
@@ -51,3 +52,4 @@ class ApiServices:
     templates: TemplateService
     states: InboxStates
     cancels: CancelService
+    clicks: ClickService

@@ -21,6 +21,7 @@ from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.push.router import PushRouter
 from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.delivery import AttemptRecord, DeliveryMedium
+from tidings.domain.links import links_of, with_links
 from tidings.domain.model import DeliveryStatus, Priority
 from tidings.domain.notification import Notification
 from tidings.domain.pacing import Quiet
@@ -33,6 +34,9 @@ from tidings.store.queue import Claimed, Settlement
 SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
+# Where link N (0 its `url`, N its N-th action) of a notification points in an email: a
+# tracked redirect (`/c/{token}`). None: straight to the stored URL (TRACK_CLICKS=false).
+ClickLink = Callable[[str, int], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
 
 
@@ -61,8 +65,10 @@ class Dispatcher:
     def __init__(self, senders: Senders, policy: RetryPolicy, public_url: str,
                  clock: Callable[[], datetime], rng: random.Random | None = None,
                  unsubscribe_link: UnsubscribeLink | None = None,
-                 digest_layout: DigestLayout = plain_digest) -> None:
+                 digest_layout: DigestLayout = plain_digest,
+                 click_link: ClickLink | None = None) -> None:
         self._senders = senders
+        self._click_link = click_link
         # Where a digest without one-click unsubscribe points its reader instead: the
         # preference centre (DESIGN section 11), once it exists. Until then no link: the
         # one it had (`/api/preferences`) answered 404.
@@ -156,7 +162,8 @@ class Dispatcher:
         address = context.emails.get(claimed.user_id)
         if address is None:
             return Settlement(claimed, SKIPPED, last_error="the user has no email address")
-        parts = _parts(notification)
+        parts = with_links(_parts(notification), links_of(
+            notification.url, notification.actions, self._href(notification)))
         message = Email(
             to=address,
             subject=parts["subject"],
@@ -171,6 +178,15 @@ class Dispatcher:
         )
         attempt = await sender.send(message)
         return self._settle(claimed, [attempt], reached_before=False)
+
+    def _href(self, notification: Notification) -> Callable[[int], str]:
+        def href(which: int) -> str:
+            if self._click_link is not None:
+                return self._click_link(notification.id, which)
+            if which == 0:
+                return notification.url or ""
+            return str((notification.actions or [])[which - 1].get("url", ""))
+        return href
 
     async def _push(self, claimed: Claimed, notification: Notification,
                     context: BatchContext) -> Settlement:

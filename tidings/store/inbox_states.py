@@ -138,3 +138,20 @@ async def _skip_deliveries(conn: AsyncConnection, ids: Sequence[str], now: datet
                deliveries.c.medium.in_([Medium.IN_APP, Medium.EMAIL, Medium.PUSH]),
                deliveries.c.status == DeliveryStatus.PENDING)
         .values(**values))
+
+
+async def record_click(
+    conn: AsyncConnection, notification_id: str, now: datetime, *, cipher: FieldCipher | None,
+) -> tuple[Notification | None, bool]:
+    """`clicked_at` set on the first click; (record, first). A canceled notification is
+    gone, as for its user."""
+    present = [notifications.c.id == notification_id,
+               notifications.c.status != Status.CANCELED]
+    result = await conn.execute(
+        notifications.update().where(*present, notifications.c.clicked_at.is_(None))
+        .values(clicked_at=now).returning(*COLUMNS))
+    row = result.first()
+    if row is not None:
+        return record_of(tuple(row), cipher), True
+    found = (await conn.execute(sa.select(*COLUMNS).where(*present))).first()
+    return (record_of(tuple(found), cipher) if found is not None else None), False
