@@ -9,6 +9,7 @@ retried by the policy until it is used up.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from tidings.queue.retry import RetryPolicy
 from tidings.store.queue import Claimed, Settlement
 
 SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
+DEFAULT_TTL_S = 86_400
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
 # Where link N (0 its `url`, N its N-th action) of a notification points in an email: a
@@ -191,12 +193,19 @@ class Dispatcher:
     async def _push(self, claimed: Claimed, notification: Notification,
                     context: BatchContext) -> Settlement:
         parts = _parts(notification)
+        data = {"notification_id": notification.id, "channel": notification.channel,
+                "type": notification.type}
+        # The links, for apps and service workers that show them (push data values are
+        # strings: the actions go as JSON).
+        if notification.url:
+            data["url"] = notification.url
+        if notification.actions:
+            data["actions"] = json.dumps(notification.actions, separators=(",", ":"))
         push = Push(
             notification_id=notification.id, title=parts["push_title"],
-            body=parts["push_body"],
-            data={"notification_id": notification.id, "channel": notification.channel,
-                  "type": notification.type},
+            body=parts["push_body"], data=data,
             priority=notification.priority, idempotency_key=f"tidings-delivery-{claimed.id}",
+            ttl_s=_ttl(notification, self._clock()),
         )
         return await self._push_out(claimed, push, context)
 
@@ -236,6 +245,13 @@ class Dispatcher:
         status = SENT if delivered else DEAD
         return Settlement(claimed, status, None, None if status == SENT else last_error,
                           provider_id, records)
+
+
+def _ttl(notification: Notification, now: datetime) -> int:
+    """How long push services may hold it: a day, or until it expires if sooner."""
+    if notification.expires_at is None:
+        return DEFAULT_TTL_S
+    return max(1, min(DEFAULT_TTL_S, int((notification.expires_at - now).total_seconds())))
 
 
 def withdrawn(notification: Notification, now: datetime) -> str | None:
