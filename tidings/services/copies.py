@@ -56,9 +56,15 @@ class CreationRequest:
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a repeat from a reuse of its key."""
-        # `sensitive` counts only when given, so keys kept before it existed still match.
-        exclude = None if self.draft.sensitive else {"sensitive"}
-        return hashlib.sha256(self.draft.model_dump_json(exclude=exclude).encode()).hexdigest()
+        # Fields added later count only when given, so keys kept before they existed
+        # still match.
+        draft = self.draft
+        exclude = {name for name in ("expires_at", "url", "actions")
+                   if getattr(draft, name) is None}
+        if not draft.sensitive:
+            exclude.add("sensitive")
+        return hashlib.sha256(draft.model_dump_json(exclude=exclude or None).encode()
+                              ).hexdigest()
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:
