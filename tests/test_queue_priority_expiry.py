@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import RunningServer, make_settings, start_server
+from tests.conftest import Client, RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.test_inbox_states import instant, make_due
 from tidings.domain.ids import uuid7
@@ -169,10 +169,14 @@ async def email_row(server: RunningServer, note_id: str) -> tuple[str, str | Non
 
 
 async def test_an_expired_notification_goes_by_no_medium(
-    mailer: RunningServer, smtp: tuple[ScriptedHandler, int], connect: Any
+    mailer: RunningServer, smtp: tuple[ScriptedHandler, int]
 ) -> None:
     handler, _ = smtp
-    tab = await connect("alice")
+    # A socket of this server's own (the `connect` fixture would start a second server,
+    # whose worker, without SMTP, would settle the emails here `skipped`).
+    tab = Client()
+    await tab.sio.connect(mailer.url, auth={"token": mailer.token("alice")},
+                          transports=["websocket"])
     note = await create(mailer, user_id="alice", media=["in_app", "email"],
                         scheduled_at=instant(hours=1), expires_at=instant(hours=2))
     # As if two hours had passed: due, and expired.
@@ -185,6 +189,7 @@ async def test_an_expired_notification_goes_by_no_medium(
     assert await email_row(mailer, note["id"]) == ("skipped", "the notification expired")
     assert [mail.rcpt_tos for mail in handler.received] == [["bob@example.test"]]
     assert tab.queue("notification").empty()
+    await tab.close()
 
 
 async def test_a_canceled_notification_goes_by_no_medium(
