@@ -5,7 +5,9 @@ failed transiently, and a device the provider calls gone is disabled at once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -141,3 +143,24 @@ async def test_a_push_goes_to_at_most_the_cap_of_devices_the_newest(
                                               "00000000-0000-7000-8000-000000000004"]
     finally:
         await server.stop()
+
+
+async def test_a_push_carries_the_links_and_lives_no_longer_than_the_notification(
+    pusher: RunningServer, gateway: tuple[FakePushGateway, str]
+) -> None:
+    fake, _ = gateway
+    await add_device(pusher, "alice", "fcm", "tok-links")
+    expires = (utcnow() + timedelta(hours=1)).isoformat()
+    actions = [{"label": "Open build", "url": "https://ci.example/b/7"}]
+    async with pusher.http("ci", "service") as http:
+        response = await http.post("/api/notifications", json={
+            **NOTE, "user_id": "alice", "url": "https://ci.example/", "actions": actions,
+            "expires_at": expires})
+    assert response.status_code == 201, response.text
+    body = await push_state(pusher, response.json()["id"])
+    assert body["deliveries"][0]["status"] == "sent"
+    (seen,) = fake.seen
+    sent = seen.json()
+    assert sent["data"]["url"] == "https://ci.example/"
+    assert json.loads(sent["data"]["actions"]) == actions
+    assert 0 < sent["ttl"] <= 3600

@@ -124,7 +124,7 @@ def test_the_client_models_the_domain_records_json() -> None:
 
 def test_a_field_added_to_one_description_is_seen() -> None:
     class Wider(NotificationOut):
-        expires_at: datetime | None
+        snoozed_until: datetime | None
 
     class Narrower(NotificationOut):
         model_config = {"json_schema_extra": lambda schema: (
@@ -146,8 +146,13 @@ def test_the_client_reads_every_field_the_server_writes() -> None:
         deliveries=(DeliveryState("email", "pending", 0, None, at, digest_id="d7",
                                   deferred_until=at),),
         template={"key": "invoice", "version": 3, "locale": "de"},
+        seen_at=at, archived_at=at, clicked_at=at, expires_at=at,
+        url="https://example.com/i/1", actions=[{"label": "Pay", "url": "https://x.io/p"}],
     )
     read = client.Notification.from_json(record.to_json())
     assert read.template == {"key": "invoice", "version": 3, "locale": "de"}
+    assert (read.seen_at, read.archived_at, read.clicked_at, read.expires_at) == (at,) * 4
+    assert read.url == "https://example.com/i/1"
+    assert read.actions == (client.Action("Pay", "https://x.io/p"),)
     (email,) = read.deliveries
     assert (email.digest_id, email.deferred_until, email.updated_at) == ("d7", at, at)

@@ -134,6 +134,34 @@ async def _topic_calls(client: Callable[..., httpx.AsyncClient]) -> None:
         await alice.get("/api/subscriptions")
 
 
+async def _inbox_state_calls(client: Callable[..., httpx.AsyncClient]) -> None:
+    """Every inbox-state and cancel route, answering as it should and as it should not."""
+    later = "2999-01-01T00:00:00Z"
+    async with client("svc", "service") as svc, client("alice") as alice:
+        note = (await svc.post("/api/notifications", json={
+            **NOTE, "user_id": "alice", "url": "https://example.com/o/1",
+            "actions": [{"label": "Track", "url": "https://example.com/t/1"}],
+            "expires_at": later})).json()
+        await alice.post("/api/notifications/read-all", json={"channel": "default"})
+        await alice.post("/api/notifications/read-all", json={"channel": "no way"})  # 422
+        await alice.post("/api/notifications/seen", json={"ids": [note["id"]]})
+        await alice.post("/api/notifications/seen", json={"ids": "x"})  # 422
+        await alice.post(f"/api/notifications/{note['id']}/archive")
+        await alice.get("/api/notifications", params={"archived": "true"})
+        await alice.post(f"/api/notifications/{note['id']}/unarchive")
+        await alice.post("/api/notifications/not-an-id/archive")  # 404
+        await alice.post("/api/notifications/not-an-id/unarchive")  # 404
+        await svc.post(f"/api/notifications/{note['id']}/cancel")  # 409: already due
+        await alice.post(f"/api/notifications/{note['id']}/cancel")  # 403
+        await svc.post("/api/notifications/not-an-id/cancel")  # 404
+        scheduled = (await svc.post("/api/notifications", json={
+            **NOTE, "user_id": "alice", "scheduled_at": "2998-01-01T00:00:00Z"})).json()
+        await svc.post(f"/api/notifications/{scheduled['id']}/cancel")
+        await svc.post("/api/notifications/cancel", json={"idempotency_key": "k-1"})
+        await svc.post("/api/notifications/cancel", json={})  # 422
+        await alice.post("/api/notifications/cancel", json={"idempotency_key": "k-1"})  # 403
+
+
 async def test_every_route_answers_as_documented(server: RunningServer) -> None:
     answers: list[httpx.Response] = []
 
@@ -175,6 +203,7 @@ async def test_every_route_answers_as_documented(server: RunningServer) -> None:
         await _template_calls(client)
         await _type_calls(client)
         await _topic_calls(client)
+        await _inbox_state_calls(client)
         await alice.put("/api/users/me/contact", json={
             "email": "alice@example.com", "locale": "pt-BR", "timezone": "Europe/Vienna",
             "quiet_hours": {"start": "22:00", "end": "07:00"}})

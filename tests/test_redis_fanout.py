@@ -149,6 +149,35 @@ async def test_a_deletion_reaches_the_user_s_sockets_on_every_node(
     assert on_b.queue("inboxChanged").empty()  # its own node told it once, not via Redis
 
 
+async def test_inbox_states_reach_the_user_s_sockets_on_every_node(
+    nodes: Nodes, redis_server: RedisServer, clients: Any,
+) -> None:
+    a, b = await nodes(2, redis_server.url)
+    on_a = await clients(a, "alice")
+    on_b = await clients(b, "alice")
+    created = await create(b, "alice")
+    for socket in (on_a, on_b):
+        await socket.next("notification")
+    async with b.http("alice") as http:
+        assert (await http.post("/api/notifications/read-all",
+                                json={"type": "invoice"})).json() == {"count": 1}
+        assert (await http.post("/api/notifications/seen")).json() == {"count": 1}
+        assert (await http.post(f"/api/notifications/{created['id']}/archive")
+                ).status_code == 200
+        assert (await http.post(f"/api/notifications/{created['id']}/unarchive")
+                ).status_code == 200
+    for socket in (on_a, on_b):
+        read_all = await socket.next("inboxChanged")
+        assert read_all["action"] == "read_all" and read_all["type"] == "invoice"
+        assert "channel" not in read_all and read_all["before"].endswith("Z")
+        seen = await socket.next("inboxChanged")
+        assert seen["action"] == "seen" and "before" in seen
+        for action in ("archived", "unarchived"):
+            assert await socket.next("inboxChanged") == {"action": action,
+                                                         "ids": [created["id"]]}
+    assert on_b.queue("inboxChanged").empty()  # its own node told it once, not via Redis
+
+
 async def test_a_node_without_a_socket_of_the_user_reads_nothing_of_theirs(
     nodes: Nodes, redis_server: RedisServer, clients: Any,
 ) -> None:

@@ -202,6 +202,27 @@ async def test_live_notification_read_in_one_tab_follows_in_the_other(
     assert first.errors == second.errors == [] and first.refused == second.refused == []
 
 
+async def test_links_and_actions_show_and_archive_leaves_every_tab(
+    web: RunningServer, browser: Any
+) -> None:
+    note = await create(web, url="https://shop.example/o/7", actions=[
+        {"label": "Track <it>", "url": "https://track.example/7"}])
+    first = await open_inbox(browser, web)
+    second = await open_inbox(browser, web)
+    links = item(first, note["id"]).locator(".links a")
+    await expect(links).to_have_count(2)
+    assert await links.evaluate_all("as => as.map(a => [a.textContent, a.href, a.rel])") == [
+        ["Open", "https://shop.example/o/7", "noopener noreferrer"],
+        ["Track <it>", "https://track.example/7", "noopener noreferrer"]]
+    await item(first, note["id"]).locator("button.archive").click()
+    for page in (first, second):  # the other tab hears `inboxChanged` archived
+        await expect(item(page, note["id"])).to_have_count(0)
+    async with web.http("alice") as http:
+        archived = (await http.get("/api/notifications", params={"archived": "true"})).json()
+    assert [i["id"] for i in archived["items"]] == [note["id"]]
+    assert first.errors == second.errors == [] and first.refused == second.refused == []
+
+
 async def test_after_a_restart_the_missed_notifications_arrive_once(
     db_settings: Settings, browser: Any
 ) -> None:

@@ -13,12 +13,14 @@ from starlette.types import ASGIApp
 from tidings import __version__
 from tidings.api import (
     admin,
+    clicks,
     contacts,
     devices,
     docs_pages,
     errors,
     feeds,
     health,
+    inbox_states,
     notifications,
     openapi,
     preference_centre,
@@ -73,6 +75,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         )
     # Preferences first: `/api/notifications/preferences` must not be taken for an id.
     api.include_router(preferences.router)
+    api.include_router(inbox_states.router)
     api.include_router(notifications.router)
     api.include_router(health.router)
     api.include_router(admin.router)
@@ -81,6 +84,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     api.include_router(unsubscribe.router)
     api.include_router(preference_centre.router)
     api.include_router(preference_centre.pages)
+    api.include_router(clicks.router)
     api.include_router(web.build_router())
     api.include_router(docs_pages.build_router(api.title, api.openapi_url or "/openapi.json"))
     api.include_router(templates.router)

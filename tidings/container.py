@@ -22,8 +22,10 @@ from tidings.realtime.redis.links import build_links
 from tidings.realtime.sio_transport import PythonSocketIOTransport
 from tidings.realtime.transport import SocketTransport
 from tidings.services.bulk import BulkCreationService
+from tidings.services.cancels import CancelService
 from tidings.services.catalogue import CatalogueService
 from tidings.services.channel_rules import ChannelRules
+from tidings.services.clicks import ClickService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
@@ -32,6 +34,7 @@ from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
 from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
+from tidings.services.inbox_states import InboxStates
 from tidings.services.preference_cache import PreferenceCache
 from tidings.services.preference_centre import PreferenceCentre, catalogue_of
 from tidings.services.preferences import PreferenceService
@@ -242,6 +245,9 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         topics=TopicService(db),
         preference_centre=centre, messages=Messages.load(),
         feeds=FeedService(db, allow_private=settings.allow_private_targets),
+        states=InboxStates(db, fanout, signal, cipher=cipher),
+        cancels=CancelService(db, cipher=cipher),
+        clicks=ClickService(db, settings, signal, cipher=cipher),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,

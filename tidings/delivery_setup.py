@@ -21,6 +21,7 @@ from tidings.queue.dispatch import Dispatcher, Senders
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
+from tidings.services.clicks import click_key, click_url, mint_click
 from tidings.services.preference_centre import link_key, mint_link_token, preferences_url
 from tidings.services.type_cache import TypeCache
 from tidings.services.unsubscribe import mint_token, signing_key, unsubscribe_url
@@ -90,10 +91,16 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
     def preference_link(user_id: str) -> str:
         return preferences_url(settings.public_url, mint_link_token(preference_key, user_id))
 
+    clicks = click_key(settings)
+
+    def click_link(notification_id: str, which: int) -> str:
+        return click_url(settings.public_url, mint_click(clicks, notification_id, which))
+
     dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
                             unsubscribe_link, preference_link=preference_link,
                             messages=Messages.load(),
-                            required_type=types.required if types is not None else None)
+                            required_type=types.required if types is not None else None,
+                            click_link=click_link if settings.track_clicks else None)
     worker = DeliveryWorker(
         db, fanout, dispatcher, metrics,
         batch_size=settings.notification_batch_size,

@@ -9,13 +9,16 @@ from typing import Protocol
 
 from tidings.config.settings import Settings
 from tidings.services.bulk import BulkCreationService
+from tidings.services.cancels import CancelService
 from tidings.services.catalogue import CatalogueService
+from tidings.services.clicks import ClickService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
+from tidings.services.inbox_states import InboxStates
 from tidings.services.preference_centre import PreferenceCentre
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
@@ -59,3 +62,6 @@ class ApiServices:
     preference_centre: PreferenceCentre
     messages: Messages  # the server's own words, by language
     feeds: FeedService
+    states: InboxStates
+    cancels: CancelService
+    clicks: ClickService

@@ -120,12 +120,14 @@ async def list_notifications(
     unread: bool = False,
     channel: Annotated[Name | None, Query()] = None,
     type: Annotated[Name | None, Query()] = None,
+    archived: bool = False,
 ) -> JSONResponse:
     filters = InboxFilter(status=status.value if status else None, unread=unread,
-                          channel=channel, type=type)
+                          channel=channel, type=type, archived=archived)
     page = await app.inbox.page(caller, filters, limit, cursor)
     return JSONResponse({"items": [item.to_json() for item in page.items],
-                         "next_cursor": page.next_cursor, "unread_count": page.unread_count})
+                         "next_cursor": page.next_cursor, "unread_count": page.unread_count,
+                         "unseen_count": page.unseen_count})
 
 
 @router.get("/{notification_id}", response_model=NotificationOut, responses=ERRORS)

@@ -30,6 +30,11 @@ class TemplateRefOut(BaseModel):
     locale: str
 
 
+class ActionOut(BaseModel):
+    label: str
+    url: str
+
+
 class NotificationOut(BaseModel):
     id: str
     user_id: str
@@ -46,6 +51,12 @@ class NotificationOut(BaseModel):
     data: dict[str, Any]
     deliveries: list[DeliveryStateOut]
     template: TemplateRefOut | None
+    seen_at: datetime | None
+    archived_at: datetime | None
+    clicked_at: datetime | None
+    expires_at: datetime | None
+    url: str | None
+    actions: list[ActionOut] | None
 
 
 class AudienceOut(BaseModel):
@@ -57,6 +68,13 @@ class NotificationPage(BaseModel):
     items: list[NotificationOut]
     next_cursor: str | None
     unread_count: int
+    unseen_count: int
+
+
+class CountOut(BaseModel):
+    """How many notifications the call changed."""
+
+    count: int
 
 
 class PreferenceOut(BaseModel):

@@ -51,6 +51,7 @@ class Page:
     items: list[Notification]
     next_cursor: str | None
     unread_count: int
+    unseen_count: int = 0
 
 
 def _key(given: str | None) -> str:
@@ -98,6 +99,35 @@ def delete(notification_id: str) -> Call[None]:
     return Call("DELETE", _path_id(notification_id), lambda _r: None)
 
 
+def read_all(channel: str | None, type: str | None) -> Call[int]:
+    body = {name: value for name, value in (("channel", channel), ("type", type))
+            if value is not None}
+    return Call("POST", f"{BASE}/read-all", _decode_count, json=body)
+
+
+def mark_seen(ids: Iterable[str] | None) -> Call[int]:
+    return Call("POST", f"{BASE}/seen", _decode_count,
+                json={} if ids is None else {"ids": list(ids)})
+
+
+def archive(notification_id: str, archived: bool) -> Call[Notification]:
+    action = "archive" if archived else "unarchive"
+    return Call("POST", f"{_path_id(notification_id)}/{action}", _decode_notification)
+
+
+def cancel(notification_id: str) -> Call[Notification]:
+    return Call("POST", f"{_path_id(notification_id)}/cancel", _decode_notification)
+
+
+def cancel_by_key(idempotency_key: str) -> Call[int]:
+    return Call("POST", f"{BASE}/cancel", _decode_count,
+                json={"idempotency_key": idempotency_key})
+
+
+def _decode_count(response: httpx.Response) -> int:
+    return int(response.json()["count"])
+
+
 def preferences() -> Call[list[Preference]]:
     return Call("GET", f"{BASE}/preferences", _decode_preferences)
 
@@ -124,7 +154,8 @@ def _decode_notification(response: httpx.Response) -> Notification:
 def _decode_page(response: httpx.Response) -> Page:
     body = response.json()
     return Page([Notification.from_json(item) for item in body["items"]],
-                body.get("next_cursor"), int(body.get("unread_count") or 0))
+                body.get("next_cursor"), int(body.get("unread_count") or 0),
+                int(body.get("unseen_count") or 0))
 
 
 def _decode_preferences(response: httpx.Response) -> list[Preference]:

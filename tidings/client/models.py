@@ -40,6 +40,14 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Action:
+    """One of a notification's buttons: a label and the link it follows."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """A stored notification as the API and the `notification` event carry it."""
 
@@ -59,6 +67,13 @@ class Notification:
     deliveries: tuple[Delivery, ...] = ()
     # Made from a template: its key, version and the locale it was rendered in.
     template: dict[str, Any] | None = None
+    # Inbox states and links (seen in a list, archived, a link followed; expiry).
+    seen_at: datetime | None = None
+    archived_at: datetime | None = None
+    clicked_at: datetime | None = None
+    expires_at: datetime | None = None
+    url: str | None = None
+    actions: tuple[Action, ...] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -84,7 +99,14 @@ class Notification:
             delivered_at=parse_time(body.get("delivered_at")),
             read_at=parse_time(body.get("read_at")), data=dict(body.get("data") or {}),
             deliveries=tuple(Delivery.from_json(d) for d in body.get("deliveries") or ()),
-            template=body.get("template"), raw=body,
+            template=body.get("template"),
+            seen_at=parse_time(body.get("seen_at")),
+            archived_at=parse_time(body.get("archived_at")),
+            clicked_at=parse_time(body.get("clicked_at")),
+            expires_at=parse_time(body.get("expires_at")), url=body.get("url"),
+            actions=None if body.get("actions") is None else tuple(
+                Action(str(a["label"]), str(a["url"])) for a in body["actions"]),
+            raw=body,
         )
 
 
@@ -122,8 +144,9 @@ class StatusChange:
 @dataclass(frozen=True, slots=True)
 class InboxChange:
     """An `inboxChanged` event: the user's inbox changed somewhere (another tab or device).
-    `action` is `"deleted"` today (with `ids`); others may come, so a handler ignores the
-    actions it does not know."""
+    `action` is `read_all` (with `before`, and `channel`/`type` where the call named
+    them), `seen` (`ids`, or `before` for all), `archived`, `unarchived` or `deleted`
+    (`ids`); others may come, so a handler ignores the actions it does not know."""
 
     action: str
     ids: tuple[str, ...] | None = None

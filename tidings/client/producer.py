@@ -143,6 +143,28 @@ class TidingsClient(TopicMethods):
     def delete(self, notification_id: str) -> None:
         self._send(calls.delete(notification_id))
 
+    def read_all(self, *, channel: str | None = None, type: str | None = None) -> int:
+        """Mark every unread notification (of that channel, type) read; how many."""
+        return self._send(calls.read_all(channel, type))
+
+    def mark_seen(self, ids: Iterable[str] | None = None) -> int:
+        """Mark these notifications (None: all) seen; how many were not seen before."""
+        return self._send(calls.mark_seen(ids))
+
+    def archive(self, notification_id: str) -> Notification:
+        return self._send(calls.archive(notification_id, True))
+
+    def unarchive(self, notification_id: str) -> Notification:
+        return self._send(calls.archive(notification_id, False))
+
+    def cancel(self, notification_id: str) -> Notification:
+        """A producer cancels a notification scheduled for later (409 once it is due)."""
+        return self._send(calls.cancel(notification_id))
+
+    def cancel_by_key(self, idempotency_key: str) -> int:
+        """A producer cancels every not-yet-due copy of its create under that key."""
+        return self._send(calls.cancel_by_key(idempotency_key))
+
     def preferences(self) -> list[Preference]:
         return self._send(calls.preferences())
 
@@ -262,6 +284,24 @@ class AsyncTidingsClient(AsyncTopicMethods):
 
     async def delete(self, notification_id: str) -> None:
         await self._send(calls.delete(notification_id))
+
+    async def read_all(self, *, channel: str | None = None, type: str | None = None) -> int:
+        return await self._send(calls.read_all(channel, type))
+
+    async def mark_seen(self, ids: Iterable[str] | None = None) -> int:
+        return await self._send(calls.mark_seen(ids))
+
+    async def archive(self, notification_id: str) -> Notification:
+        return await self._send(calls.archive(notification_id, True))
+
+    async def unarchive(self, notification_id: str) -> Notification:
+        return await self._send(calls.archive(notification_id, False))
+
+    async def cancel(self, notification_id: str) -> Notification:
+        return await self._send(calls.cancel(notification_id))
+
+    async def cancel_by_key(self, idempotency_key: str) -> int:
+        return await self._send(calls.cancel_by_key(idempotency_key))
 
     async def preferences(self) -> list[Preference]:
         return await self._send(calls.preferences())

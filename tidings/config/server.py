@@ -15,7 +15,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 class ServerSettings(BaseSettings):
-    """HOST, WEBSOCKET_PORT, WEBSOCKET_CORS_ORIGIN, PUBLIC_URL, WORKERS_IN_SERVE,
+    """HOST, WEBSOCKET_PORT, WEBSOCKET_CORS_ORIGIN, PUBLIC_URL, TRACK_CLICKS, WORKERS_IN_SERVE,
     MAX_BODY_BYTES, METRICS_TOKEN, LOG_LEVEL and LOG_FORMAT."""
 
     # Where `tidings serve` listens. "localhost" binds every loopback address the name
@@ -26,6 +26,9 @@ class ServerSettings(BaseSettings):
         default_factory=list, validation_alias="WEBSOCKET_CORS_ORIGIN"
     )
     public_url: str = Field("http://localhost:3001", validation_alias="PUBLIC_URL")
+    # Links in emails go through `{PUBLIC_URL}/c/{token}` (records the click); false:
+    # straight to the stored URL.
+    track_clicks: bool = Field(True, validation_alias="TRACK_CLICKS")
     workers_in_serve: bool = Field(True, validation_alias="WORKERS_IN_SERVE")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
     # When set, `GET /metrics` wants `Authorization: Bearer <METRICS_TOKEN>`.

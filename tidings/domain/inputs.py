@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import nh3
 from pydantic import (
@@ -63,6 +64,29 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _web_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme.lower() not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http or https URL")
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+# A link a notification carries (its `url`, an action's): absolute, http or https.
+WebUrl = Annotated[str, Field(min_length=1, max_length=2048,
+                              json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}),
+                   AfterValidator(_web_url)]
+MAX_ACTIONS = 3
+
+
+class ActionInput(_Input):
+    """One of a notification's buttons: a label and where it leads."""
+
+    label: Text = Field(..., min_length=1, max_length=100)
+    url: WebUrl
+
+
 class DigestInput(_Input):
     """`digest` on a create: hold email and push for the (user, key) window."""
 
@@ -118,6 +142,21 @@ class NotificationDraft(_Input):
         description="Parts to encrypt at rest: 'title', 'message', 'data' or 'data.<key>'; "
         "needs ENCRYPTION_KEYS on the server. Clients always see plaintext.")
     digest: DigestInput | None = None
+    # After it no medium carries the notification and the inbox hides it (must be in the
+    # future and after `scheduled_at`: checked against the clock by `check_expiry`).
+    expires_at: Instant | None = None
+    url: WebUrl | None = None
+    actions: list[ActionInput] | None = Field(None, max_length=MAX_ACTIONS)
+
+    def check_expiry(self, now: datetime) -> None:
+        """`expires_at`, if given, lies after `now` and after `scheduled_at`."""
+        if self.expires_at is None:
+            return
+        if self.expires_at <= now:
+            raise ValidationFailed("expires_at: must be in the future", field="expires_at")
+        if self.scheduled_at is not None and self.expires_at <= self.scheduled_at:
+            raise ValidationFailed("expires_at: must be after scheduled_at",
+                                   field="expires_at")
 
     @field_validator("digest")
     @classmethod

@@ -14,6 +14,9 @@ class Status(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    # Final: a producer withdrew it before it was due (DESIGN section 12); its user never
+    # sees it, and no medium carries it.
+    CANCELED = "canceled"
 
 
 class Priority(StrEnum):

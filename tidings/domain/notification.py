@@ -17,7 +17,7 @@ import orjson
 
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
-from tidings.domain.model import Medium, isoformat, parse_instant
+from tidings.domain.model import Medium, Status, isoformat, parse_instant
 
 
 class _JsonOnce:
@@ -60,6 +60,17 @@ class Notification(_JsonOnce):
     # parts (`content`: subject, text, html, push_title, push_body) where given.
     template: dict[str, Any] | None = None
     content: dict[str, str] | None = None
+    # Inbox states (DESIGN section 12): seen in a list, archived by the user, a link
+    # followed; after `expires_at` no medium carries it and the inbox hides it.
+    seen_at: datetime | None = None
+    archived_at: datetime | None = None
+    clicked_at: datetime | None = None
+    expires_at: datetime | None = None
+    url: str | None = None  # the primary link
+    actions: list[dict[str, str]] | None = None  # [{"label", "url"}], at most 3
+    # The producer's Idempotency-Key of the create that made it (cancel by key finds
+    # every copy by it); not shown to clients.
+    idempotency_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The notification object of the contract (section 5)."""
@@ -79,6 +90,12 @@ class Notification(_JsonOnce):
             "data": self.data,
             "deliveries": [delivery.to_json() for delivery in self.deliveries],
             "template": self.template,
+            "seen_at": isoformat(self.seen_at),
+            "archived_at": isoformat(self.archived_at),
+            "clicked_at": isoformat(self.clicked_at),
+            "expires_at": isoformat(self.expires_at),
+            "url": self.url,
+            "actions": self.actions,
         }
 
     def to_json_bytes(self) -> bytes:
@@ -120,7 +137,16 @@ class Notification(_JsonOnce):
                 for d in body.get("deliveries", ())
             ),
             template=body.get("template"),
+            seen_at=_instant(body.get("seen_at")),
+            archived_at=_instant(body.get("archived_at")),
+            clicked_at=_instant(body.get("clicked_at")),
+            expires_at=_instant(body.get("expires_at")),
+            url=body.get("url"), actions=body.get("actions"),
         )
+
+    def live_at(self, now: datetime) -> bool:
+        """Still for its user: neither canceled nor past its expiry."""
+        return self.status != Status.CANCELED and (self.expires_at is None or self.expires_at > now)
 
     @property
     def position(self) -> tuple[datetime, str]:
@@ -154,9 +180,12 @@ class StatusChange:
 
 
 class InboxAction(StrEnum):
-    """What happened to a user's inbox (DESIGN section 12's `inboxChanged` actions; the
-    others, `read_all`, `seen`, `archived`, `unarchived`, join as their endpoints do)."""
+    """What happened to a user's inbox (DESIGN section 12's `inboxChanged` actions)."""
 
+    READ_ALL = "read_all"
+    SEEN = "seen"
+    ARCHIVED = "archived"
+    UNARCHIVED = "unarchived"
     DELETED = "deleted"
 
 
@@ -178,6 +207,10 @@ class InboxChange:
     @classmethod
     def deleted(cls, user_id: str, ids: tuple[str, ...]) -> InboxChange:
         return cls(user_id, InboxAction.DELETED, ids=ids)
+
+    @classmethod
+    def of_ids(cls, user_id: str, action: InboxAction, ids: tuple[str, ...]) -> InboxChange:
+        return cls(user_id, action, ids=ids)
 
     def to_json(self) -> dict[str, Any]:
         """The `inboxChanged` event body: the action, and only the fields that are set."""
@@ -207,6 +240,13 @@ class NewDelivery:
     last_error: str | None = None
     digest_id: str | None = None  # held for this digest (pacing)
     trace: str | None = None  # the create's traceparent, when tracing is on
+    rank: int = 2  # the claim's order: `rank_of` its notification's priority
+
+
+def rank_of(priority: str) -> int:
+    """Where a delivery stands in the claim's order (DESIGN section 12): critical first,
+    then high, then the rest."""
+    return {"critical": 0, "high": 1}.get(priority, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +257,7 @@ class InboxFilter:
     unread: bool = False
     channel: str | None = None
     type: str | None = None
+    archived: bool = False  # only archived ones; otherwise archived ones are hidden
 
 
 def _instant(value: str | None) -> datetime | None:

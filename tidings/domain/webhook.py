@@ -27,6 +27,7 @@ class WebhookEventType(StrEnum):
     DELIVERY_DEAD = "delivery.dead"
     NOTIFICATION_DELIVERED = "notification.delivered"
     NOTIFICATION_READ = "notification.read"
+    NOTIFICATION_CLICKED = "notification.clicked"
 
 
 class WebhookDraft(BaseModel):

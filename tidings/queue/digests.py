@@ -11,11 +11,12 @@ from datetime import datetime
 
 from tidings.domain import pacing
 from tidings.domain.model import DeliveryStatus, Priority
-from tidings.queue.dispatch import BatchContext, Dispatcher
+from tidings.queue.dispatch import BatchContext, Dispatcher, withdrawn
 from tidings.queue.settlement import Settler
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
 from tidings.store.pacing import ClaimedDigest
+from tidings.store.queue import Settlement
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,16 @@ class DigestSender:
     async def send(self, digest: ClaimedDigest, context: BatchContext) -> None:
         now = self._clock()
         notes = [context.notifications.get(m.notification_id) for m in digest.members]
-        # A deleted notification takes its delivery rows with it: nothing to settle.
-        alive = [m for m, n in zip(digest.members, notes, strict=True) if n is not None]
-        items = [n for n in notes if n is not None]
+        # A deleted notification takes its delivery rows with it: nothing to settle. A
+        # canceled or expired one ends skipped, and the digest goes without it.
+        withdrawn_ = [(m, why) for m, n in zip(digest.members, notes, strict=True)
+                      if n is not None and (why := withdrawn(n, now)) is not None]
+        await asyncio.gather(*(self._settler.submit(Settlement(m, DeliveryStatus.SKIPPED,
+                                                               last_error=why))
+                               for m, why in withdrawn_))
+        alive = [m for m, n in zip(digest.members, notes, strict=True)
+                 if n is not None and n.live_at(now)]
+        items = [n for n in notes if n is not None and n.live_at(now)]
         if not alive:
             async with self._db.begin() as conn:
                 await pacing_store.settle_digest(conn, digest, DeliveryStatus.SKIPPED, None,

@@ -9,6 +9,7 @@ retried by the policy until it is used up.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.push.router import PushRouter
 from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.delivery import AttemptRecord, DeliveryMedium
+from tidings.domain.links import links_of, with_links
 from tidings.domain.model import DeliveryStatus, Priority
 from tidings.domain.notification import Notification
 from tidings.domain.pacing import Quiet
@@ -33,6 +35,7 @@ from tidings.store.queue import Claimed, Settlement
 from tidings.support.i18n import Messages
 
 SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
+DEFAULT_TTL_S = 86_400
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
 # (channel, type) -> whether the types catalogue marks it required: its emails go through
@@ -40,6 +43,9 @@ UnsubscribeLink = Callable[[str, str, str], str]
 RequiredType = Callable[[str, str], Awaitable[bool]]
 # user_id -> the signed link to that user's preference centre.
 PreferenceLink = Callable[[str], str]
+# Where link N (0 its `url`, N its N-th action) of a notification points in an email: a
+# tracked redirect (`/c/{token}`). None: straight to the stored URL (TRACK_CLICKS=false).
+ClickLink = Callable[[str, int], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
 
 
@@ -72,9 +78,11 @@ class Dispatcher:
                  digest_layout: DigestLayout = plain_digest,
                  preference_link: PreferenceLink | None = None,
                  messages: Messages | None = None,
-                 required_type: RequiredType | None = None) -> None:
+                 required_type: RequiredType | None = None,
+                 click_link: ClickLink | None = None) -> None:
         self._senders = senders
         self._required_type = required_type
+        self._click_link = click_link
         # The preference centre (DESIGN section 11): linked in every email's footer (in
         # the recipient's language, from `messages`), and by a digest's layout.
         self._preference_link = preference_link
@@ -92,6 +100,9 @@ class Dispatcher:
         notification = context.notifications.get(claimed.notification_id)
         if notification is None:  # deleted by its user meanwhile
             return Settlement(claimed, SKIPPED, last_error="the notification was deleted")
+        gone = withdrawn(notification, self._clock())
+        if gone is not None:  # no medium carries it any more
+            return Settlement(claimed, SKIPPED, last_error=gone)
         if claimed.medium == DeliveryMedium.EMAIL:
             return await self._email(claimed, notification, context)
         if claimed.medium == DeliveryMedium.PUSH:
@@ -176,7 +187,8 @@ class Dispatcher:
         address = context.emails.get(claimed.user_id)
         if address is None:
             return Settlement(claimed, SKIPPED, last_error="the user has no email address")
-        parts = _parts(notification)
+        parts = with_links(_parts(notification), links_of(
+            notification.url, notification.actions, self._href(notification)))
         text: str = parts["text"]
         body: str | None = parts["html"]
         if self._preference_link:
@@ -196,15 +208,31 @@ class Dispatcher:
         attempt = await sender.send(message)
         return self._settle(claimed, [attempt], reached_before=False)
 
+    def _href(self, notification: Notification) -> Callable[[int], str]:
+        def href(which: int) -> str:
+            if self._click_link is not None:
+                return self._click_link(notification.id, which)
+            if which == 0:
+                return notification.url or ""
+            return str((notification.actions or [])[which - 1].get("url", ""))
+        return href
+
     async def _push(self, claimed: Claimed, notification: Notification,
                     context: BatchContext) -> Settlement:
         parts = _parts(notification)
+        data = {"notification_id": notification.id, "channel": notification.channel,
+                "type": notification.type}
+        # The links, for apps and service workers that show them (push data values are
+        # strings: the actions go as JSON).
+        if notification.url:
+            data["url"] = notification.url
+        if notification.actions:
+            data["actions"] = json.dumps(notification.actions, separators=(",", ":"))
         push = Push(
             notification_id=notification.id, title=parts["push_title"],
-            body=parts["push_body"],
-            data={"notification_id": notification.id, "channel": notification.channel,
-                  "type": notification.type},
+            body=parts["push_body"], data=data,
             priority=notification.priority, idempotency_key=f"tidings-delivery-{claimed.id}",
+            ttl_s=_ttl(notification, self._clock()),
         )
         return await self._push_out(claimed, push, context)
 
@@ -244,6 +272,21 @@ class Dispatcher:
         status = SENT if delivered else DEAD
         return Settlement(claimed, status, None, None if status == SENT else last_error,
                           provider_id, records)
+
+
+def _ttl(notification: Notification, now: datetime) -> int:
+    """How long push services may hold it: a day, or until it expires if sooner."""
+    if notification.expires_at is None:
+        return DEFAULT_TTL_S
+    return max(1, min(DEFAULT_TTL_S, int((notification.expires_at - now).total_seconds())))
+
+
+def withdrawn(notification: Notification, now: datetime) -> str | None:
+    """Why no medium may carry the notification any more (canceled, expired), or None."""
+    if notification.live_at(now):
+        return None
+    return "the notification was canceled" if notification.status == "canceled" else (
+        "the notification expired")
 
 
 def _rank(priority: str) -> int:

@@ -34,7 +34,8 @@ class Pacer:
         async with self._db.begin() as conn:
             for item in claimed:
                 note = context.notifications.get(item.notification_id)
-                if item.medium == DeliveryMedium.WEBHOOK or note is None:
+                if item.medium == DeliveryMedium.WEBHOOK or note is None or not note.live_at(
+                        now):  # sent on, where the dispatcher settles it (skipped, if gone)
                     going.append(item)
                     continue
                 verdict, until = pacing.verdict(now, note.priority,

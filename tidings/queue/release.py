@@ -59,6 +59,9 @@ class DueScheduler:
             due = await notification_store.with_deliveries(
                 conn, await notification_store.get_many(
                     conn, [c.notification_id for c in claimed], cipher=self._cipher))
+        # One that expired while it waited is not shown (a canceled one's row was
+        # skipped, never claimed).
+        due = [notification for notification in due if notification.live_at(now)]
         due.sort(key=lambda notification: notification.position)
         await self._fanout.notify(due)
         return len(due)

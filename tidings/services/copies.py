@@ -15,7 +15,7 @@ from tidings.domain.errors import ValidationFailed
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft, is_idempotency_key
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
-from tidings.domain.notification import NewDelivery, Notification
+from tidings.domain.notification import NewDelivery, Notification, rank_of
 from tidings.domain.pacing import window_closes
 from tidings.domain.preference import chosen_media
 from tidings.domain.template import Rendered, Template
@@ -85,9 +85,15 @@ class CreationRequest:
 
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a repeat from a reuse of its key."""
-        # `sensitive` counts only when given, so keys kept before it existed still match.
-        exclude = None if self.draft.sensitive else {"sensitive"}
-        return hashlib.sha256(self.draft.model_dump_json(exclude=exclude).encode()).hexdigest()
+        # Fields added later count only when given, so keys kept before they existed
+        # still match.
+        draft = self.draft
+        exclude = {name for name in ("expires_at", "url", "actions")
+                   if getattr(draft, name) is None}
+        if not draft.sensitive:
+            exclude.add("sensitive")
+        return hashlib.sha256(draft.model_dump_json(exclude=exclude or None).encode()
+                              ).hexdigest()
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:
@@ -116,6 +122,7 @@ def build_copies(
     # Recipients with the same media have the same initial delivery states: share them
     # (a channel fan-out makes 10,000 copies).
     states: dict[frozenset[Medium], tuple[DeliveryState, ...]] = {}
+    rank = rank_of(draft.priority)
     for user_id in recipients:
         chosen = media[user_id]
         shared = None if held else states.get(chosen)
@@ -137,6 +144,10 @@ def build_copies(
             in_app=Medium.IN_APP in chosen, producer=request.principal.user_id,
             sensitive=tuple(draft.sensitive),
             deliveries=shared, template=template, content=content,
+            expires_at=draft.expires_at, url=draft.url,
+            actions=[action.model_dump() for action in draft.actions] if draft.actions
+            else None,
+            idempotency_key=request.key,
         )
         stored.append(notification)
         deliveries.extend(
@@ -145,7 +156,7 @@ def build_copies(
                         attempts=state.attempts,
                         due_at=_due(held, user_id, Medium(state.medium), visible_at),
                         created_at=now, last_error=state.last_error,
-                        digest_id=state.digest_id, trace=request.trace)
+                        digest_id=state.digest_id, trace=request.trace, rank=rank)
             for state in shared
         )
     return stored, deliveries

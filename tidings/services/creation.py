@@ -121,6 +121,7 @@ class CreationService:
             template = await self._templates.resolve(draft.template)
         html = await asyncio.to_thread(draft.cleaned_html) if draft.html is not None else None
         now = utcnow()
+        draft.check_expiry(now)
         due = draft.scheduled_at
         # The catalogue is cached whole: a type not in it costs no query either.
         kind = await self._types.find(draft.channel, draft.type) if self._types else None

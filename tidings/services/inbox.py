@@ -32,6 +32,7 @@ class Page:
     items: list[Notification]
     next_cursor: str | None
     unread_count: int
+    unseen_count: int
 
 
 class InboxService:
@@ -58,9 +59,9 @@ class InboxService:
                                           cipher=self._cipher)
             has_more = len(items) > limit
             items = await store.with_deliveries(conn, items[:limit])
-            unread = await store.count_unread(conn, principal.user_id, now, filters)
+            unread, unseen = await store.count_unread(conn, principal.user_id, now, filters)
         next_cursor = encode_cursor(items[-1].position) if has_more else None
-        return Page(items, next_cursor, unread)
+        return Page(items, next_cursor, unread, unseen)
 
     async def get(self, principal: Principal, notification_id: str) -> Notification:
         _require_id(notification_id)

@@ -58,6 +58,7 @@ async def visible_since(
                 notifications.c.in_app.is_(True),
                 notifications.c.visible_at > after,
                 notifications.c.visible_at <= now,
+                notification_store.live(now),
             )
             .order_by(notifications.c.visible_at, notifications.c.id)
             .limit(limit)

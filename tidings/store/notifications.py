@@ -59,7 +59,8 @@ def _sealed(item: Notification, cipher: FieldCipher | None) -> Notification:
 _INSERTED = (
     "id", "user_id", "type", "title", "message", "channel", "priority", "status",
     "scheduled_at", "created_at", "visible_at", "delivered_at", "read_at", "data", "in_app",
-    "producer", "sensitive", "template", "content",
+    "producer", "sensitive", "template", "content", "expires_at", "url", "actions",
+    "idempotency_key",
 )
 
 
@@ -76,7 +77,8 @@ def _rows(values: driver_inserts.Values, items: Sequence[Notification],
             instant(item.visible_at), instant(item.delivered_at), instant(item.read_at),
             as_json(item.data), item.in_app, item.producer,
             json_or_null(list(item.sensitive) or None), as_json(item.template),
-            as_json(item.content),
+            as_json(item.content), instant(item.expires_at), item.url,
+            as_json(item.actions), item.idempotency_key,
         ))
     return rows
 
@@ -113,7 +115,18 @@ def _owned(user_id: str, notification_id: str) -> sa.ColumnElement[bool]:
 
 
 def _visible(now: datetime) -> sa.ColumnElement[bool]:
-    return notifications.c.visible_at <= now
+    # A canceled notification is gone for its user, as a deleted one is.
+    return sa.and_(notifications.c.visible_at <= now,
+                   notifications.c.status != Status.CANCELED)
+
+
+def live(now: datetime | sa.ColumnElement[Any],
+         table: sa.TableClause | None = None) -> sa.ColumnElement[bool]:
+    """Neither canceled nor expired at `now`: what lists, counts, replay and the queue
+    still carry (`now` may be a column, as in replay's asks)."""
+    table = notifications if table is None else table
+    return sa.and_(table.c.status != Status.CANCELED,
+                   sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now))
 
 
 async def get_owned(
@@ -135,7 +148,9 @@ async def get_many(
 
 
 def _filtered(user_id: str, now: datetime, filters: InboxFilter) -> list[sa.ColumnElement[bool]]:
-    clauses = [notifications.c.user_id == user_id, _visible(now)]
+    clauses = [notifications.c.user_id == user_id, _visible(now), live(now)]
+    clauses.append(notifications.c.archived_at.is_not(None) if filters.archived
+                   else notifications.c.archived_at.is_(None))
     if filters.status:
         clauses.append(notifications.c.status == filters.status)
     if filters.unread:
@@ -175,13 +190,18 @@ async def list_page(
 
 async def count_unread(
     conn: AsyncConnection, user_id: str, now: datetime, filters: InboxFilter
-) -> int:
-    """Unread among the user's visible notifications of the filter's channel and type."""
-    unread = InboxFilter(unread=True, channel=filters.channel, type=filters.type)
-    query = sa.select(sa.func.count()).select_from(notifications).where(
-        *_filtered(user_id, now, unread)
+) -> tuple[int, int]:
+    """(unread, unseen) among the user's listed notifications of the filter's channel,
+    type and archived side, in one pass."""
+    scope = InboxFilter(channel=filters.channel, type=filters.type, archived=filters.archived)
+    unread = sa.case((notifications.c.status != Status.READ, 1), else_=0)
+    unseen = sa.case((notifications.c.seen_at.is_(None), 1), else_=0)
+    query = sa.select(sa.func.coalesce(sa.func.sum(unread), 0),
+                      sa.func.coalesce(sa.func.sum(unseen), 0)).where(
+        *_filtered(user_id, now, scope)
     )
-    return int((await conn.execute(query)).scalar_one())
+    row = (await conn.execute(query)).one()
+    return int(row[0]), int(row[1])
 
 
 async def set_status(

@@ -37,10 +37,12 @@ class Lane:
     waiting: sa.TextClause
     leased: bool  # claimed `sending` under a lease and settled later; else marked sent
     held_apart: bool  # rows held for a digest are left to `store.pacing.claim_digests`
+    # Claimed by priority first (DESIGN section 12), as the lane's index is ordered.
+    by_rank: bool = False
 
 
 # Email, push and webhook deliveries: the partial index `ix_deliveries_queue`.
-QUEUED = Lane(DUE, leased=True, held_apart=True)
+QUEUED = Lane(DUE, leased=True, held_apart=True, by_rank=True)
 # Scheduled in-app deliveries: the index `ix_deliveries_due` (medium, status, due time).
 # Never held for a digest (digests are email and push), so no such filter to read past.
 IN_APP = Lane(sa.text("medium = 'in_app' AND status = 'pending'"), leased=False,
@@ -111,15 +113,18 @@ async def claim(
     conn: AsyncConnection, now: datetime, limit: int, lease_s: float = 0.0,
     lane: Lane = QUEUED,
 ) -> list[Claimed]:
-    """Take up to `limit` of the lane's due deliveries (oldest due first), one more attempt
-    counted. In a leased lane they are `sending` under a fresh lease until `now + lease_s`;
+    """Take up to `limit` of the lane's due deliveries (oldest due first; in a lane by
+    rank, critical, then high, then the rest, and oldest first within each), one more
+    attempt counted. In a leased
+    lane they are `sending` under a fresh lease until `now + lease_s`;
     a lease that ends makes the row due again by itself (`next_attempt_at` is its end).
     Otherwise they are `sent` at once. SKIP LOCKED lets workers and nodes claim side by
     side on PostgreSQL; SQLite has one writer, so the clause is left out there."""
     due = (
         sa.select(deliveries.c.id)
         .where(lane.waiting, deliveries.c.next_attempt_at <= now, _unheld(lane))
-        .order_by(deliveries.c.next_attempt_at)
+        .order_by(*((deliveries.c.rank,) if lane.by_rank else ()),
+                  deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

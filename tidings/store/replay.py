@@ -72,7 +72,8 @@ def _query(size: int) -> sa.Select[Any]:
             sa.tuple_(*position) > sa.tuple_(table.c.after_at, table.c.after_id),
             notifications.c.visible_at <= table.c.until_at,
         )))
-        .where(notifications.c.in_app.is_(True))
+        .where(notifications.c.in_app.is_(True),
+               notification_store.live(table.c.until_at))
         .subquery("ranked")
     )
     return (

@@ -54,7 +54,19 @@ notifications = sa.Table(
     # differ from the rules for notifications without one. Null otherwise.
     sa.Column("template", JSONData, nullable=True),
     sa.Column("content", JSONData, nullable=True),
+    # Inbox states, expiry and links (DESIGN section 12).
+    sa.Column("seen_at", UTCDateTime, nullable=True),
+    sa.Column("archived_at", UTCDateTime, nullable=True),
+    sa.Column("clicked_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("actions", JSONData, nullable=True),
+    # The create's Idempotency-Key (with `producer`): cancel by key finds the copies.
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
+    sa.Index("ix_notifications_producer_key", "producer", "idempotency_key",
+             postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+             sqlite_where=sa.text("idempotency_key IS NOT NULL")),
     sa.Index("ix_notifications_user_status", "user_id", "status"),
     # On PostgreSQL the three notification tables are range-partitioned by notification
     # id, a partition a month (tidings/store/partitions.py, docs/DATABASE.md).
@@ -100,6 +112,9 @@ notification_deliveries = sa.Table(
     # The W3C traceparent of the create that made the row (tracing on): the worker's
     # send continues that trace, in whatever process and however late.
     sa.Column("trace_parent", sa.String(55), nullable=True),
+    # The claim's order among due rows (DESIGN section 12): 0 critical, 1 high, 2 the rest
+    # (its notification's priority, copied here so the claim reads one index).
+    sa.Column("rank", sa.SmallInteger, nullable=False, server_default="2"),
     sa.Index("ix_deliveries_notification", "notification_id"),
     # The in-app scheduler's lookup names the medium: "due in-app deliveries" must not
     # wade through every email and push row waiting for its worker.
@@ -107,7 +122,7 @@ notification_deliveries = sa.Table(
     # The workers' claim reads only rows that can be due: a partial index stays small
     # however many finished rows the table holds.
     sa.Index(
-        "ix_deliveries_queue", "next_attempt_at",
+        "ix_deliveries_queue", "rank", "next_attempt_at",
         postgresql_where=sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'"),
         sqlite_where=sa.text("status IN ('pending', 'sending') AND medium <> 'in_app'"),
     ),

@@ -236,11 +236,27 @@ export class TidingsInbox extends HTMLElement {
       h("div", { class: "meta" },
         h("time", { datetime: note.created_at }, when.toLocaleString()),
         ` · ${note.channel} · `, h("span", { class: "status" }, note.status)),
+      this.links(note),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "read", onclick: () => this.markRead(note.id) }, "Mark read"),
+        h("button", { type: "button", class: "archive", onclick: () => this.archive(note.id) }, "Archive"),
         h("button", { type: "button", class: "delete", onclick: () => this.remove(note.id) }, "Delete")));
     this.style(li, note);
     return li;
+  }
+
+  // The notification's link and action buttons; http(s) only (the server accepts no
+  // other, and a page never follows a javascript: link whatever it is sent).
+  links(note) {
+    const web = (url) => typeof url === "string" && /^https?:\/\//i.test(url);
+    const links = [];
+    if (web(note.url)) links.push(["Open", note.url]);
+    for (const action of Array.isArray(note.actions) ? note.actions : []) {
+      if (action && web(action.url)) links.push([String(action.label || action.url), action.url]);
+    }
+    if (!links.length) return null;
+    return h("div", { class: "links" }, links.map(([label, url]) =>
+      h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, label)));
   }
 
   style(li, note) {
@@ -271,9 +287,29 @@ export class TidingsInbox extends HTMLElement {
   // are to come); one heard twice changes nothing. An item not loaded here may still have
   // been counted unread: the server's count is asked for then.
   changed(change) {
-    if (!change || change.action !== "deleted" || !Array.isArray(change.ids)) return;
-    const unknown = change.ids.filter((id) => !this.drop(id));
-    if (unknown.length) this.refreshUnread();
+    if (!change) return;
+    if ((change.action === "deleted" || change.action === "archived") && Array.isArray(change.ids)) {
+      const unknown = change.ids.filter((id) => !this.drop(id));
+      if (unknown.length) this.refreshUnread();
+    } else if (change.action === "read_all") {
+      this.readAll(change);
+    } else if (change.action === "unarchived") {
+      this.refreshUnread();
+    }
+  }
+
+  // Every unread item shown of the change's channel and type, visible by its instant,
+  // is read now (the server sent no status event per item).
+  readAll(change) {
+    const before = change.before ? Date.parse(change.before) : Infinity;
+    for (const note of this.notes.values()) {
+      if (note.status === "read") continue;
+      if (change.channel && note.channel !== change.channel) continue;
+      if (change.type && note.type !== change.type) continue;
+      if (Date.parse(note.scheduled_at || note.created_at) > before) continue;
+      this.status({ id: note.id, status: "read", read_at: change.before || null });
+    }
+    this.refreshUnread();
   }
 
   // The server's count, unless the count moved here while it was asked for (a live
@@ -302,21 +338,22 @@ export class TidingsInbox extends HTMLElement {
     } catch (error) { this.say(`Could not mark read: ${error.message}`); }
   }
 
-  // There is no bulk endpoint: walk the unread pages (bounded) and mark each one.
+  // One call; every tab (this one too) hears `inboxChanged` read_all and restyles.
   async markAll() {
-    let cursor = null;
     try {
-      for (let pages = 0; pages < 50; pages += 1) {
-        const query = new URLSearchParams({ limit: "100", unread: "true" });
-        if (cursor) query.set("cursor", cursor);
-        const body = await this.api(`/api/notifications?${query}`);
-        await Promise.all(body.items.map((note) => this.markRead(note.id)));
-        cursor = body.next_cursor;
-        if (!cursor) break;
-      }
+      await this.api("/api/notifications/read-all", { method: "POST", body: {} });
+      this.readAll({ before: new Date().toISOString() });
       this.say("All marked read.");
-      this.refreshUnread();
     } catch (error) { this.say(`Could not mark all read: ${error.message}`); }
+  }
+
+  async archive(id) {
+    try {
+      await this.api(`/api/notifications/${encodeURIComponent(id)}/archive`, { method: "POST" });
+    } catch (error) {
+      if (error.status !== 404) { this.say(`Could not archive: ${error.message}`); return; }
+    }
+    this.drop(id);
   }
 
   async remove(id) {
