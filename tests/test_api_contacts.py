@@ -13,7 +13,8 @@ from tidings.store import contacts as contact_store
 
 pytestmark = pytest.mark.both_databases
 
-FULL = {"email": "alice@example.com", "locale": "de_AT", "timezone": "Europe/Vienna",
+FULL = {"email": "alice@example.com", "phone": "+41446681800",
+        "locale": "de_AT", "timezone": "Europe/Vienna",
         "quiet_hours": {"start": "22:00", "end": "07:00"}}
 
 

@@ -65,6 +65,8 @@ class PreferenceOut(BaseModel):
     email_enabled: bool
     push_enabled: bool
     in_app_enabled: bool
+    sms_enabled: bool
+    chat_enabled: bool
 
 
 class PreferenceList(BaseModel):
@@ -149,6 +151,7 @@ class QuietHoursOut(BaseModel):
 class ContactOut(BaseModel):
     user_id: str
     email: str | None
+    phone: str | None
     locale: str | None
     timezone: str | None
     quiet_hours: QuietHoursOut | None

@@ -19,6 +19,8 @@ class DeliveryMedium(StrEnum):
     IN_APP = "in_app"
     EMAIL = "email"
     PUSH = "push"
+    SMS = "sms"
+    CHAT = "chat"
     WEBHOOK = "webhook"
 
 

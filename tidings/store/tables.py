@@ -173,6 +173,7 @@ contacts = sa.Table(
     metadata,
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("phone", sa.String(16), nullable=True),  # E.164: "+" and at most 15 digits
     sa.Column("locale", sa.String(35), nullable=True),
     sa.Column("timezone", sa.String(64), nullable=True),
     sa.Column("quiet_start", sa.String(5), nullable=True),  # "HH:MM" in `timezone`
@@ -220,6 +221,8 @@ preferences = sa.Table(
     sa.Column("email_enabled", sa.Boolean, nullable=False),
     sa.Column("push_enabled", sa.Boolean, nullable=False),
     sa.Column("in_app_enabled", sa.Boolean, nullable=False),
+    sa.Column("sms_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("chat_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-QUEUED_MEDIA = ("email", "push", "webhook")
+QUEUED_MEDIA = ("email", "push", "sms", "webhook")
 LOOPS = ("worker", "scheduler", "maintenance")  # the background loops (`support.loops`)
 CACHES = ("preferences",)  # the in-process caches (`support.ttl_cache`)
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
