@@ -5,7 +5,8 @@ The delivery workers read it for every email and push (`store/contacts.py`'s `co
 `PUT /api/users/{user_id}/contact` writes it. What a PUT may carry is checked here, once:
 an address an SMTP server could take, a phone number in international form (judged by
 `phonenumbers`, stored as E.164: no region is ever guessed), a locale babel knows (stored
-as babel spells it, `pt-BR` -> `pt_BR`), an IANA zone, and quiet hours as `HH:MM` 24-hour wall-clock times.
+as babel spells it, `pt-BR` -> `pt_BR`), an IANA zone, and quiet hours as `HH:MM` 24-hour
+wall-clock times.
 """
 
 from __future__ import annotations
