@@ -96,6 +96,7 @@ class AttemptOut(BaseModel):
     provider_id: str | None
     device_id: str | None
     elapsed_ms: int
+    provider: str | None
 
 
 class DeliveryOut(BaseModel):

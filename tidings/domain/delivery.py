@@ -98,9 +98,11 @@ class AttemptRecord:
     provider_id: str | None
     device_id: str | None
     elapsed_ms: int = 0
+    provider: str | None = None  # which provider answered, where a medium has several
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "provider": self.provider,
             "at": isoformat(self.at),
             "outcome": self.outcome,
             "code": self.code,

@@ -132,6 +132,8 @@ delivery_attempts = sa.Table(
     sa.Column("provider_id", OutsideText(255), nullable=True),
     sa.Column("device_id", sa.String(36), nullable=True),
     sa.Column("elapsed_ms", sa.Integer, nullable=False, server_default="0"),
+    # Which provider answered, where the medium has several (`smtp`, `http`, `twilio`).
+    sa.Column("provider", sa.String(16), nullable=True),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id", "id"),
     sa.Index("ix_delivery_attempts_notification", "notification_id"),
     postgresql_partition_by="RANGE (notification_id)",

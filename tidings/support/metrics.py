@@ -52,6 +52,14 @@ class Metrics:
             "(sent, transient, permanent, gone; skipped when there was nothing to try)",
             ["medium", "outcome"], registry=self.registry,
         )
+        # Each provider's answers, where a medium has several to fail over between (email:
+        # smtp, http; sms: twilio, http); `provider` is empty for the others.
+        self.delivery_attempts = Counter(
+            "tidings_delivery_attempts", "Answers of providers to delivery attempts, by "
+            "medium, provider and outcome (one attempt that fails over counts once per "
+            "provider tried)",
+            ["medium", "provider", "outcome"], registry=self.registry,
+        )
         self.dead_letters = Counter(
             "tidings_dead_letters", "Deliveries given up (dead letters), by medium",
             ["medium"], registry=self.registry,

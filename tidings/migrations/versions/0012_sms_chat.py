@@ -1,4 +1,5 @@
-"""preferences gain sms_enabled and chat_enabled; contacts gain phone
+"""preferences gain sms_enabled and chat_enabled; contacts gain phone; attempts name their
+provider
 
 Revision ID: 0012
 Revises: 0008
@@ -23,9 +24,14 @@ def upgrade() -> None:
                                       server_default=sa.true()))
     with op.batch_alter_table("contacts") as batch_op:
         batch_op.add_column(sa.Column("phone", sa.String(16), nullable=True))
+    # A plain ADD COLUMN without a default: on PostgreSQL the partitioned parent passes it
+    # to every partition, and no row is rewritten.
+    op.add_column("delivery_attempts", sa.Column("provider", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("delivery_attempts") as batch_op:
+        batch_op.drop_column("provider")
     with op.batch_alter_table("contacts") as batch_op:
         batch_op.drop_column("phone")
     with op.batch_alter_table("user_notification_preferences") as batch_op:
