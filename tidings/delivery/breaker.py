@@ -38,6 +38,12 @@ class CircuitBreaker:
             return BreakerState.OPEN
         return BreakerState.HALF_OPEN
 
+    def remaining_s(self) -> float:
+        """How long the breaker stays open (0 unless open)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self._cool_down - (self._clock() - self._opened_at))
+
     def allow(self) -> bool:
         """Whether a request may go to the provider now (claiming the half-open trial)."""
         state = self.state

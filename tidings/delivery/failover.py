@@ -4,8 +4,9 @@ attempt. A provider whose circuit breaker is open is not asked at all.
 
 Guarantees: `send` never raises for a provider's failure; it answers every provider it
 asked, in order, each `Attempt` naming its `provider`. When no provider could be asked
-(every breaker open) it answers one transient attempt, so the delivery is retried later
-and never lost.
+(every breaker open) it answers one transient attempt whose `retry_after_s` is the time
+until the first breaker lets a request through, so the delivery is retried then and never
+lost.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class Failover(Generic[T]):
             named.breaker.succeeded()
             break
         if not tried:
-            tried.append(Attempt(Outcome.TRANSIENT, code="breaker_open", error=ALL_PAUSED))
+            # Retried when the first provider may be tried again, not before.
+            wait = min(named.breaker.remaining_s() for named in self._providers)
+            tried.append(Attempt(Outcome.TRANSIENT, code="breaker_open", error=ALL_PAUSED,
+                                 retry_after_s=wait or None))
         return tried
 
     async def close(self) -> None:
