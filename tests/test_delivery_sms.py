@@ -412,8 +412,8 @@ async def test_the_breaker_skips_a_failing_provider_then_tries_it_again(
             delivery = await ended(server, (await create(server))["id"])
             providers.append([(h["provider"], h["outcome"]) for h in delivery["history"]])
         assert breaker.state is BreakerState.OPEN
-        while breaker.state is BreakerState.OPEN:  # the cool-down, not a timing claim
-            await asyncio.sleep(0.05)
+        await asyncio.sleep(breaker.remaining_s() + 0.01)  # the cool-down runs out
+        assert breaker.state is BreakerState.HALF_OPEN
         after = await ended(server, (await create(server))["id"])
     finally:
         await server.stop()
