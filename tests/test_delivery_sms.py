@@ -288,6 +288,23 @@ async def test_quiet_hours_hold_an_sms_and_critical_goes_through(
     assert len(stand_in.requests) == 1  # the critical one only
 
 
+async def test_a_digest_sends_one_sms_for_all_its_notifications(
+    texter: RunningServer, twilio: tuple[TwilioStandIn, str]
+) -> None:
+    stand_in, _ = twilio
+    await add_phone(texter)
+    digest = {"key": "codes", "window_seconds": 1}
+    first = await create(texter, title="First", digest=digest)
+    second = await create(texter, title="Second", digest=digest)
+    one, two = await ended(texter, first["id"]), await ended(texter, second["id"])
+    assert one["status"] == two["status"] == "sent"
+    (request,) = stand_in.requests
+    assert TwilioStandIn.form(request)["Body"] == "2 new notifications: First, Second"
+    async with texter.http("alice") as http:
+        body = (await http.get(f"/api/notifications/{first['id']}")).json()
+    assert body["deliveries"][0]["digest_id"] is not None
+
+
 async def test_chat_has_no_provider_and_is_skipped(texter: RunningServer) -> None:
     note = await create(texter, media=["in_app", "chat"])
     chat = next(d for d in note["deliveries"] if d["medium"] == "chat")
