@@ -133,3 +133,25 @@ def test_the_sms_text_is_cut_to_1600_code_points(text: str, expected_length: int
     result = sms_text(text)
     assert len(result) == expected_length
     assert result.endswith("\u2026") is cut
+
+
+class Broken:
+    async def send(self, message: str) -> Attempt:
+        raise RuntimeError("a bug")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_sender_that_raises_counts_as_a_failure_and_frees_a_half_open_trial() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 10, clock)
+    failover: Failover[str] = Failover([Named("broken", Broken(), breaker)])
+    with pytest.raises(RuntimeError):
+        await failover.send("m")
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 10
+    with pytest.raises(RuntimeError):
+        await failover.send("m")  # the half-open trial, which raises too
+    clock.now += 10
+    assert breaker.allow()  # not stuck: a new trial may go

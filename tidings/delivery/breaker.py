@@ -60,6 +60,11 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial = False
 
+    def abandoned(self) -> None:
+        """The request went without an answer (cancelled): a half-open trial is free
+        again, and nothing is counted."""
+        self._trial = False
+
     def failed(self) -> None:
         """A transient failure: one more in a row; a failed trial opens it again."""
         self._failures += 1

@@ -60,7 +60,17 @@ class Failover(Generic[T]):
         for named in self._providers:
             if not named.breaker.allow():
                 continue
-            attempt = replace(await named.provider.send(message), provider=named.name)
+            try:
+                answered = await named.provider.send(message)
+            except Exception:
+                # A sender bug counts as a failure (the dispatcher retries the delivery),
+                # and never leaves a half-open trial claimed forever.
+                named.breaker.failed()
+                raise
+            except BaseException:  # cancelled: no answer either way
+                named.breaker.abandoned()
+                raise
+            attempt = replace(answered, provider=named.name)
             tried.append(attempt)
             if attempt.outcome is Outcome.TRANSIENT:
                 named.breaker.failed()

@@ -32,7 +32,7 @@ from tidings.queue.retry import RetryPolicy
 from tidings.queue.verdict import Verdicts
 from tidings.store.queue import Claimed, Settlement
 
-SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
+SENT = DeliveryStatus.SENT
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
