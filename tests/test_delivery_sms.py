@@ -305,6 +305,29 @@ async def test_a_digest_sends_one_sms_for_all_its_notifications(
     assert body["deliveries"][0]["digest_id"] is not None
 
 
+async def test_past_the_hourly_limit_an_sms_joins_the_next_hour_s_digest(
+    database_url: str, twilio: tuple[TwilioStandIn, str]
+) -> None:
+    stand_in, url = twilio
+    server = await serve(database_url, throttle_per_hour=1, **twilio_settings(url))
+    try:
+        await add_phone(server)
+        first = await create(server)
+        assert (await ended(server, first["id"]))["status"] == "sent"
+        second = await create(server)
+        async with server.http("alice") as http:
+            for _ in range(250):
+                body = (await http.get(f"/api/notifications/{second['id']}")).json()
+                if body["deliveries"][0]["digest_id"] is not None:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        await server.stop()
+    (state,) = body["deliveries"]
+    assert state["status"] == "pending" and state["digest_id"] is not None  # held, kept
+    assert len(stand_in.requests) == 1
+
+
 async def test_chat_has_no_provider_and_is_skipped(texter: RunningServer) -> None:
     note = await create(texter, media=["in_app", "chat"])
     chat = next(d for d in note["deliveries"] if d["medium"] == "chat")
