@@ -197,6 +197,7 @@ async def test_one_delivery_shows_its_attempt_count_and_history(server: RunningS
     assert body["history"][0] == {
         "at": "2026-11-01T11:57:00Z", "outcome": "transient", "code": "450",
         "error": "try 0", "provider_id": None, "device_id": None, "elapsed_ms": 10,
+        "provider": None,
     }
     assert body["history"][-1]["outcome"] == "permanent"
 

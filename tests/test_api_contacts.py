@@ -13,7 +13,8 @@ from tidings.store import contacts as contact_store
 
 pytestmark = pytest.mark.both_databases
 
-FULL = {"email": "alice@example.com", "locale": "de_AT", "timezone": "Europe/Vienna",
+FULL = {"email": "alice@example.com", "phone": "+41446681800",
+        "locale": "de_AT", "timezone": "Europe/Vienna",
         "quiet_hours": {"start": "22:00", "end": "07:00"}}
 
 
@@ -172,3 +173,40 @@ async def test_contact_of_reads_many_users_at_once(server: RunningServer) -> Non
     assert found["u2"].email == "u2@example.com"
     assert found["u1"].locale == "de_AT" and found["u1"].timezone == "Europe/Vienna"
     assert found["u1"].quiet_hours is not None and found["u1"].quiet_hours.start == "22:00"
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("+41446681800", "+41446681800"),
+    ("+41 44 668 18 00", "+41446681800"),
+    ("+1 (415) 555-2671", "+14155552671"),
+])
+async def test_a_phone_number_is_stored_as_e164(
+    server: RunningServer, given: str, stored: str
+) -> None:
+    async with server.http("alice") as http:
+        body = (await http.put("/api/users/me/contact", json={"phone": given})).json()
+        kept = (await http.put("/api/users/me/contact", json={"locale": "en"})).json()
+        cleared = (await http.put("/api/users/me/contact", json={"phone": None})).json()
+    assert body["phone"] == stored and kept["phone"] == stored
+    assert cleared["phone"] is None
+
+
+@pytest.mark.parametrize("phone", [
+    "0446681800",  # national: no region is guessed
+    "41446681800",  # the country code without its "+"
+    "+41 44",  # too short to be a number
+    "+999 1234 5678",  # no such country code
+    "+abc",
+    "",
+    "+" + "1" * 70,  # longer than any input is allowed to be
+    12345,
+])
+async def test_a_phone_number_that_is_not_international_and_valid_is_422(
+    server: RunningServer, phone: Any
+) -> None:
+    async with server.http("alice") as http:
+        response = await http.put("/api/users/me/contact", json={"phone": phone})
+        after = await http.get("/api/users/me/contact")
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "phone"
+    assert after.status_code == 404

@@ -40,7 +40,8 @@ async def test_create_returns_the_stored_notification(server: RunningServer) -> 
     assert fetched.status_code == 200
     # The deliveries move on by themselves (the workers claim email and push at once).
     assert {**fetched.json(), "deliveries": None} == {**body, "deliveries": None}
-    assert [d["medium"] for d in body["deliveries"]] == ["email", "in_app", "push"]
+    assert [d["medium"] for d in body["deliveries"]] == [
+        "chat", "email", "in_app", "push", "sms"]
 
 
 async def test_admin_may_create_and_plain_user_may_not(server: RunningServer) -> None:

@@ -22,7 +22,8 @@ async def test_preferences_start_empty_and_put_stores_one(server: RunningServer)
         listed = (await http.get("/api/notifications/preferences")).json()
     assert put.status_code == 200
     assert put.json() == {"channel": "orders", "notification_type": "shipped",
-                          "email_enabled": False, "push_enabled": True, "in_app_enabled": True}
+                          "email_enabled": False, "push_enabled": True, "in_app_enabled": True,
+                          "sms_enabled": True, "chat_enabled": True}
     assert listed == {"items": [put.json()]}
     async with server.http("bob") as http:
         assert (await http.get("/api/notifications/preferences")).json() == {"items": []}
@@ -34,7 +35,8 @@ async def test_put_defaults_to_wildcards_and_updates_in_place(server: RunningSer
         updated = await http.put("/api/notifications/preferences", json={"email_enabled": False})
         listed = (await http.get("/api/notifications/preferences")).json()["items"]
     assert updated.json() == {"channel": "*", "notification_type": "*", "email_enabled": False,
-                              "push_enabled": False, "in_app_enabled": True}
+                              "push_enabled": False, "in_app_enabled": True,
+                              "sms_enabled": True, "chat_enabled": True}
     assert listed == [updated.json()]
 
 
@@ -89,11 +91,12 @@ async def test_most_specific_preference_row_wins(server: RunningServer) -> None:
             {"channel": "orders", "notification_type": "alert", "email_enabled": True,
              "push_enabled": True, "in_app_enabled": False},
         ]})
+    # The rows name no SMS or chat flag: those stay enabled.
     cases = {
-        ("news", "digest"): {"in_app"},
-        ("news", "alert"): {"in_app", "push"},
-        ("orders", "digest"): {"in_app", "email"},
-        ("orders", "alert"): {"email", "push"},
+        ("news", "digest"): {"in_app", "sms", "chat"},
+        ("news", "alert"): {"in_app", "push", "sms", "chat"},
+        ("orders", "digest"): {"in_app", "email", "sms", "chat"},
+        ("orders", "alert"): {"email", "push", "sms", "chat"},
     }
     async with server.http("svc", "service") as http:
         for (channel, type_), expected in cases.items():
@@ -110,7 +113,7 @@ async def test_without_preferences_every_medium_is_chosen(server: RunningServer)
         chosen = (await http.post("/api/notifications", json={
             "user_id": "newcomer", "type": "t", "title": "t", "message": "m",
             "media": ["email"]})).json()
-    assert await _media_of(server, note["id"]) == {"in_app", "email", "push"}
+    assert await _media_of(server, note["id"]) == {"in_app", "email", "push", "sms", "chat"}
     assert await _media_of(server, chosen["id"]) == {"email"}
 
 

@@ -94,7 +94,8 @@ async def test_preferences_updated_over_the_socket_are_stored(server: RunningSer
     assert [(p.channel, p.email_enabled) for p in stored] == [("orders", False)]
     async with AsyncTidingsClient(server.url, server.token("bob")) as reader:
         assert Preference(channel="orders", notification_type="*", email_enabled=False,
-                          push_enabled=True, in_app_enabled=True) in await reader.preferences()
+                          push_enabled=True, in_app_enabled=True, sms_enabled=True,
+                          chat_enabled=True) in await reader.preferences()
 
 
 async def test_since_replays_what_came_before_the_first_connect(

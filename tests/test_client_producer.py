@@ -260,6 +260,15 @@ async def test_async_preferences_round_trip(server: RunningServer) -> None:
     assert invalid.value.field == "channel"
 
 
+async def test_the_client_carries_the_sms_and_chat_flags(server: RunningServer) -> None:
+    async with AsyncTidingsClient(server.url, server.token("ivy")) as client:
+        stored = await client.set_preference(Preference(channel="otp", sms_enabled=False))
+        both = await client.set_preferences([Preference(channel="otp", chat_enabled=False)])
+    assert (stored.sms_enabled, stored.chat_enabled, stored.email_enabled) == (
+        False, True, True)
+    assert (both[0].sms_enabled, both[0].chat_enabled) == (False, False)  # sms kept
+
+
 async def test_notify_many_follows_the_batch_contract(server: RunningServer) -> None:
     async with server.http() as anonymous:
         spec = (await anonymous.get("/openapi.json")).json()

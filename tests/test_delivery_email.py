@@ -107,7 +107,8 @@ async def test_an_email_reaches_the_smtp_server_once_and_the_notification_is_del
     async with mailer.http("alice") as alice:
         prefs = (await alice.get("/api/notifications/preferences")).json()["items"]
     assert prefs == [{"channel": "default", "notification_type": "invoice",
-                      "email_enabled": False, "push_enabled": True, "in_app_enabled": True}]
+                      "email_enabled": False, "push_enabled": True, "in_app_enabled": True,
+                      "sms_enabled": True, "chat_enabled": True}]
 
 
 async def test_a_transient_failure_is_retried_with_the_same_message_id(

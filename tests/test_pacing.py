@@ -23,7 +23,7 @@ from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tests.pushfakes.server import running
 from tests.pushfakes.service import FakePushGateway
-from tidings.delivery.email.sender import build_email_sender
+from tidings.delivery.email.sender import build_email_failover
 from tidings.delivery.push.router import build_push_senders
 from tidings.domain import pacing
 from tidings.domain.model import utcnow
@@ -115,7 +115,7 @@ async def stepped(quiet_server: RunningServer) -> AsyncIterator[SteppedWorker]:
     await db.start()
     http = httpx.AsyncClient()
     dispatcher = Dispatcher(
-        Senders(email=build_email_sender(settings, http, timeout_s=5),
+        Senders(email=build_email_failover(settings, http, timeout_s=5),
                 push=build_push_senders(settings, http)),
         RetryPolicy(2, (0.05,)), settings.public_url, clock, random.Random(1))
     worker = DeliveryWorker(db, None, dispatcher, Metrics(), batch_size=100, lease_s=30,

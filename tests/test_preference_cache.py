@@ -67,7 +67,7 @@ async def test_repeated_creates_read_a_user_s_preferences_once(
     server: RunningServer, preference_reads: list[str],
 ) -> None:
     for _ in range(5):
-        assert await create(server, "alice") == {"in_app", "email", "push"}
+        assert await create(server, "alice") == {"in_app", "email", "push", "sms", "chat"}
     assert len(preference_reads) == 1
     assert server.metric("tidings_cache_hits_total", cache="preferences") == 4
     assert server.metric("tidings_cache_misses_total", cache="preferences") == 1
@@ -76,38 +76,39 @@ async def test_repeated_creates_read_a_user_s_preferences_once(
 async def test_a_change_through_this_node_is_honoured_by_its_next_create(
     server: RunningServer,
 ) -> None:
-    assert await create(server, "alice") == {"in_app", "email", "push"}  # cached: no rows
+    # cached: no rows
+    assert await create(server, "alice") == {"in_app", "email", "push", "sms", "chat"}
     async with server.http("alice") as http:
         put = await http.put("/api/notifications/preferences",
                              json=EMAIL_OFF)
     assert put.status_code == 200
-    assert await create(server, "alice") == {"in_app", "push"}
+    assert await create(server, "alice") == {"in_app", "push", "sms", "chat"}
     async with server.http("alice") as http:
         await http.post("/api/notifications/preferences/bulk", json={"items": [
             {**EMAIL_OFF, "email_enabled": True, "push_enabled": False}]})
-    assert await create(server, "alice") == {"in_app", "email"}
+    assert await create(server, "alice") == {"in_app", "email", "sms", "chat"}
 
 
 async def test_a_one_click_unsubscribe_is_honoured_by_the_next_create(
     server: RunningServer,
 ) -> None:
-    assert await create(server, "bob") == {"in_app", "email", "push"}
+    assert await create(server, "bob") == {"in_app", "email", "push", "sms", "chat"}
     token = server.services.unsubscribe.token("bob", "billing", "invoice")
     async with server.http() as anon:
         done = await anon.post(f"/unsubscribe/{token}",
                                data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200
-    assert await create(server, "bob") == {"in_app", "push"}
+    assert await create(server, "bob") == {"in_app", "push", "sms", "chat"}
 
 
 async def test_a_socket_preference_event_is_honoured_by_the_next_create(
     server: RunningServer, connect: Any,
 ) -> None:
-    assert await create(server, "erin") == {"in_app", "email", "push"}
+    assert await create(server, "erin") == {"in_app", "email", "push", "sms", "chat"}
     erin = await connect("erin")
     ack = await erin.call("updatePreferences", {**EMAIL_OFF, "push_enabled": False})
     assert ack["ok"] is True
-    assert await create(server, "erin") == {"in_app"}
+    assert await create(server, "erin") == {"in_app", "sms", "chat"}
 
 
 class Unheard:
@@ -141,7 +142,7 @@ async def test_an_entry_ends_after_its_life_when_no_invalidation_came(
         now[0] += TTL_S - 0.5
         assert await media() == frozenset(Medium)  # still the cached "no rows"
         now[0] += 0.5
-        assert await media() == {Medium.IN_APP, Medium.PUSH}
+        assert await media() == {Medium.IN_APP, Medium.PUSH, Medium.SMS, Medium.CHAT}
     finally:
         await db.dispose()
 
@@ -149,13 +150,13 @@ async def test_an_entry_ends_after_its_life_when_no_invalidation_came(
 async def honoured_across(one: RunningServer, two: RunningServer) -> None:
     """`two` caches carol's rows (none); she turns email off through `one`; a create on
     `two` honours it once the invalidation arrived (well before an entry's life ends)."""
-    assert await create(two, "carol") == {"in_app", "email", "push"}
+    assert await create(two, "carol") == {"in_app", "email", "push", "sms", "chat"}
     async with one.http("carol") as http:
         put = await http.put("/api/notifications/preferences", json=EMAIL_OFF)
     assert put.status_code == 200
 
     async def honoured() -> None:
-        while await create(two, "carol") != {"in_app", "push"}:  # noqa: ASYNC110 - polls
+        while await create(two, "carol") != {"in_app", "push", "sms", "chat"}:  # noqa: ASYNC110 - polls
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(honoured(), EVENT_TIMEOUT)

@@ -225,7 +225,8 @@ async def test_update_preferences_single_and_many(server: RunningServer, connect
     assert one["ok"] is True
     assert one["items"] == [{"channel": "orders", "notification_type": "*",
                              "email_enabled": False, "push_enabled": True,
-                             "in_app_enabled": True}]
+                             "in_app_enabled": True, "sms_enabled": True,
+                             "chat_enabled": True}]
     many = await alice.call("updatePreferences", {"items": [
         {"channel": "*", "notification_type": "*", "push_enabled": False},
         {"channel": "orders", "notification_type": "*", "in_app_enabled": False},

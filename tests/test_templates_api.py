@@ -189,6 +189,7 @@ async def test_preview_renders_every_part_with_the_rules_filling_the_rest(
             "subject": "Willkommen <Ada>", "text": "Hallo <Ada>",
             "html": "<p>Hello <b>&lt;Ada&gt;</b></p>",
             "push_title": "Willkommen <Ada>", "push_body": "Hallo <Ada>",
+            "sms": "Willkommen <Ada>: Hallo <Ada>",
         }
         english = (await http.post("/api/admin/templates/welcome/preview",
                                    json={"variables": {"name": "Bo"}})).json()

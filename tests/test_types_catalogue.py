@@ -18,6 +18,8 @@ from tests.redis_servers import RedisServer
 from tidings.client import AsyncTidingsClient, NotFound, TidingsClient, ValidationError
 from tidings.store.tables import digests
 
+# A create without media considers every medium (unconfigured ones end `skipped`).
+ALL_MEDIA = {"in_app", "email", "push", "sms", "chat"}
 pytestmark = pytest.mark.both_databases
 on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -168,7 +170,7 @@ async def test_a_create_without_media_takes_the_type_s_default_media(
     # The create's own media win over the type's; another type is not catalogued.
     assert set(media_of(await create(server, media=["email", "in_app"]))) == {
         "email", "in_app"}
-    assert set(media_of(await create(server, type="receipt"))) == {"in_app", "email", "push"}
+    assert set(media_of(await create(server, type="receipt"))) == ALL_MEDIA
     # Preferences still narrow the type's media.
     async with server.http("alice") as alice:
         await alice.put("/api/notifications/preferences", json={
@@ -200,7 +202,7 @@ async def test_creates_read_the_catalogue_once_whether_the_type_is_in_it_or_not(
     # A PUT here drops this node's copy at once: the next create reads it anew.
     await put_type(server, "billing", "receipt", {**INVOICES, "default_media": ["push"]})
     assert set(media_of(await create(server, type="receipt"))) == {"push"}
-    assert set(media_of(await create(server, type="other"))) == {"in_app", "email", "push"}
+    assert set(media_of(await create(server, type="other"))) == ALL_MEDIA
     assert len(catalogue_reads) == 2
     assert server.metric("tidings_cache_misses_total", cache="types") == 2
 
@@ -247,10 +249,11 @@ async def test_a_required_type_goes_through_an_opt_out_without_one_click_unsubsc
             for t in ("invoice", "newsletter")]})
     assert saved.status_code == 200
     newsletter = await create(mailer, type="newsletter", title="News")
-    assert set(media_of(newsletter)) == {"in_app", "push"}  # her opt-out applies
+    assert set(media_of(newsletter)) == ALL_MEDIA - {"email"}  # her opt-out applies
     invoice = await create(mailer)
     # It goes through her opt-out; not through a provider that is not configured (push).
-    assert media_of(invoice) == {"in_app": "sent", "email": "pending", "push": "skipped"}
+    assert media_of(invoice) == {"in_app": "sent", "email": "pending", "push": "skipped",
+                                "sms": "skipped", "chat": "skipped"}
     await asyncio.wait_for(smtp.arrived.wait(), EVENT_TIMEOUT)
     (mail,) = smtp.received
     assert mail.rcpt_tos == ["alice@example.test"] and mail.message["Subject"] == "Invoice"
@@ -307,7 +310,7 @@ async def test_a_create_takes_the_type_s_digest_where_it_names_none(
 async def changed_across(one: RunningServer, two: RunningServer) -> None:
     """`two` caches the catalogue (empty); a PUT on `one` reaches `two`'s next creates
     once the invalidation arrived (well before the entry's life ends)."""
-    assert set(media_of(await create(two))) == {"in_app", "email", "push"}
+    assert set(media_of(await create(two))) == ALL_MEDIA
     await put_type(one, "billing", "invoice", {**INVOICES, "default_media": ["in_app"]})
 
     async def honoured() -> None:

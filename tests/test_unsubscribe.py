@@ -146,7 +146,7 @@ async def test_unsubscribed_email_is_no_longer_chosen(server: RunningServer) -> 
         media = set((await conn.execute(
             sa.select(notification_deliveries.c.medium).where(
                 notification_deliveries.c.notification_id == note["id"]))).scalars())
-    assert media == {"in_app", "push"}
+    assert media == {"in_app", "push", "sms", "chat"}
 
 
 def _tampered(token: str) -> list[str]:

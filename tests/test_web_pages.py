@@ -321,7 +321,8 @@ async def test_preferences_and_quiet_hours_are_saved(web: RunningServer, browser
         prefs = (await http.get("/api/notifications/preferences")).json()["items"]
         contact = (await http.get("/api/users/me/contact")).json()
     assert prefs == [{"channel": "*", "notification_type": "*", "email_enabled": False,
-                      "push_enabled": True, "in_app_enabled": True}]
+                      "push_enabled": True, "in_app_enabled": True, "sms_enabled": True,
+                      "chat_enabled": True}]
     assert contact["quiet_hours"] == {"start": "22:00", "end": "07:00"}
     # Web Push is not configured here: no push button, nothing else under the list (a
     # literal "null" was), and the key is not a refused request. (The contact is: 404

@@ -11,8 +11,9 @@ import httpx
 
 from tidings.config.settings import Settings
 from tidings.crypto.cipher import FieldCipher
-from tidings.delivery.email.sender import build_email_sender
+from tidings.delivery.email.sender import build_email_failover
 from tidings.delivery.push.router import build_push_senders
+from tidings.delivery.sms.sender import build_sms_failover
 from tidings.delivery.tls import default_tls
 from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.model import Medium, utcnow
@@ -48,6 +49,8 @@ class Delivery:
             configured.add(Medium.EMAIL)
         if self.senders.push is not None:
             configured.add(Medium.PUSH)
+        if self.senders.sms is not None:
+            configured.add(Medium.SMS)
         return frozenset(configured)
 
     async def stop(self) -> None:
@@ -55,7 +58,8 @@ class Delivery:
             return
         self.closed = True
         await self.worker.stop()
-        for sender in (self.senders.email, self.senders.push, self.senders.webhooks):
+        for sender in (self.senders.email, self.senders.push, self.senders.webhooks,
+                       self.senders.sms):
             if sender is not None:
                 await sender.close()
         await self.http.aclose()
@@ -74,10 +78,11 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
     timeout_s = max(1.0, min(30.0, settings.delivery_lease_seconds / 3))
     push = build_push_senders(settings, http)
     senders = Senders(
-        email=build_email_sender(settings, http, timeout_s=timeout_s),
+        email=build_email_failover(settings, http, timeout_s=timeout_s),
         push=push if push.any_configured() else None,
         webhooks=WebhookSender(http, allow_private=settings.allow_private_targets,
                                timeout_s=timeout_s, traces=traces),
+        sms=build_sms_failover(settings, http, timeout_s=timeout_s),
     )
     policy = RetryPolicy(settings.max_retry_attempts,
                          tuple(ms / 1000 for ms in settings.retry_delays_ms))

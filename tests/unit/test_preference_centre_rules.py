@@ -44,8 +44,10 @@ def test_lines_join_catalogue_history_and_rows_and_show_the_most_specific_row() 
     assert [line.topic for line in lines] == [
         "*/*", "news/weekly", "orders/*", "orders/shipped", "security/login"]
     by = {line.topic: line for line in lines}
-    assert by["news/weekly"].enabled == {Medium.EMAIL, Medium.IN_APP}
-    assert by["orders/shipped"].enabled == {Medium.PUSH, Medium.IN_APP}
+    # SMS and chat stay on: these rows never turned them off.
+    assert by["news/weekly"].enabled == {Medium.EMAIL, Medium.IN_APP, Medium.SMS, Medium.CHAT}
+    assert by["orders/shipped"].enabled == {Medium.PUSH, Medium.IN_APP, Medium.SMS,
+                                            Medium.CHAT}
     assert by["security/login"].name == "Anmeldungen" and by["security/login"].required
     assert listing([], [("a", "b")], [], chain(None))[0].enabled == ALL
 

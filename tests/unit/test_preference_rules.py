@@ -31,7 +31,8 @@ def test_no_row_enables_every_medium() -> None:
         # any channel with exact type beats the catch-all
         ([row("*", "*", in_app=False), row("*", "shipped", email=False)],
          ALL - {Medium.EMAIL}),
-        ([row("*", "*", email=False, push=False, in_app=False)], frozenset()),
+        ([row("*", "*", email=False, push=False, in_app=False)],
+         frozenset({Medium.SMS, Medium.CHAT})),
     ],
 )
 def test_most_specific_row_wins(rows: list[Preference], expected: frozenset[Medium]) -> None:

@@ -21,7 +21,8 @@ from tidings.support.i18n import Messages
 
 def _media_names(t: gettext.NullTranslations) -> dict[str, str]:
     _ = t.gettext
-    return {"in_app": _("In-app"), "email": _("Email"), "push": _("Push")}
+    return {"in_app": _("In-app"), "email": _("Email"), "push": _("Push"), "sms": _("SMS"),
+            "chat": _("Chat")}
 
 
 def _label(line: Line, t: gettext.NullTranslations) -> str:

@@ -83,6 +83,8 @@ class PreferenceOut(BaseModel):
     email_enabled: bool
     push_enabled: bool
     in_app_enabled: bool
+    sms_enabled: bool
+    chat_enabled: bool
 
 
 class PreferenceList(BaseModel):
@@ -112,6 +114,7 @@ class AttemptOut(BaseModel):
     provider_id: str | None
     device_id: str | None
     elapsed_ms: int
+    provider: str | None
 
 
 class DeliveryOut(BaseModel):
@@ -167,6 +170,7 @@ class QuietHoursOut(BaseModel):
 class ContactOut(BaseModel):
     user_id: str
     email: str | None
+    phone: str | None
     locale: str | None
     timezone: str | None
     quiet_hours: QuietHoursOut | None

@@ -175,11 +175,13 @@ class Preference:
     email_enabled: bool | None = None
     push_enabled: bool | None = None
     in_app_enabled: bool | None = None
+    sms_enabled: bool | None = None
+    chat_enabled: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"channel": self.channel,
                                 "notification_type": self.notification_type}
-        for name in ("email_enabled", "push_enabled", "in_app_enabled"):
+        for name in _FLAGS:
             if getattr(self, name) is not None:
                 body[name] = getattr(self, name)
         return body
@@ -189,7 +191,12 @@ class Preference:
         return cls(channel=body["channel"], notification_type=body["notification_type"],
                    email_enabled=body.get("email_enabled"),
                    push_enabled=body.get("push_enabled"),
-                   in_app_enabled=body.get("in_app_enabled"))
+                   in_app_enabled=body.get("in_app_enabled"),
+                   sms_enabled=body.get("sms_enabled"),
+                   chat_enabled=body.get("chat_enabled"))
+
+
+_FLAGS = ("email_enabled", "push_enabled", "in_app_enabled", "sms_enabled", "chat_enabled")
 
 
 @dataclass(frozen=True, slots=True)

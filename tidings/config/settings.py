@@ -21,6 +21,7 @@ from tidings.config.delivery import DeliverySettings
 from tidings.config.email import EmailSettings
 from tidings.config.encryption import EncryptionSettings
 from tidings.config.limits import LimitSettings
+from tidings.config.providers import ProviderSettings
 from tidings.config.push import PushSettings
 from tidings.config.realtime import RealtimeSettings
 from tidings.config.redis import RedisSettings
@@ -43,6 +44,7 @@ class Settings(
     LimitSettings,
     RealtimeSettings,
     DeliverySettings,
+    ProviderSettings,
     PushSettings,
     EmailSettings,
     AuthSettings,

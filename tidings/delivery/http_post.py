@@ -1,5 +1,5 @@
-"""One JSON POST to a provider, turned into an `Attempt`: what the HTTP email service and
-webhook senders share.
+"""One POST to a provider (JSON, or a form for Twilio), turned into an `Attempt`: what the
+HTTP email, SMS and push services, Twilio and the webhook senders share.
 
 Guarantees: never raises for anything the network or the peer does; never follows a
 redirect (a 3xx is the peer's answer, judged like any other); reads at most
@@ -41,13 +41,24 @@ async def post_json(
     headers: Mapping[str, str],
     timeout_s: float,
 ) -> Answer:
+    return await post(client, url, content, headers, timeout_s, "application/json")
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    content_type: str,
+) -> Answer:
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout_s), client.stream(
             "POST",
             url,
             content=content,
-            headers={"Content-Type": "application/json", **headers},
+            headers={"Content-Type": content_type, **headers},
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
         ) as response:

@@ -10,7 +10,7 @@ from typing import Any
 
 from tidings.domain.device import Device, Platform
 
-__all__ = ["Device", "Email", "Platform", "Push", "WebhookEvent"]
+__all__ = ["Device", "Email", "Platform", "Push", "Sms", "WebhookEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,16 @@ class Push:
     priority: str = "medium"  # the notification's priority: low|medium|high|critical
     ttl_s: int = 86_400
     # Stable across attempts: apns-id / an idempotency key for HTTP push services.
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    to: str  # E.164, as the contact stores it
+    body: str  # already cut to what one message may carry
+    notification_id: str
+    user_id: str
+    # Stable across attempts: an idempotency key for HTTP SMS services.
     idempotency_key: str = ""
 
 

@@ -35,6 +35,7 @@ class Attempt:
     retry_after_s: float | None = None  # the provider asked us to wait this long
     elapsed_s: float = 0.0
     device_id: str | None = None  # which device, for push
+    provider: str | None = None  # which provider answered, where a medium has several
 
 
 def classify_http(status: int) -> Outcome:

@@ -19,6 +19,8 @@ class DeliveryMedium(StrEnum):
     IN_APP = "in_app"
     EMAIL = "email"
     PUSH = "push"
+    SMS = "sms"
+    CHAT = "chat"
     WEBHOOK = "webhook"
 
 
@@ -96,9 +98,11 @@ class AttemptRecord:
     provider_id: str | None
     device_id: str | None
     elapsed_ms: int = 0
+    provider: str | None = None  # which provider answered, where a medium has several
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "provider": self.provider,
             "at": isoformat(self.at),
             "outcome": self.outcome,
             "code": self.code,

@@ -228,6 +228,8 @@ class PreferenceInput(_Input):
     email_enabled: StrictBool | None = None
     push_enabled: StrictBool | None = None
     in_app_enabled: StrictBool | None = None
+    sms_enabled: StrictBool | None = None
+    chat_enabled: StrictBool | None = None
 
 
 class PreferenceBatch(_Input):

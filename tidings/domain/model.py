@@ -30,6 +30,8 @@ class Medium(StrEnum):
     IN_APP = "in_app"
     EMAIL = "email"
     PUSH = "push"
+    SMS = "sms"
+    CHAT = "chat"
 
 
 class DeliveryStatus(StrEnum):

@@ -17,6 +17,13 @@ from typing import Any
 
 from tidings.domain.model import WILDCARD, Medium
 
+# Each medium's flag in a preference row (and its column, and its JSON field).
+FLAG_OF = {Medium.IN_APP: "in_app_enabled", Medium.EMAIL: "email_enabled",
+           Medium.PUSH: "push_enabled", Medium.SMS: "sms_enabled",
+           Medium.CHAT: "chat_enabled"}
+FLAGS = tuple(FLAG_OF[medium] for medium in (Medium.EMAIL, Medium.PUSH, Medium.IN_APP,
+                                             Medium.SMS, Medium.CHAT))
+
 
 @dataclass(frozen=True, slots=True)
 class Preference:
@@ -25,13 +32,11 @@ class Preference:
     email_enabled: bool
     push_enabled: bool
     in_app_enabled: bool
+    sms_enabled: bool = True
+    chat_enabled: bool = True
 
     def allows(self, medium: Medium) -> bool:
-        if medium is Medium.EMAIL:
-            return self.email_enabled
-        if medium is Medium.PUSH:
-            return self.push_enabled
-        return self.in_app_enabled
+        return bool(getattr(self, FLAG_OF[medium]))
 
     def applies_to(self, channel: str, type_: str) -> bool:
         """A candidate for (channel, type): exact or `*` in each part."""
@@ -49,6 +54,8 @@ class Preference:
             "email_enabled": self.email_enabled,
             "push_enabled": self.push_enabled,
             "in_app_enabled": self.in_app_enabled,
+            "sms_enabled": self.sms_enabled,
+            "chat_enabled": self.chat_enabled,
         }
 
 
@@ -78,8 +85,11 @@ class PreferenceChange:
     email_enabled: bool | None = None
     push_enabled: bool | None = None
     in_app_enabled: bool | None = None
+    sms_enabled: bool | None = None
+    chat_enabled: bool | None = None
 
     def given(self) -> dict[str, bool]:
         flags = {"email_enabled": self.email_enabled, "push_enabled": self.push_enabled,
-                 "in_app_enabled": self.in_app_enabled}
+                 "in_app_enabled": self.in_app_enabled, "sms_enabled": self.sms_enabled,
+                 "chat_enabled": self.chat_enabled}
         return {name: value for name, value in flags.items() if value is not None}

@@ -22,7 +22,7 @@ from tidings.domain.model import WILDCARD, Medium
 from tidings.domain.preference import Preference, PreferenceChange
 
 MAX_TOPICS = 500  # as a bulk preference write
-MEDIA = (Medium.IN_APP, Medium.EMAIL, Medium.PUSH)  # the order of the page's switches
+MEDIA = tuple(Medium)  # the page's switches, in this order
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,5 +140,6 @@ def changes(form: CentreForm, lines: Sequence[Line],
             continue
         written.append(PreferenceChange(
             channel, type_, email_enabled=Medium.EMAIL in wanted,
-            push_enabled=Medium.PUSH in wanted, in_app_enabled=Medium.IN_APP in wanted))
+            push_enabled=Medium.PUSH in wanted, in_app_enabled=Medium.IN_APP in wanted,
+            sms_enabled=Medium.SMS in wanted, chat_enabled=Medium.CHAT in wanted))
     return written

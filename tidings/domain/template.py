@@ -22,10 +22,10 @@ from tidings.domain.fields import JSONObject, Text
 from tidings.domain.locales import COMPONENT, LOCALE_SCHEMA, normalize_locale
 from tidings.domain.model import isoformat
 
-TEXT_PARTS = ("title", "message", "subject", "text", "push_title", "push_body")
+TEXT_PARTS = ("title", "message", "subject", "text", "push_title", "push_body", "sms")
 PARTS = (*TEXT_PARTS, "html")
 # The parts a notification keeps besides its title and message (its `content`).
-CONTENT_PARTS = ("subject", "text", "html", "push_title", "push_body")
+CONTENT_PARTS = ("subject", "text", "html", "push_title", "push_body", "sms")
 MAX_SOURCE_BYTES = 64 * 1024  # per part, as UTF-8
 MAX_OUTPUT_CHARS = 100 * 1024  # per rendered part
 KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}"
@@ -39,6 +39,7 @@ def fallback_parts(title: str, message: str) -> dict[str, str]:
         "html": "<p>" + html.escape(message).replace("\n", "<br>\n") + "</p>",
         "push_title": title,
         "push_body": message,
+        "sms": f"{title}: {message}",
     }
 
 
@@ -79,6 +80,7 @@ class VariantInput(BaseModel):
     html: Text | None = None
     push_title: Text | None = None
     push_body: Text | None = None
+    sms: Text | None = None
 
     def sources(self) -> dict[str, str]:
         return {part: value for part in PARTS

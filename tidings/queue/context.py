@@ -1,6 +1,6 @@
 """What a batch of claimed deliveries needs from the database, read at once: their
-notifications, the users' email addresses, devices and quiet hours, the devices a push
-retry already reached, and the webhooks' endpoints."""
+notifications, the users' email addresses, phone numbers, devices and quiet hours, the
+devices a push retry already reached, and the webhooks' endpoints."""
 
 from __future__ import annotations
 
@@ -31,10 +31,13 @@ async def load_context(db: Database, claimed: Sequence[Claimed], *,
             conn, sorted({c.notification_id for c in for_users}), cipher=cipher)
         contacts = await contact_store.contact_of(conn, users)
         emailed = {c.user_id for c in claimed if c.medium == DeliveryMedium.EMAIL}
+        texted = {c.user_id for c in claimed if c.medium == DeliveryMedium.SMS}
         return BatchContext(
             notifications={n.id: n for n in notes},
             emails={user_id: contact.email for user_id, contact in contacts.items()
                     if contact.email and user_id in emailed},
+            phones={user_id: contact.phone for user_id, contact in contacts.items()
+                    if contact.phone and user_id in texted},
             devices=await device_store.active_devices(
                 conn, [c.user_id for c in claimed if c.medium == DeliveryMedium.PUSH],
                 devices_per_user),

@@ -28,6 +28,11 @@ class DigestParts:
     html: str
     push_body: str
 
+    @property
+    def sms(self) -> str:
+        """An SMS digest: the subject and the items' titles on one line."""
+        return f"{self.subject}: {self.push_body}"
+
 
 ENGLISH = gettext.NullTranslations()
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from tidings.delivery.email.sender import EmailSender
-from tidings.delivery.messages import Device, Email, Push, WebhookEvent
+from tidings.delivery.failover import Failover
+from tidings.delivery.messages import Device, Email, Push, Sms, WebhookEvent
 from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.push.router import PushRouter
+from tidings.delivery.sms.sender import sms_text
 from tidings.delivery.webhooks.sender import WebhookSender
-from tidings.domain.delivery import AttemptRecord, DeliveryMedium
+from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.links import links_of, with_links
 from tidings.domain.model import DeliveryStatus, Priority
 from tidings.domain.notification import Notification
@@ -31,10 +32,11 @@ from tidings.domain.webhook import event_id
 from tidings.queue.digest_layout import DigestLayout, plain_digest
 from tidings.queue.email_footer import with_footer
 from tidings.queue.retry import RetryPolicy
+from tidings.queue.verdict import Verdicts
 from tidings.store.queue import Claimed, Settlement
 from tidings.support.i18n import Messages
 
-SENT, PENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING
+SENT = DeliveryStatus.SENT
 DEFAULT_TTL_S = 86_400
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
@@ -55,6 +57,7 @@ class BatchContext:
 
     notifications: dict[str, Notification] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
+    phones: dict[str, str] = field(default_factory=dict)  # E.164, for SMS
     devices: dict[str, list[Device]] = field(default_factory=dict)
     reached: dict[int, set[str]] = field(default_factory=dict)  # push: devices already sent
     webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, secret)
@@ -64,9 +67,12 @@ class BatchContext:
 
 @dataclass(frozen=True, slots=True)
 class Senders:
-    email: EmailSender | None = None
+    """Email and SMS go through their providers in failover order; chat has none yet."""
+
+    email: Failover[Email] | None = None
     push: PushRouter | None = None
     webhooks: WebhookSender | None = None
+    sms: Failover[Sms] | None = None
 
 
 class Dispatcher:
@@ -89,10 +95,9 @@ class Dispatcher:
         self._messages = messages or Messages({})
         self._digest_layout = digest_layout
         self._unsubscribe_link = unsubscribe_link
-        self._policy = policy
-        self._host = urlsplit(public_url).hostname or "localhost"
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._verdicts = Verdicts(policy, clock, rng or random.Random())
+        self._host = urlsplit(public_url).hostname or "localhost"
 
     async def run(self, claimed: Claimed, context: BatchContext) -> Settlement:
         if claimed.medium == DeliveryMedium.WEBHOOK:
@@ -107,6 +112,11 @@ class Dispatcher:
             return await self._email(claimed, notification, context)
         if claimed.medium == DeliveryMedium.PUSH:
             return await self._push(claimed, notification, context)
+        if claimed.medium == DeliveryMedium.SMS:
+            return await self._sms_out(claimed, _parts(notification)["sms"], notification.id,
+                                       context)
+        if claimed.medium == DeliveryMedium.CHAT:
+            return Settlement(claimed, SKIPPED, last_error="no chat provider is configured")
         return Settlement(claimed, DEAD, last_error=f"unknown medium {claimed.medium!r}")
 
     async def run_digest(self, claimed: Claimed, items: Sequence[Notification],
@@ -133,7 +143,9 @@ class Dispatcher:
                 if len(topics) == 1 else None,
                 idempotency_key=f"tidings-digest-{claimed.id}",
             )
-            return self._settle(claimed, [await sender.send(email)], reached_before=False)
+            return self._verdicts.failover(claimed, await sender.send(email))
+        if claimed.medium == DeliveryMedium.SMS:
+            return await self._sms_out(claimed, parts.sms, items[-1].id, context)
         push = Push(
             notification_id=items[-1].id, title=parts.subject, body=parts.push_body,
             data={"notification_ids": ",".join(item.id for item in items),
@@ -167,7 +179,8 @@ class Dispatcher:
             return Settlement(claimed, SKIPPED,
                               last_error="the user has no device a provider can reach")
         attempts = await asyncio.gather(*(router.send(device, push) for device in targets))
-        settlement = self._settle(claimed, list(attempts), reached_before=bool(reached))
+        settlement = self._verdicts.targets(claimed, list(attempts),
+                                            reached_before=bool(reached))
         gone = tuple(a.device_id for a in attempts if a.outcome is Outcome.GONE and a.device_id)
         return replace(settlement, gone=gone) if gone else settlement
 
@@ -175,7 +188,19 @@ class Dispatcher:
         """A failure no sender answered for (a bug): treated as transient, so the delivery
         is retried by the policy and ends as a dead letter rather than vanishing."""
         attempt = Attempt(Outcome.TRANSIENT, code="internal", error=type(exc).__name__)
-        return self._settle(claimed, [attempt], reached_before=False)
+        return self._verdicts.targets(claimed, [attempt], reached_before=False)
+
+    async def _sms_out(self, claimed: Claimed, text: str, notification_id: str,
+                       context: BatchContext) -> Settlement:
+        sender = self._senders.sms
+        if sender is None:
+            return Settlement(claimed, SKIPPED, last_error="no sms provider is configured")
+        phone = context.phones.get(claimed.user_id)
+        if phone is None:
+            return Settlement(claimed, SKIPPED, last_error="the user has no phone number")
+        sms = Sms(to=phone, body=sms_text(text), notification_id=notification_id,
+                  user_id=claimed.user_id, idempotency_key=f"tidings-delivery-{claimed.id}")
+        return self._verdicts.failover(claimed, await sender.send(sms))
 
     # -- media ----------------------------------------------------------------------------
 
@@ -205,8 +230,7 @@ class Dispatcher:
                                                     notification.type),
             idempotency_key=f"tidings-delivery-{claimed.id}",
         )
-        attempt = await sender.send(message)
-        return self._settle(claimed, [attempt], reached_before=False)
+        return self._verdicts.failover(claimed, await sender.send(message))
 
     def _href(self, notification: Notification) -> Callable[[int], str]:
         def href(which: int) -> str:
@@ -247,31 +271,8 @@ class Dispatcher:
             timestamp=int(claimed.created_at.timestamp()),
             data=claimed.payload.get("data", {}), url=url, secret=secret,
         )
-        return self._settle(claimed, [await sender.send(event)], reached_before=False)
-
-    # -- the verdict ----------------------------------------------------------------------
-
-    def _settle(self, claimed: Claimed, attempts: Sequence[Attempt], *,
-                reached_before: bool) -> Settlement:
-        """Sent if any target took it (and none is left to retry); a retry while some
-        target failed transiently and retries remain; else dead."""
-        now = self._clock()
-        records = tuple(_record(a, now) for a in attempts)
-        sent = [a for a in attempts if a.outcome is Outcome.SENT]
-        transient = [a for a in attempts if a.outcome is Outcome.TRANSIENT]
-        errors = [a for a in attempts if a.outcome is not Outcome.SENT]
-        last_error = _describe(errors[-1]) if errors else None
-        provider_id = sent[0].provider_id if sent else None
-        delivered = bool(sent) or reached_before
-        if transient:
-            wait = max((a.retry_after_s or 0.0) for a in transient) or None
-            verdict = self._policy.after_transient(claimed.attempts, wait, now, self._rng)
-            if verdict.status == PENDING:
-                return Settlement(claimed, PENDING, verdict.due_at, last_error, provider_id,
-                                  records)
-        status = SENT if delivered else DEAD
-        return Settlement(claimed, status, None, None if status == SENT else last_error,
-                          provider_id, records)
+        return self._verdicts.targets(claimed, [await sender.send(event)],
+                                      reached_before=False)
 
 
 def _ttl(notification: Notification, now: datetime) -> int:
@@ -300,21 +301,3 @@ def _parts(notification: Notification) -> dict[str, str]:
     where the notification keeps them, else the rules for plain notifications."""
     return {**fallback_parts(notification.title, notification.message),
             **(notification.content or {})}
-
-
-def _record(attempt: Attempt, now: datetime) -> AttemptRecord:
-    return AttemptRecord(
-        at=now, outcome=attempt.outcome.value, code=attempt.code,
-        error=(attempt.error or None) and attempt.error[:1000],
-        provider_id=attempt.provider_id, device_id=attempt.device_id,
-        elapsed_ms=int(attempt.elapsed_s * 1000),
-    )
-
-
-def _describe(attempt: Attempt) -> str:
-    parts = [attempt.outcome.value]
-    if attempt.code:
-        parts.append(attempt.code)
-    if attempt.error:
-        parts.append(attempt.error)
-    return ": ".join(parts)[:1000]

@@ -100,6 +100,8 @@ class Settler:
         medium = item.delivery.medium.value
         for attempt in item.attempts:
             self._metrics.deliveries.labels(medium=medium, outcome=attempt.outcome).inc()
+            self._metrics.delivery_attempts.labels(
+                medium=medium, provider=attempt.provider or "", outcome=attempt.outcome).inc()
         if item.status == DeliveryStatus.SKIPPED:
             self._metrics.deliveries.labels(medium=medium, outcome="skipped").inc()
         elif item.status == DeliveryStatus.SENT:

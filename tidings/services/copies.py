@@ -26,7 +26,8 @@ from tidings.store.pacing import Window
 MediaByUser = dict[str, frozenset[Medium]]
 # (user, medium) -> the digest window that user's deliveries of that medium are held for.
 HeldFor = dict[tuple[str, str], Window]
-HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH})  # in-app is never held
+# In-app is never held; chat has no sender of its own yet (always skipped).
+HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH, Medium.SMS})
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,8 @@ class PreferenceService:
         keeps its stored value, also against concurrent writers of the same row."""
         changes = [
             PreferenceChange(item.channel, item.notification_type, item.email_enabled,
-                             item.push_enabled, item.in_app_enabled)
+                             item.push_enabled, item.in_app_enabled, item.sms_enabled,
+                             item.chat_enabled)
             for item in items
         ]
         try:

@@ -80,7 +80,8 @@ def email_off(candidates: list[Preference], channel: str, type_: str) -> Prefere
         return PreferenceChange(channel, type_, email_enabled=False)
     return PreferenceChange(channel, type_, email_enabled=False,
                             push_enabled=best.push_enabled,
-                            in_app_enabled=best.in_app_enabled)
+                            in_app_enabled=best.in_app_enabled,
+                            sms_enabled=best.sms_enabled, chat_enabled=best.chat_enabled)
 
 
 class UnsubscribeService:

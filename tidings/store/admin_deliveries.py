@@ -27,7 +27,7 @@ _COLUMNS = (
 )
 _HISTORY = (
     attempts.c.at, attempts.c.outcome, attempts.c.code, attempts.c.error,
-    attempts.c.provider_id, attempts.c.device_id, attempts.c.elapsed_ms,
+    attempts.c.provider_id, attempts.c.device_id, attempts.c.elapsed_ms, attempts.c.provider,
 )
 
 

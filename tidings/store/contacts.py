@@ -1,4 +1,4 @@
-"""SQL for contacts (email address, locale, zone and quiet hours of a user)."""
+"""SQL for contacts (email address, phone number, locale, zone and quiet hours of a user)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,21 @@ from tidings.store.database import upsert_into
 from tidings.store.tables import contacts
 
 LOOKUP_SLICE = 500
-_COLUMNS = (contacts.c.user_id, contacts.c.email, contacts.c.locale, contacts.c.timezone,
-            contacts.c.quiet_start, contacts.c.quiet_end, contacts.c.updated_at)
+_FIELDS = (contacts.c.email, contacts.c.locale, contacts.c.timezone, contacts.c.quiet_start,
+           contacts.c.quiet_end, contacts.c.phone)
+_COLUMNS = (contacts.c.user_id, *_FIELDS, contacts.c.updated_at)
 
 
 def _record(row: Sequence[Any]) -> Contact:
-    user_id, email, locale, zone, quiet_start, quiet_end, updated_at = row
+    user_id, email, locale, zone, quiet_start, quiet_end, phone, updated_at = row
     quiet = QuietHours(quiet_start, quiet_end) if quiet_start and quiet_end else None
-    return Contact(user_id, email, locale, zone, quiet, updated_at)
+    return Contact(user_id, email, locale, zone, quiet, updated_at, phone)
 
 
 def _columns(change: ContactChange) -> dict[str, str | None]:
     """The columns a change writes: only those of the fields it gives."""
     values: dict[str, str | None] = {}
-    for name in ("email", "locale", "timezone"):
+    for name in ("email", "phone", "locale", "timezone"):
         if name in change.given:
             values[name] = getattr(change, name)
     if "quiet_hours" in change.given:
@@ -51,7 +52,7 @@ async def upsert(
     stored value, also against a concurrent writer of other fields."""
     given = _columns(change)
     stmt = upsert_into(conn, contacts).values(
-        user_id=user_id, **{column.name: given.get(column.name) for column in _COLUMNS[1:6]},
+        user_id=user_id, **{column.name: given.get(column.name) for column in _FIELDS},
         created_at=now, updated_at=now,
     )
     stmt = stmt.on_conflict_do_update(

@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.preference import Preference, PreferenceChange
+from tidings.domain.preference import FLAGS, Preference, PreferenceChange
 from tidings.store.database import upsert_into
 from tidings.store.tables import preferences
 
 LOOKUP_SLICE = 500
-_FLAGS = ("email_enabled", "push_enabled", "in_app_enabled")
+_FLAGS = FLAGS
 _COLUMNS = (preferences.c.channel, preferences.c.notification_type,
             *(preferences.c[flag] for flag in _FLAGS))
 

@@ -176,7 +176,7 @@ async def settle(conn: AsyncConnection, settlements: Sequence[Settlement],
         {"delivery_id": item.delivery.id, "notification_id": item.delivery.notification_id,
          "at": a.at, "outcome": a.outcome, "code": a.code,
          "error": a.error, "provider_id": a.provider_id, "device_id": a.device_id,
-         "elapsed_ms": a.elapsed_ms}
+         "elapsed_ms": a.elapsed_ms, "provider": a.provider}
         for item in landed for a in item.attempts
     ]
     if rows:

@@ -150,6 +150,8 @@ delivery_attempts = sa.Table(
     sa.Column("provider_id", OutsideText(255), nullable=True),
     sa.Column("device_id", sa.String(36), nullable=True),
     sa.Column("elapsed_ms", sa.Integer, nullable=False, server_default="0"),
+    # Which provider answered, where the medium has several (`smtp`, `http`, `twilio`).
+    sa.Column("provider", sa.String(16), nullable=True),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id", "id"),
     sa.Index("ix_delivery_attempts_notification", "notification_id"),
     postgresql_partition_by="RANGE (notification_id)",
@@ -191,6 +193,7 @@ contacts = sa.Table(
     metadata,
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("phone", sa.String(16), nullable=True),  # E.164: "+" and at most 15 digits
     sa.Column("locale", sa.String(35), nullable=True),
     sa.Column("timezone", sa.String(64), nullable=True),
     sa.Column("quiet_start", sa.String(5), nullable=True),  # "HH:MM" in `timezone`
@@ -250,6 +253,8 @@ preferences = sa.Table(
     sa.Column("email_enabled", sa.Boolean, nullable=False),
     sa.Column("push_enabled", sa.Boolean, nullable=False),
     sa.Column("in_app_enabled", sa.Boolean, nullable=False),
+    sa.Column("sms_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("chat_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-QUEUED_MEDIA = ("email", "push", "webhook")
+QUEUED_MEDIA = ("email", "push", "sms", "webhook")
 LOOPS = ("worker", "scheduler", "maintenance")  # the background loops (`support.loops`)
 CACHES = ("preferences",)  # the in-process caches (`support.ttl_cache`)
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -51,6 +51,14 @@ class Metrics:
             "tidings_deliveries", "Delivery attempts by medium and outcome "
             "(sent, transient, permanent, gone; skipped when there was nothing to try)",
             ["medium", "outcome"], registry=self.registry,
+        )
+        # Each provider's answers, where a medium has several to fail over between (email:
+        # smtp, http; sms: twilio, http); `provider` is empty for the others.
+        self.delivery_attempts = Counter(
+            "tidings_delivery_attempts", "Answers of providers to delivery attempts, by "
+            "medium, provider and outcome (one attempt that fails over counts once per "
+            "provider tried)",
+            ["medium", "provider", "outcome"], registry=self.registry,
         )
         self.dead_letters = Counter(
             "tidings_dead_letters", "Deliveries given up (dead letters), by medium",
