@@ -24,7 +24,8 @@ async def test_user_puts_and_gets_own_contact_through_me(server: RunningServer) 
         got = await http.get("/api/users/alice/contact")
     assert put.status_code == 200
     body = put.json()
-    assert {k: v for k, v in body.items() if k != "updated_at"} == {"user_id": "alice", **FULL}
+    assert {k: v for k, v in body.items() if k != "updated_at"} == {
+        "user_id": "alice", "slack_user_id": None, **FULL}
     assert body["updated_at"].endswith("Z")
     assert got.status_code == 200 and got.json() == body
 

@@ -27,7 +27,8 @@ from tidings.delivery.email.sender import build_email_failover
 from tidings.delivery.push.router import build_push_senders
 from tidings.domain import pacing
 from tidings.domain.model import utcnow
-from tidings.queue.dispatch import Dispatcher, Senders
+from tidings.queue.batch import Senders
+from tidings.queue.dispatch import Dispatcher
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
 from tidings.store import pacing as pacing_store

@@ -32,6 +32,7 @@ from tidings.services.dead_letters import DeadLetterService
 from tidings.services.devices import DeviceService
 from tidings.services.fanout import Fanout
 from tidings.services.fanout_reads import FanoutReads
+from tidings.services.feed_cache import FeedCache
 from tidings.services.feeds import FeedService
 from tidings.services.inbox import InboxService
 from tidings.services.inbox_states import InboxStates
@@ -81,6 +82,7 @@ class Core:
     preference_cache: PreferenceCache
     type_cache: TypeCache
     template_cache: TemplateCache
+    feed_cache: FeedCache
     traces: Traces
 
     async def start(self) -> None:
@@ -126,15 +128,16 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
     runs_worker = settings.workers_in_serve or not serve
     preference_cache = PreferenceCache(metrics)
     template_cache = TemplateCache(db, metrics)
+    feed_cache = FeedCache(db, metrics)
     waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
                       scheduled=(scheduler.wake,) if scheduler is not None else (),
                       invalidated=(preference_cache.invalidated, type_cache.invalidated,
-                                   template_cache.invalidated),
+                                   template_cache.invalidated, feed_cache.invalidated),
                       lost=(preference_cache.forget_all, type_cache.forget,
-                            template_cache.forget_all))
+                            template_cache.forget_all, feed_cache.forget))
     return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
                 build_signal(settings, db, metrics, waiters), runs_worker, preference_cache,
-                type_cache, template_cache, traces)
+                type_cache, template_cache, feed_cache, traces)
 
 
 def build_signal(settings: Settings, db: Database, metrics: Metrics,
@@ -225,7 +228,8 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
     creation = CreationService(db, fanout, preferences, metrics, signal,
                                deliverable=core.delivery.deliverable, cipher=cipher,
                                templates=templates, limit=limits.creates,
-                               types=core.type_cache, traces=core.traces)
+                               types=core.type_cache, traces=core.traces,
+                               feeds=core.feed_cache)
     bulk = BulkCreationService(db, creation, cipher)
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
@@ -244,7 +248,8 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         traces=core.traces,
         topics=TopicService(db),
         preference_centre=centre, messages=Messages.load(),
-        feeds=FeedService(db, allow_private=settings.allow_private_targets),
+        feeds=FeedService(db, allow_private=settings.allow_private_targets,
+                          cache=core.feed_cache, invalidation=signal),
         states=InboxStates(db, fanout, signal, cipher=cipher),
         cancels=CancelService(db, cipher=cipher),
         clicks=ClickService(db, settings, signal, cipher=cipher),

@@ -11,6 +11,8 @@ import httpx
 
 from tidings.config.settings import Settings
 from tidings.crypto.cipher import FieldCipher
+from tidings.delivery.chat.feeds import FeedSender
+from tidings.delivery.chat.slack import SlackDirectSender
 from tidings.delivery.email.sender import build_email_failover
 from tidings.delivery.push.router import build_push_senders
 from tidings.delivery.sms.sender import build_sms_failover
@@ -18,7 +20,8 @@ from tidings.delivery.tls import default_tls
 from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.model import Medium, utcnow
 from tidings.jobs.maintenance import Maintenance
-from tidings.queue.dispatch import Dispatcher, Senders
+from tidings.queue.batch import Senders
+from tidings.queue.dispatch import Dispatcher
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
@@ -51,6 +54,8 @@ class Delivery:
             configured.add(Medium.PUSH)
         if self.senders.sms is not None:
             configured.add(Medium.SMS)
+        if self.senders.slack is not None:  # a user's chat; team feeds need no setting
+            configured.add(Medium.CHAT)
         return frozenset(configured)
 
     async def stop(self) -> None:
@@ -83,6 +88,11 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
         webhooks=WebhookSender(http, allow_private=settings.allow_private_targets,
                                timeout_s=timeout_s, traces=traces),
         sms=build_sms_failover(settings, http, timeout_s=timeout_s),
+        slack=SlackDirectSender(http, settings.slack_bot_token,
+                                endpoint=settings.slack_endpoint, timeout_s=timeout_s)
+        if settings.slack_bot_token else None,
+        feeds=FeedSender(http, allow_private=settings.allow_private_targets,
+                         timeout_s=timeout_s, traces=traces),
     )
     policy = RetryPolicy(settings.max_retry_attempts,
                          tuple(ms / 1000 for ms in settings.retry_delays_ms))

@@ -58,6 +58,7 @@ def test_a_form_writes_only_changed_lines_and_never_a_required_type() -> None:
                     [("orders", "shipped")], rows, ["en"])
     form = parse_form([
         ("topic", "orders/*"), ("in_app:orders/*", "on"), ("push:orders/*", "on"),
+        ("sms:orders/*", "on"), ("chat:orders/*", "on"),
         ("topic", "orders/shipped"), ("in_app:orders/shipped", "on"),
         ("topic", "security/login"), ("quiet_start", " 22:00 "), ("quiet_end", "07:00"),
     ])
@@ -65,12 +66,13 @@ def test_a_form_writes_only_changed_lines_and_never_a_required_type() -> None:
     written = changes(form, lines, rows)
     assert [(c.channel, c.notification_type, c.given()) for c in written] == [
         ("orders", "shipped", {"email_enabled": False, "push_enabled": False,
-                               "in_app_enabled": True})]
+                               "in_app_enabled": True, "sms_enabled": False,
+                               "chat_enabled": False})]
 
 
 @pytest.mark.parametrize("items", [
     [("topic", "orders")], [("topic", "orders/")], [("topic", "a b/c")],
-    [("sms:orders/x", "on")], [("email:orders", "on")], [("topic", "x/y")] * 501,
+    [("fax:orders/x", "on")], [("email:orders", "on")], [("topic", "x/y")] * 501,
 ])
 def test_forms_the_page_never_sends_are_refused(items: list[tuple[str, str]]) -> None:
     with pytest.raises(FormError):

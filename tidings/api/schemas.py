@@ -120,7 +120,7 @@ class AttemptOut(BaseModel):
 class DeliveryOut(BaseModel):
     id: int
     notification_id: str
-    user_id: str
+    user_id: str | None  # null: a team feed's post
     medium: str
     status: str
     attempts: int
@@ -171,6 +171,7 @@ class ContactOut(BaseModel):
     user_id: str
     email: str | None
     phone: str | None
+    slack_user_id: str | None
     locale: str | None
     timezone: str | None
     quiet_hours: QuietHoursOut | None

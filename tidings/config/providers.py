@@ -16,16 +16,22 @@ from tidings.config.values import comma_list
 EMAIL_PROVIDER_NAMES = ("smtp", "http")
 SMS_PROVIDER_NAMES = ("twilio", "http")
 TWILIO_ORIGIN = "https://api.twilio.com"
+SLACK_ORIGIN = "https://slack.com"
 
 
 class ProviderSettings(BaseSettings):
-    """TWILIO_*, SMS_SERVICE_*, EMAIL_PROVIDERS, SMS_PROVIDERS and PROVIDER_BREAKER_*."""
+    """TWILIO_*, SMS_SERVICE_*, SLACK_*, EMAIL_PROVIDERS, SMS_PROVIDERS and
+    PROVIDER_BREAKER_*."""
 
     twilio_account_sid: str = Field("", validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field("", validation_alias="TWILIO_AUTH_TOKEN")
     twilio_from: str = Field("", validation_alias="TWILIO_FROM")
     # The origin (scheme://host:port) of the Messages API; tests point it at loopback.
     twilio_endpoint: str = Field(TWILIO_ORIGIN, validation_alias="TWILIO_ENDPOINT")
+    # Chat: a Slack app's bot token (xoxb-...) for users' direct messages; the Web API's
+    # origin (tests point it at loopback). Team feeds need no setting: each is a URL.
+    slack_bot_token: str = Field("", validation_alias="SLACK_BOT_TOKEN")
+    slack_endpoint: str = Field(SLACK_ORIGIN, validation_alias="SLACK_ENDPOINT")
     sms_service_url: str = Field("", validation_alias="SMS_SERVICE_URL")
     sms_service_api_key: str = Field("", validation_alias="SMS_SERVICE_API_KEY")
     # The order providers are tried in; empty: every configured one, in the names' order.
@@ -54,6 +60,7 @@ class ProviderSettings(BaseSettings):
             raise ValueError(f"{missing[0]} is required when any of "
                              f"{', '.join(twilio)} is set")
         _origin("TWILIO_ENDPOINT", self.twilio_endpoint)
+        _origin("SLACK_ENDPOINT", self.slack_endpoint)
         if self.sms_service_url:
             _url("SMS_SERVICE_URL", self.sms_service_url)
         _order("EMAIL_PROVIDERS", self.email_providers, EMAIL_PROVIDER_NAMES,

@@ -24,7 +24,7 @@ from tidings.domain.addresses import MAX_ADDRESS_LENGTH, valid_address
 from tidings.domain.fields import LocaleTag, Text, ZoneName
 from tidings.domain.model import isoformat
 
-CONTACT_FIELDS = ("email", "phone", "locale", "timezone", "quiet_hours")
+CONTACT_FIELDS = ("email", "phone", "slack_user_id", "locale", "timezone", "quiet_hours")
 MAX_PHONE_INPUT = 64  # spaces, dashes and parentheses allowed around the digits
 _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 _CLOCK_DOC = Field(json_schema_extra={"pattern": f"^{_CLOCK.pattern}$"})
@@ -50,12 +50,14 @@ class Contact:
     quiet_hours: QuietHours | None
     updated_at: datetime
     phone: str | None = None  # E.164
+    slack_user_id: str | None = None  # for Slack direct messages (medium chat)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
             "email": self.email,
             "phone": self.phone,
+            "slack_user_id": self.slack_user_id,
             "locale": self.locale,
             "timezone": self.timezone,
             "quiet_hours": self.quiet_hours.to_json() if self.quiet_hours else None,
@@ -74,6 +76,7 @@ class ContactChange:
     timezone: str | None = None
     quiet_hours: QuietHours | None = None
     phone: str | None = None
+    slack_user_id: str | None = None
 
 
 def _clock(value: str) -> str:
@@ -100,6 +103,8 @@ def _phone(value: str) -> str:
     if parsed is None or not phonenumbers.is_valid_number(parsed):
         raise ValueError("is not a valid phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+# Slack member ids: a capital U or W, then capitals and digits (Slack's own form).
+SLACK_USER_PATTERN = r"^[UW][A-Z0-9]{2,31}$"
 
 
 class QuietHoursInput(BaseModel):
@@ -120,6 +125,9 @@ class ContactInput(BaseModel):
     phone: Annotated[Text, Field(max_length=MAX_PHONE_INPUT,
                                  json_schema_extra={"example": "+41446681800"}),
                      AfterValidator(_phone)] | None = None
+    # A Slack member id as Slack shows it ("U024BE7LH"; "W..." on Enterprise Grid).
+    slack_user_id: Annotated[str, Field(pattern=SLACK_USER_PATTERN,
+                                        json_schema_extra={"example": "U024BE7LH"})] | None = None
     locale: LocaleTag | None = None
     timezone: ZoneName | None = None
     quiet_hours: QuietHoursInput | None = None
@@ -131,5 +139,5 @@ class ContactInput(BaseModel):
         return ContactChange(
             given=frozenset(self.model_fields_set & set(CONTACT_FIELDS)),
             email=self.email, phone=self.phone, locale=self.locale, timezone=self.timezone,
-            quiet_hours=hours,
+            quiet_hours=hours, slack_user_id=self.slack_user_id,
         )

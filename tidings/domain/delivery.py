@@ -72,7 +72,8 @@ class Delivery:
         body: dict[str, Any] = {
             "id": self.id,
             "notification_id": self.notification_id,
-            "user_id": self.user_id,
+            # A team feed's post belongs to no user (`FEED_USER`, the empty id).
+            "user_id": self.user_id or None,
             "medium": self.medium,
             "status": self.status,
             "attempts": self.attempts,

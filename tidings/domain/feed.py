@@ -59,3 +59,10 @@ class ChannelFeed:
 def masked(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/\u2026"
+
+
+# The user id of a team feed's own copy of a notification: the copy exists only to carry
+# the feed's delivery row (medium chat), so that the post is retried, dead-lettered and
+# replayed like any delivery. No token names an empty `sub`, so no user ever lists,
+# replays or is sent this copy; answers show its `user_id` as null.
+FEED_USER = ""

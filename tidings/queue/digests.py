@@ -11,7 +11,9 @@ from datetime import datetime
 
 from tidings.domain import pacing
 from tidings.domain.model import DeliveryStatus, Priority
-from tidings.queue.dispatch import BatchContext, Dispatcher, withdrawn
+from tidings.queue.batch import BatchContext
+from tidings.queue.composing import withdrawn
+from tidings.queue.dispatch import Dispatcher
 from tidings.queue.settlement import Settler
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database

@@ -12,23 +12,21 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from tidings.delivery.failover import Failover
-from tidings.delivery.messages import Device, Email, Push, Sms, WebhookEvent
+from tidings.delivery.messages import Email, Push, Sms, WebhookEvent
 from tidings.delivery.outcome import Attempt, Outcome
-from tidings.delivery.push.router import PushRouter
 from tidings.delivery.sms.sender import sms_text
-from tidings.delivery.webhooks.sender import WebhookSender
 from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.links import links_of, with_links
-from tidings.domain.model import DeliveryStatus, Priority
+from tidings.domain.model import DeliveryStatus
 from tidings.domain.notification import Notification
-from tidings.domain.pacing import Quiet
-from tidings.domain.template import fallback_parts
 from tidings.domain.webhook import event_id
+from tidings.queue.batch import BatchContext, Senders
+from tidings.queue.chat import try_chat
+from tidings.queue.composing import parts_of, push_ttl, urgency, withdrawn
 from tidings.queue.digest_layout import DigestLayout, plain_digest
 from tidings.queue.email_footer import with_footer
 from tidings.queue.retry import RetryPolicy
@@ -37,7 +35,6 @@ from tidings.store.queue import Claimed, Settlement
 from tidings.support.i18n import Messages
 
 SENT = DeliveryStatus.SENT
-DEFAULT_TTL_S = 86_400
 # (user_id, channel, type) -> the one-click unsubscribe URL for that user's emails of them.
 UnsubscribeLink = Callable[[str, str, str], str]
 # (channel, type) -> whether the types catalogue marks it required: its emails go through
@@ -49,30 +46,6 @@ PreferenceLink = Callable[[str], str]
 # tracked redirect (`/c/{token}`). None: straight to the stored URL (TRACK_CLICKS=false).
 ClickLink = Callable[[str, int], str]
 DEAD, SKIPPED = DeliveryStatus.DEAD, DeliveryStatus.SKIPPED
-
-
-@dataclass
-class BatchContext:
-    """What a batch of claimed deliveries needs from the database, read at once."""
-
-    notifications: dict[str, Notification] = field(default_factory=dict)
-    emails: dict[str, str] = field(default_factory=dict)
-    phones: dict[str, str] = field(default_factory=dict)  # E.164, for SMS
-    devices: dict[str, list[Device]] = field(default_factory=dict)
-    reached: dict[int, set[str]] = field(default_factory=dict)  # push: devices already sent
-    webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, secret)
-    quiet: dict[str, Quiet] = field(default_factory=dict)  # user -> quiet hours and zone
-    locales: dict[str, str] = field(default_factory=dict)  # user -> contact's locale
-
-
-@dataclass(frozen=True, slots=True)
-class Senders:
-    """Email and SMS go through their providers in failover order; chat has none yet."""
-
-    email: Failover[Email] | None = None
-    push: PushRouter | None = None
-    webhooks: WebhookSender | None = None
-    sms: Failover[Sms] | None = None
 
 
 class Dispatcher:
@@ -113,10 +86,13 @@ class Dispatcher:
         if claimed.medium == DeliveryMedium.PUSH:
             return await self._push(claimed, notification, context)
         if claimed.medium == DeliveryMedium.SMS:
-            return await self._sms_out(claimed, _parts(notification)["sms"], notification.id,
+            return await self._sms_out(claimed, parts_of(notification)["sms"], notification.id,
                                        context)
         if claimed.medium == DeliveryMedium.CHAT:
-            return Settlement(claimed, SKIPPED, last_error="no chat provider is configured")
+            tried = await try_chat(self._senders, claimed.user_id, notification, context)
+            if isinstance(tried, str):
+                return Settlement(claimed, SKIPPED, last_error=tried)
+            return self._verdicts.targets(claimed, [tried], reached_before=False)
         return Settlement(claimed, DEAD, last_error=f"unknown medium {claimed.medium!r}")
 
     async def run_digest(self, claimed: Claimed, items: Sequence[Notification],
@@ -150,7 +126,7 @@ class Dispatcher:
             notification_id=items[-1].id, title=parts.subject, body=parts.push_body,
             data={"notification_ids": ",".join(item.id for item in items),
                   "count": str(len(items))},
-            priority=max((item.priority for item in items), key=_rank),
+            priority=max((item.priority for item in items), key=urgency),
             idempotency_key=f"tidings-digest-{claimed.id}",
         )
         return await self._push_out(claimed, push, context)
@@ -212,7 +188,7 @@ class Dispatcher:
         address = context.emails.get(claimed.user_id)
         if address is None:
             return Settlement(claimed, SKIPPED, last_error="the user has no email address")
-        parts = with_links(_parts(notification), links_of(
+        parts = with_links(parts_of(notification), links_of(
             notification.url, notification.actions, self._href(notification)))
         text: str = parts["text"]
         body: str | None = parts["html"]
@@ -243,7 +219,7 @@ class Dispatcher:
 
     async def _push(self, claimed: Claimed, notification: Notification,
                     context: BatchContext) -> Settlement:
-        parts = _parts(notification)
+        parts = parts_of(notification)
         data = {"notification_id": notification.id, "channel": notification.channel,
                 "type": notification.type}
         # The links, for apps and service workers that show them (push data values are
@@ -256,7 +232,7 @@ class Dispatcher:
             notification_id=notification.id, title=parts["push_title"],
             body=parts["push_body"], data=data,
             priority=notification.priority, idempotency_key=f"tidings-delivery-{claimed.id}",
-            ttl_s=_ttl(notification, self._clock()),
+            ttl_s=push_ttl(notification, self._clock()),
         )
         return await self._push_out(claimed, push, context)
 
@@ -273,31 +249,3 @@ class Dispatcher:
         )
         return self._verdicts.targets(claimed, [await sender.send(event)],
                                       reached_before=False)
-
-
-def _ttl(notification: Notification, now: datetime) -> int:
-    """How long push services may hold it: a day, or until it expires if sooner."""
-    if notification.expires_at is None:
-        return DEFAULT_TTL_S
-    return max(1, min(DEFAULT_TTL_S, int((notification.expires_at - now).total_seconds())))
-
-
-def withdrawn(notification: Notification, now: datetime) -> str | None:
-    """Why no medium may carry the notification any more (canceled, expired), or None."""
-    if notification.live_at(now):
-        return None
-    return "the notification was canceled" if notification.status == "canceled" else (
-        "the notification expired")
-
-
-def _rank(priority: str) -> int:
-    """A digest push is as urgent as its most urgent item (the enum lists low to critical)."""
-    ranks = list(Priority)
-    return ranks.index(Priority(priority)) if priority in ranks else 1
-
-
-def _parts(notification: Notification) -> dict[str, str]:
-    """The email and push parts: those rendered from a template (or the producer's HTML)
-    where the notification keeps them, else the rules for plain notifications."""
-    return {**fallback_parts(notification.title, notification.message),
-            **(notification.content or {})}

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import pacing
 from tidings.domain.delivery import DeliveryMedium
-from tidings.queue.dispatch import BatchContext
+from tidings.queue.batch import BatchContext
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
 from tidings.store.queue import Claimed

@@ -23,9 +23,10 @@ from datetime import datetime
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import DeliveryStatus, utcnow
 from tidings.jobs.maintenance import Maintenance
+from tidings.queue.batch import BatchContext
 from tidings.queue.context import load_context
 from tidings.queue.digests import DigestSender
-from tidings.queue.dispatch import BatchContext, Dispatcher
+from tidings.queue.dispatch import Dispatcher
 from tidings.queue.pacing import Pacer
 from tidings.queue.ports import Sockets
 from tidings.queue.settlement import Settler

@@ -75,8 +75,8 @@ class BulkCreationService:
             async with self._db.begin() as conn:
                 await keep(conn, [])
         for request, result in zip(requests, written, strict=True):
-            if isinstance(result, Written) and result.stored:
-                await self._creation.announce(request, result.stored)
+            if isinstance(result, Written) and (result.stored or result.fed):
+                await self._creation.announce(request, result.stored, fed=result.fed)
         return _merge(answers, written)
 
 

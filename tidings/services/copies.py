@@ -12,6 +12,7 @@ from typing import Any
 from tidings.domain.catalogue import NotificationType
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
+from tidings.domain.feed import FEED_USER
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft, is_idempotency_key
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
@@ -27,6 +28,7 @@ MediaByUser = dict[str, frozenset[Medium]]
 # (user, medium) -> the digest window that user's deliveries of that medium are held for.
 HeldFor = dict[tuple[str, str], Window]
 # In-app is never held; chat has no sender of its own yet (always skipped).
+FEED_MEDIA = frozenset({Medium.CHAT})
 HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH, Medium.SMS})
 
 
@@ -48,6 +50,8 @@ class CreationRequest:
     kind: NotificationType | None = None
     # The create's traceparent (tracing on): its deliveries' sends join its trace.
     trace: str | None = None
+    # Its channel has a team feed: the write adds the feed's copy (one post per create).
+    fed: bool = False
 
     @property
     def required(self) -> bool:
@@ -161,6 +165,17 @@ def build_copies(
             for state in shared
         )
     return stored, deliveries
+
+
+def feed_copy(request: CreationRequest,
+              rendered: Mapping[str, Rendered] | None = None,
+              ) -> tuple[Notification, NewDelivery]:
+    """The copy a create leaves for its channel's team feed: one chat delivery, pending
+    whatever the create's media and anyone's preferences (DESIGN section 14), due when
+    the notification is visible; never in-app."""
+    stored, deliveries = build_copies(request, [FEED_USER], {FEED_USER: FEED_MEDIA},
+                                      FEED_MEDIA, None, rendered)
+    return stored[0], deliveries[0]
 
 
 def _digest_of(held: HeldFor | None, user_id: str, medium: Medium) -> str | None:

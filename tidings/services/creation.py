@@ -22,6 +22,7 @@ from tidings.domain.notification import Created, CreateOutcome, Notification
 from tidings.services.copies import CreationRequest, check_key
 from tidings.services.creation_writes import CreationWriter, Written
 from tidings.services.fanout import Fanout
+from tidings.services.feed_cache import FeedCache
 from tidings.services.preferences import PreferenceService
 from tidings.services.queue_signal import QueueSignal
 from tidings.services.rate_limits import CreateLimit
@@ -57,6 +58,7 @@ class CreationService:
         limit: CreateLimit | None = None,
         types: TypeCache | None = None,
         traces: Traces | None = None,
+        feeds: FeedCache | None = None,
     ) -> None:
         self._db = db
         # The types catalogue (default media, required, digest); None: no catalogue.
@@ -75,6 +77,8 @@ class CreationService:
         self._templates = templates
         self._writer = CreationWriter(db, preferences, deliverable=deliverable, cipher=cipher,
                                       templates=templates)
+        # Which channels have a team feed (a create on one also writes the feed's copy).
+        self._feeds = feeds
         self._batcher: Batcher[CreationRequest, Written] = Batcher(
             self._write_batch, WRITE_BATCH, weight=_rows, max_weight=WRITE_ROWS)
 
@@ -96,8 +100,8 @@ class CreationService:
             # Answered as JSON, and emitted (first) as the same JSON: written once, here.
             with contextlib.suppress(TypeError):  # what orjson refuses: each its own way
                 written.outcome.notification.to_json_bytes()
-        if written.stored:
-            await self.announce(request, written.stored)
+        if written.stored or written.fed:
+            await self.announce(request, written.stored, fed=written.fed)
         return written.outcome
 
     async def prepare(
@@ -125,9 +129,10 @@ class CreationService:
         due = draft.scheduled_at
         # The catalogue is cached whole: a type not in it costs no query either.
         kind = await self._types.find(draft.channel, draft.type) if self._types else None
+        fed = self._feeds is not None and draft.channel in await self._feeds.channels()
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
-                               template, html, kind, trace=self._traces.current())
+                               template, html, kind, trace=self._traces.current(), fed=fed)
 
     async def charge(self, producer: str, requests: Sequence[CreationRequest],
                      field: str) -> None:
@@ -162,11 +167,12 @@ class CreationService:
 
     # -- after the commit -----------------------------------------------------------------
 
-    async def announce(self, request: CreationRequest, stored: list[Notification]) -> None:
+    async def announce(self, request: CreationRequest, stored: list[Notification], *,
+                       fed: bool = False) -> None:
         """Count, wake the delivery workers, then emit now or wake the scheduler for
         later."""
         self._metrics.notifications_created.inc(len(stored))
-        if any(
+        if fed or any(
             state.medium != Medium.IN_APP and state.status == DeliveryStatus.PENDING
             for n in stored for state in n.deliveries
         ):

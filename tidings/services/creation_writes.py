@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, Unavailable
+from tidings.domain.feed import FEED_USER
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Medium
 from tidings.domain.notification import (
@@ -24,6 +25,7 @@ from tidings.domain.template import Rendered
 from tidings.services.copies import (
     CreationRequest,
     build_copies,
+    feed_copy,
     hold_for_digest,
     media_by_user,
 )
@@ -41,6 +43,7 @@ class Written:
 
     outcome: CreateOutcome
     stored: list[Notification]
+    fed: bool = False  # a team feed's copy was written too (its post waits in the queue)
 
 
 class CreationWriter:
@@ -138,7 +141,9 @@ class CreationWriter:
                                               held, rendered)
             all_stored.extend(stored)
             all_deliveries.extend(deliveries)
-            written.append(Written(_outcome(draft, stored), stored))
+            written.append(Written(_outcome(draft, stored), stored, request.fed))
+            if request.fed:
+                await self._add_feed_copy(conn, request, all_stored, all_deliveries)
         if all_stored:
             await store.insert_many(conn, all_stored, all_deliveries, cipher=self._cipher)
         return written
@@ -161,13 +166,28 @@ class CreationWriter:
         rendered = await self._render(conn, request, recipients)
         stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
                                           rendered)
-        await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
         outcome = _outcome(draft, stored)
+        stored_for_users = stored
+        if request.fed:
+            # Written with the copies, answered and emitted without: nobody's inbox.
+            stored, deliveries = list(stored), list(deliveries)
+            await self._add_feed_copy(conn, request, stored, deliveries)
+        await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
         if key is not None:
             await idempotency.record(conn, request.principal.user_id, key,
                                      request.fingerprint(), outcome, request.now,
                                      cipher=self._cipher)
-        return Written(outcome, stored)
+        return Written(outcome, stored_for_users, request.fed)
+
+    async def _add_feed_copy(self, conn: Connection, request: CreationRequest,
+                             stored: list[Notification],
+                             deliveries: list[NewDelivery]) -> None:
+        """The channel's team-feed copy of this create, appended to what is written (one
+        post per create, whatever its audience: DESIGN section 14)."""
+        rendered = await self._render(conn, request, [FEED_USER])
+        copy, delivery = feed_copy(request, rendered)
+        stored.append(copy)
+        deliveries.append(delivery)
 
     async def _render(self, conn: Connection, request: CreationRequest,
                       recipients: Sequence[str]) -> dict[str, Rendered] | None:

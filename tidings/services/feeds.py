@@ -12,20 +12,35 @@ from tidings.delivery.targets import check_target_url
 from tidings.domain.errors import NotFound
 from tidings.domain.feed import ChannelFeed, FeedDraft
 from tidings.domain.model import utcnow
+from tidings.services.feed_cache import SCOPE, FeedCache
+from tidings.services.invalidation import Invalidation
 from tidings.store import feeds as store
 from tidings.store.database import Database
 
 
 class FeedService:
-    def __init__(self, db: Database, *, allow_private: bool) -> None:
+    def __init__(self, db: Database, *, allow_private: bool, cache: FeedCache | None = None,
+                 invalidation: Invalidation | None = None) -> None:
         self._db = db
         self._allow_private = allow_private
+        # The creates' view of which channels have a feed: dropped here after a change,
+        # and in the other processes through `invalidation`.
+        self._cache = cache
+        self._invalidation = invalidation
+
+    def _changed(self, channel: str) -> None:
+        if self._cache is not None:
+            self._cache.forget()
+        if self._invalidation is not None:
+            self._invalidation.invalidate(SCOPE, channel)
 
     async def put(self, channel: str, draft: FeedDraft) -> ChannelFeed:
         await check_target_url(draft.webhook_url, allow_private=self._allow_private,
                                field="webhook_url")
         async with self._db.begin() as conn:
-            return await store.put(conn, channel, draft.kind, draft.webhook_url, utcnow())
+            feed = await store.put(conn, channel, draft.kind, draft.webhook_url, utcnow())
+        self._changed(channel)
+        return feed
 
     async def get(self, channel: str) -> ChannelFeed:
         async with self._db.begin() as conn:
@@ -38,3 +53,4 @@ class FeedService:
         async with self._db.begin() as conn:
             if not await store.delete(conn, channel):
                 raise NotFound(f"channel {channel!r} has no feed")
+        self._changed(channel)

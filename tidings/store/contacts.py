@@ -15,20 +15,20 @@ from tidings.store.tables import contacts
 
 LOOKUP_SLICE = 500
 _FIELDS = (contacts.c.email, contacts.c.locale, contacts.c.timezone, contacts.c.quiet_start,
-           contacts.c.quiet_end, contacts.c.phone)
+           contacts.c.quiet_end, contacts.c.phone, contacts.c.slack_user_id)
 _COLUMNS = (contacts.c.user_id, *_FIELDS, contacts.c.updated_at)
 
 
 def _record(row: Sequence[Any]) -> Contact:
-    user_id, email, locale, zone, quiet_start, quiet_end, phone, updated_at = row
+    user_id, email, locale, zone, quiet_start, quiet_end, phone, slack, updated_at = row
     quiet = QuietHours(quiet_start, quiet_end) if quiet_start and quiet_end else None
-    return Contact(user_id, email, locale, zone, quiet, updated_at, phone)
+    return Contact(user_id, email, locale, zone, quiet, updated_at, phone, slack)
 
 
 def _columns(change: ContactChange) -> dict[str, str | None]:
     """The columns a change writes: only those of the fields it gives."""
     values: dict[str, str | None] = {}
-    for name in ("email", "phone", "locale", "timezone"):
+    for name in ("email", "phone", "slack_user_id", "locale", "timezone"):
         if name in change.given:
             values[name] = getattr(change, name)
     if "quiet_hours" in change.given:

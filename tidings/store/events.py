@@ -22,7 +22,7 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
     for webhook deliveries themselves: events about events would loop)."""
     sent = [
         (s.delivery.notification_id, s.delivery.user_id, {
-            "notification_id": s.delivery.notification_id, "user_id": s.delivery.user_id,
+            "notification_id": s.delivery.notification_id, "user_id": s.delivery.user_id or None,
             "medium": s.delivery.medium, "delivery_id": s.delivery.id,
             "provider_id": s.provider_id})
         for s in settled
@@ -30,7 +30,7 @@ async def deliveries_settled(conn: AsyncConnection, settled: Sequence[Settlement
     ]
     dead = [
         (s.delivery.notification_id, s.delivery.user_id, {
-            "notification_id": s.delivery.notification_id, "user_id": s.delivery.user_id,
+            "notification_id": s.delivery.notification_id, "user_id": s.delivery.user_id or None,
             "medium": s.delivery.medium, "delivery_id": s.delivery.id,
             "attempts": s.delivery.attempts, "last_error": s.last_error})
         for s in settled

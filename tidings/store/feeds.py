@@ -45,10 +45,14 @@ async def delete(conn: AsyncConnection, channel: str) -> bool:
     return bool(result.rowcount)
 
 
-async def with_feed(conn: AsyncConnection, channels: Sequence[str]) -> set[str]:
-    """Which of these channels have a feed (one query for a batch of creates)."""
-    if not channels:
-        return set()
-    query = sa.select(channel_feeds.c.channel).where(
-        channel_feeds.c.channel.in_(sorted(set(channels))))
-    return {row.channel for row in await conn.execute(query)}
+async def channels(conn: AsyncConnection) -> list[str]:
+    """Every channel that has a feed."""
+    return [row.channel for row in await conn.execute(sa.select(channel_feeds.c.channel))]
+
+
+async def of_channels(conn: AsyncConnection, names: Sequence[str]) -> dict[str, ChannelFeed]:
+    """The feeds of these channels (those that have one), for a batch of posts."""
+    if not names:
+        return {}
+    query = sa.select(*_COLUMNS).where(channel_feeds.c.channel.in_(sorted(set(names))))
+    return {feed.channel: feed for feed in map(_record, await conn.execute(query))}

@@ -193,7 +193,8 @@ contacts = sa.Table(
     metadata,
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("email", sa.String(320), nullable=True),
-    sa.Column("phone", sa.String(16), nullable=True),  # E.164: "+" and at most 15 digits
+    sa.Column("phone", sa.String(16), nullable=True),
+    sa.Column("slack_user_id", sa.String(32), nullable=True),  # E.164: "+" and at most 15 digits
     sa.Column("locale", sa.String(35), nullable=True),
     sa.Column("timezone", sa.String(64), nullable=True),
     sa.Column("quiet_start", sa.String(5), nullable=True),  # "HH:MM" in `timezone`

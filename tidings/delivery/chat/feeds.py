@@ -21,16 +21,18 @@ from tidings.delivery.http_post import post_json
 from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.targets import UnresolvableTarget, check_target_url
 from tidings.domain.errors import ValidationFailed
+from tidings.support.tracing import Traces
 
 USER_AGENT = "Tidings-Feeds/1"
 
 
 class FeedSender:
     def __init__(self, client: httpx.AsyncClient, *, allow_private: bool = False,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, traces: Traces | None = None) -> None:
         self._client = client
         self._allow_private = allow_private
         self._timeout = timeout_s
+        self._traces = traces or Traces.off()
 
     async def send(self, note: ChatMessage, feed: Feed) -> Attempt:
         started = time.monotonic()
@@ -42,8 +44,13 @@ class FeedSender:
             return Attempt(Outcome.PERMANENT, error=exc.message)
         content = json.dumps(feed_body(feed.kind, note), ensure_ascii=False,
                              separators=(",", ":")).encode()
-        answer = await post_json(self._client, feed.webhook_url, content,
-                                 {"User-Agent": USER_AGENT}, self._timeout)
+        headers = {"User-Agent": USER_AGENT}
+        # The receiving side may join the notification's trace (the send's span is current).
+        traceparent = self._traces.current()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
+        answer = await post_json(self._client, feed.webhook_url, content, headers,
+                                 self._timeout)
         attempt = answer.attempt
         return Attempt(attempt.outcome, code=attempt.code, error=attempt.error,
                        retry_after_s=attempt.retry_after_s,
