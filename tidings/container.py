@@ -86,7 +86,7 @@ class Core:
         if self.scheduler is not None:
             self.scheduler.start()
         if self.runs_worker:
-            self.delivery.worker.start()
+            self.delivery.start()
 
     async def stop(self) -> None:
         await self.delivery.stop()
@@ -120,7 +120,10 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
     ) if serve and fanout is not None else None
     runs_worker = settings.workers_in_serve or not serve
     preference_cache = PreferenceCache(metrics)
-    waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
+    # A create that writes escalation steps raises `queued`: the steps' loop looks too.
+    woken = (delivery.worker.wake,) + ((delivery.escalation.wake,)
+                                       if delivery.escalation is not None else ())
+    waiters = Waiters(queued=woken if runs_worker else (),
                       scheduled=(scheduler.wake,) if scheduler is not None else (),
                       invalidated=(preference_cache.invalidated, type_cache.invalidated),
                       lost=(preference_cache.forget_all, type_cache.forget))

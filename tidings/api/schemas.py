@@ -22,6 +22,8 @@ class DeliveryStateOut(BaseModel):
     updated_at: str
     digest_id: str | None
     deferred_until: str | None
+    step: int = Field(..., ge=0, le=3, description="0: the create's own media; 1-3: "
+                      "the escalation step that made it")
 
 
 class TemplateRefOut(BaseModel):

@@ -36,6 +36,7 @@ class DeliveryState:
     updated_at: datetime
     digest_id: str | None = None
     deferred_until: datetime | None = None
+    step: int = 0  # the escalation step that made it (contract section 12); 0: the create
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class DeliveryState:
             "updated_at": isoformat(self.updated_at),
             "digest_id": self.digest_id,
             "deferred_until": isoformat(self.deferred_until),
+            "step": self.step,
         }
 
 

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from tidings.domain.catalogue import MAX_STEPS, EscalationStep
 from tidings.domain.errors import ValidationFailed
 
 # The field types, named here too (as they always were) for the code that reads inputs.
@@ -118,6 +119,9 @@ class NotificationDraft(_Input):
         description="Parts to encrypt at rest: 'title', 'message', 'data' or 'data.<key>'; "
         "needs ENCRYPTION_KEYS on the server. Clients always see plaintext.")
     digest: DigestInput | None = None
+    # Section 12's steps (the catalogue's rule for a step, one for creates and types);
+    # `[]` names no step, and so overrides the type's escalation.
+    escalation: list[EscalationStep] | None = Field(None, max_length=MAX_STEPS)
 
     @field_validator("digest")
     @classmethod

@@ -116,7 +116,7 @@ class Notification(_JsonOnce):
             deliveries=tuple(
                 DeliveryState(d["medium"], d["status"], d["attempts"], d.get("last_error"),
                               parse_instant(d["updated_at"]), d.get("digest_id"),
-                              _instant(d.get("deferred_until")))
+                              _instant(d.get("deferred_until")), d.get("step", 0))
                 for d in body.get("deliveries", ())
             ),
             template=body.get("template"),
@@ -207,6 +207,7 @@ class NewDelivery:
     last_error: str | None = None
     digest_id: str | None = None  # held for this digest (pacing)
     trace: str | None = None  # the create's traceparent, when tracing is on
+    step: int = 0  # the escalation step that wrote it (0: the create itself)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any
 from tidings.domain.catalogue import NotificationType
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
+from tidings.domain.escalation import NewStep, StepPlan, new_steps, plans_of
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft, is_idempotency_key
 from tidings.domain.model import DeliveryStatus, Medium, Principal, Status
@@ -86,8 +87,31 @@ class CreationRequest:
     def fingerprint(self) -> str:
         """A digest of what was asked, to tell a repeat from a reuse of its key."""
         # `sensitive` counts only when given, so keys kept before it existed still match.
-        exclude = None if self.draft.sensitive else {"sensitive"}
-        return hashlib.sha256(self.draft.model_dump_json(exclude=exclude).encode()).hexdigest()
+        # Likewise `escalation`.
+        exclude: set[str] = set()
+        if not self.draft.sensitive:
+            exclude.add("sensitive")
+        if self.draft.escalation is None:
+            exclude.add("escalation")
+        return hashlib.sha256(
+            self.draft.model_dump_json(exclude=exclude or None).encode()).hexdigest()
+
+    @property
+    def escalation(self) -> tuple[StepPlan, ...]:
+        """The create's steps, else its type's (none when the create names `[]`)."""
+        if self.draft.escalation is not None:
+            return plans_of(step.model_dump(mode="json") for step in self.draft.escalation)
+        steps = self.kind.spec.escalation if self.kind is not None else None
+        return plans_of(steps) if steps else ()
+
+    def steps_of(self, stored: Sequence[Notification]) -> list[NewStep]:
+        """The step rows of these copies (none without escalation: no query then)."""
+        plans = self.escalation
+        if not plans:
+            return []
+        start = self.draft.scheduled_at or self.now  # section 12: scheduled_at or created_at
+        return [row for notification in stored
+                for row in new_steps(notification.id, plans, start, self.now)]
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:
