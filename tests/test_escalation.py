@@ -259,3 +259,20 @@ async def test_a_bad_step_is_a_422_naming_it(mailer: RunningServer, steps: Any,
         response = await http.post("/api/notifications", json={**NOTE, "escalation": steps})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
+
+
+async def test_a_steps_email_joins_the_creates_digest(idle: RunningServer) -> None:
+    note = await create(idle, digest={"key": "daily", "window_seconds": 3600},
+                        escalation=[EMAIL_STEP])
+    steps = runner(idle)
+    for _ in range(500):
+        await steps.run_once()
+        if await step_states(idle, note["id"]) == [StepState.DONE]:
+            break
+        await asyncio.sleep(0.02)
+    async with idle.services.db.begin() as conn:
+        row = (await conn.execute(
+            sa.select(notification_deliveries.c.status, notification_deliveries.c.digest_id)
+            .where(notification_deliveries.c.notification_id == note["id"],
+                   notification_deliveries.c.step == 1))).one()
+    assert row[0] == "pending" and row[1] is not None  # held for the window "daily"

@@ -67,6 +67,7 @@ class Delivery:
     provider_message_id: str | None = None
     webhook_id: str | None = None
     event: str | None = None
+    step: int = 0  # the escalation step that made it (0: the create, or a webhook event)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -80,6 +81,7 @@ class Delivery:
             "next_attempt_at": isoformat(self.next_attempt_at),
             "updated_at": isoformat(self.updated_at),
             "provider_message_id": self.provider_message_id,
+            "step": self.step,
         }
         if self.webhook_id is not None:
             body["webhook_id"] = self.webhook_id

@@ -60,14 +60,15 @@ class NewStep:
     unless: Unless
     media: tuple[Medium, ...]
     created_at: datetime
+    digest: tuple[str, int] | None = None  # the create's own (key, window seconds)
 
 
 def new_steps(notification_id: str, plans: Iterable[StepPlan], start: datetime,
-              now: datetime) -> list[NewStep]:
+              now: datetime, digest: tuple[str, int] | None = None) -> list[NewStep]:
     """The rows of a notification's steps, due `after_seconds` after `start` (its
     `scheduled_at`, or its `created_at`)."""
     return [NewStep(notification_id, number, start + timedelta(seconds=plan.after_seconds),
-                    plan.unless, plan.media, now)
+                    plan.unless, plan.media, now, digest)
             for number, plan in enumerate(plans, start=1)]
 
 
@@ -82,3 +83,4 @@ class ClaimedStep:
     unless: Unless
     media: tuple[Medium, ...]
     lease_token: str
+    digest: tuple[str, int] | None = None  # the create's own (key, window seconds)

@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
+from tidings.domain.catalogue import NotificationType
 from tidings.domain.escalation import ClaimedStep, StepState
 from tidings.domain.model import DeliveryStatus, Medium, utcnow
 from tidings.domain.notification import NewDelivery
+from tidings.domain.pacing import window_closes
 from tidings.domain.preference import choose_media, chosen_media
 from tidings.store import catalogue as catalogue_store
 from tidings.store import escalations as store
 from tidings.store import notifications as notification_store
+from tidings.store import pacing as pacing_store
 from tidings.store import preferences as preference_store
 from tidings.store.database import Connection, Database
 from tidings.store.escalations import Target
@@ -36,6 +40,8 @@ from tidings.support.loops import Loop
 from tidings.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+HELD_MEDIA = frozenset({Medium.EMAIL, Medium.PUSH})  # as at creation: in-app is never held
 
 
 class _LeaseLost(Exception):
@@ -123,7 +129,32 @@ class EscalationRunner:
                 notification_id=step.notification_id, user_id=target.user_id, medium=medium,
                 status=status, attempts=0, due_at=now, created_at=now, last_error=error,
                 step=step.step))
-        return rows
+        return await self._held(conn, step, kind, rows, now)
+
+    async def _held(self, conn: Connection, step: ClaimedStep, kind: NotificationType | None,
+                    rows: list[NewDelivery], now: datetime) -> list[NewDelivery]:
+        """The step's email and push join a digest: the create's own, else its type's (the
+        window open for that key, or one opened now)."""
+        held = [row for row in rows
+                if row.medium in HELD_MEDIA and row.status == DeliveryStatus.PENDING]
+        if not held:
+            return rows
+        digest = step.digest
+        if digest is None and kind is not None and kind.spec.digest_key is not None \
+                and kind.spec.digest_window is not None:
+            digest = (kind.spec.digest_key, kind.spec.digest_window)
+        if digest is None:
+            return rows
+        key, window_s = digest
+        windows = await pacing_store.open_windows(
+            conn, [(row.user_id, row.medium) for row in held], key,
+            window_closes(now, window_s), now)
+        joined: list[NewDelivery] = []
+        for row in rows:
+            window = windows.get((row.user_id, row.medium)) if row in held else None
+            joined.append(row if window is None else
+                          replace(row, digest_id=window.id, due_at=window.closes_at))
+        return joined
 
     async def _pass(self) -> float:
         if await self.run_once() >= self._batch:

@@ -110,8 +110,10 @@ class CreationRequest:
         if not plans:
             return []
         start = self.draft.scheduled_at or self.now  # section 12: scheduled_at or created_at
+        own = self.draft.digest
+        digest = (own.key, own.window_seconds) if own is not None else None
         return [row for notification in stored
-                for row in new_steps(notification.id, plans, start, self.now)]
+                for row in new_steps(notification.id, plans, start, self.now, digest)]
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:

@@ -34,6 +34,8 @@ async def insert_many(conn: AsyncConnection, rows: Sequence[NewStep]) -> None:
     await conn.execute(steps.insert(), [
         {"notification_id": row.notification_id, "step": row.step, "due_at": row.due_at,
          "unless": str(row.unless), "media": [str(medium) for medium in row.media],
+         "digest_key": row.digest[0] if row.digest else None,
+         "digest_window": row.digest[1] if row.digest else None,
          "state": StepState.PENDING, "next_attempt_at": row.due_at,
          "created_at": row.created_at, "updated_at": row.created_at}
         for row in rows
@@ -58,11 +60,13 @@ async def claim(conn: AsyncConnection, now: datetime, limit: int,
         .values(state=StepState.RUNNING, lease_token=str(uuid.uuid4()),
                 next_attempt_at=until, updated_at=now)
         .returning(steps.c.id, steps.c.notification_id, steps.c.step, steps.c.unless,
-                   steps.c.media, steps.c.lease_token)
+                   steps.c.media, steps.c.lease_token, steps.c.digest_key,
+                   steps.c.digest_window)
     )
     claimed = [ClaimedStep(id, notification_id, step, Unless(unless),
-                           tuple(Medium(medium) for medium in media), token)
-               for id, notification_id, step, unless, media, token in result]
+                           tuple(Medium(medium) for medium in media), token,
+                           (key, window) if key is not None and window is not None else None)
+               for id, notification_id, step, unless, media, token, key, window in result]
     claimed.sort(key=lambda item: item.id)
     return claimed
 
@@ -145,4 +149,5 @@ async def media_written(conn: AsyncConnection, notification_id: str) -> dict[str
         .group_by(deliveries.c.medium)
     )
     return {medium: int(step) for medium, step in result}
+
 

@@ -311,6 +311,9 @@ escalation_steps = sa.Table(
     sa.Column("due_at", UTCDateTime, nullable=False),
     sa.Column("unless", sa.String(16), nullable=False),
     sa.Column("media", JSONData, nullable=False),
+    # The create's own digest, which the step's email and push join (else the type's).
+    sa.Column("digest_key", sa.String(100), nullable=True),
+    sa.Column("digest_window", sa.Integer, nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("lease_token", sa.String(36), nullable=True),

@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column("unless", sa.String(16), nullable=False),
         sa.Column("media", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
                   nullable=False),
+        sa.Column("digest_key", sa.String(100), nullable=True),
+        sa.Column("digest_window", sa.Integer(), nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lease_token", sa.String(36), nullable=True),
