@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
+from tidings.client.models import Delivery, NotificationRequest
 from tidings.domain.escalation import StepState
 from tidings.domain.model import Medium, utcnow
 from tidings.queue.escalation import EscalationRunner
@@ -276,3 +277,13 @@ async def test_a_steps_email_joins_the_creates_digest(idle: RunningServer) -> No
             .where(notification_deliveries.c.notification_id == note["id"],
                    notification_deliveries.c.step == 1))).one()
     assert row[0] == "pending" and row[1] is not None  # held for the window "daily"
+
+
+def test_the_client_sends_a_requests_escalation() -> None:
+    request = NotificationRequest(type="invoice", title="t", message="m", user_id="alice",
+                                  escalation=[EMAIL_STEP])
+    assert request.to_json()["escalation"] == [EMAIL_STEP]
+    assert "escalation" not in NotificationRequest(type="invoice", title="t",
+                                                   message="m").to_json()
+    assert Delivery.from_json({"medium": "email", "status": "sent", "attempts": 1,
+                               "last_error": None, "updated_at": None, "step": 2}).step == 2

@@ -189,12 +189,14 @@ class NotificationRequest:
     scheduled_at: datetime | str | None = None
     template: str | None = None
     variables: dict[str, Any] | None = None
+    # At most 3 steps `{"after_seconds", "unless", "media"}`; `[]`: none, not the type's.
+    escalation: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for name in ("user_id", "user_ids", "type", "title", "message", "channel",
-                     "priority", "data", "media", "template", "variables"):
+                     "priority", "data", "media", "template", "variables", "escalation"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
