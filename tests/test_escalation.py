@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -287,3 +288,38 @@ def test_the_client_sends_a_requests_escalation() -> None:
                                                    message="m").to_json()
     assert Delivery.from_json({"medium": "email", "status": "sent", "attempts": 1,
                                "last_error": None, "updated_at": None, "step": 2}).step == 2
+
+
+async def test_ended_steps_go_with_retention(idle: RunningServer) -> None:
+    note = await create(idle, escalation=[EMAIL_STEP])
+    waiting = await create(idle, escalation=[{**EMAIL_STEP, "after_seconds": 3600}])
+    async with idle.http("alice") as http:
+        assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 204
+    steps = runner(idle)
+    for _ in range(500):
+        await steps.run_once()
+        if await step_states(idle, note["id"]) == [StepState.CANCELED]:
+            break
+        await asyncio.sleep(0.02)
+    async with idle.services.db.begin() as conn:
+        assert await escalations.purge_ended(conn, utcnow() + timedelta(days=1)) == 1
+    assert await step_states(idle, note["id"]) == []
+    assert await step_states(idle, waiting["id"]) == [StepState.PENDING]  # not ended: kept
+
+
+async def test_an_in_app_step_brings_an_email_only_notification_to_the_inbox(
+    mailer: RunningServer, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    note = await create(mailer, media=["email"], escalation=[
+        {"after_seconds": 1, "unless": "read", "media": ["in_app"]}])
+    await until_steps(mailer, note["id"], StepState.DONE)
+    for _ in range(500):
+        found = {(d["medium"], d["step"]): d["status"]
+                 for d in await deliveries_of(mailer, note["id"])}
+        if found.get(("in_app", 1)) == "sent":
+            break
+        await asyncio.sleep(0.02)
+    assert found == {("email", 0): "sent", ("in_app", 1): "sent"}
+    async with mailer.http("alice") as http:
+        listed = (await http.get("/api/notifications")).json()["items"]
+    assert [item["id"] for item in listed] == [note["id"]]

@@ -151,3 +151,11 @@ async def media_written(conn: AsyncConnection, notification_id: str) -> dict[str
     return {medium: int(step) for medium, step in result}
 
 
+
+
+async def purge_ended(conn: AsyncConnection, before: datetime) -> int:
+    """Retention: steps that ended (done or canceled) before `before`."""
+    result = await conn.execute(
+        steps.delete().where(steps.c.state.in_((StepState.DONE, StepState.CANCELED)),
+                             steps.c.updated_at < before))
+    return int(result.rowcount or 0)
