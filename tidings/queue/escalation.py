@@ -84,6 +84,10 @@ class EscalationRunner:
                 wrote = await self._run(step) or wrote
             except _LeaseLost:
                 log.warning("escalation step %s was taken by another worker", step.id)
+            except Exception:
+                # One step that fails must not hold up the others: it stays `running`
+                # and falls due again when its lease ends.
+                log.exception("escalation step %s failed", step.id)
         if wrote and self._queued is not None:
             self._queued()
         return len(claimed)
