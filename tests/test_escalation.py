@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tidings.client.models import Delivery, NotificationRequest
+from tidings.container import build_core
 from tidings.domain.escalation import StepState
 from tidings.domain.model import Medium, utcnow
 from tidings.queue.escalation import EscalationRunner
@@ -323,3 +324,21 @@ async def test_an_in_app_step_brings_an_email_only_notification_to_the_inbox(
     async with mailer.http("alice") as http:
         listed = (await http.get("/api/notifications")).json()["items"]
     assert [item["id"] for item in listed] == [note["id"]]
+
+
+async def test_two_worker_processes_email_a_step_once(
+    idle: RunningServer, smtp: tuple[ScriptedHandler, int]
+) -> None:
+    handler, _ = smtp
+    note = await create(idle, escalation=[EMAIL_STEP])
+    workers = [build_core(idle.settings, serve=False) for _ in range(2)]
+    for core in workers:
+        await core.start()
+    try:
+        await until_email_sent(idle, note["id"])
+        await until_steps(idle, note["id"], StepState.DONE)
+    finally:
+        for core in workers:
+            await core.stop()
+    assert await step_rows(idle, note["id"]) == [("in_app", 0, "sent"), ("email", 1, "sent")]
+    assert len(handler.received) == 1
