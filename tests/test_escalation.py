@@ -117,6 +117,17 @@ def runner(server: RunningServer, lease_s: float = 30.0) -> EscalationRunner:
                             lease_s=lease_s, poll_s=0.1, batch_size=10)
 
 
+async def run_until(server: RunningServer, steps: EscalationRunner, note_id: str,
+                    state: str) -> None:
+    """Passes of `steps` (this test's own loop) until the note's one step is `state`."""
+    for _ in range(500):
+        await steps.run_once()
+        if await step_states(server, note_id) == [state]:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the step never became {state}")
+
+
 async def step_rows(server: RunningServer, note_id: str) -> list[tuple[str, int, str]]:
     async with server.services.db.begin() as conn:
         rows = await conn.execute(
@@ -216,11 +227,7 @@ async def test_a_step_whose_worker_died_runs_once_after_its_lease(idle: RunningS
     (held,) = dead
     assert await step_states(idle, note["id"]) == [StepState.RUNNING]
     after = runner(idle)
-    for _ in range(500):
-        await after.run_once()
-        if await step_states(idle, note["id"]) == [StepState.DONE]:
-            break
-        await asyncio.sleep(0.02)
+    await run_until(idle, after, note["id"], StepState.DONE)
     assert await step_rows(idle, note["id"]) == [("in_app", 0, "sent"),
                                                  ("email", 1, "pending")]
     # The dead worker's lease is no longer the step's: it could end nothing.
@@ -268,11 +275,7 @@ async def test_a_steps_email_joins_the_creates_digest(idle: RunningServer) -> No
     note = await create(idle, digest={"key": "daily", "window_seconds": 3600},
                         escalation=[EMAIL_STEP])
     steps = runner(idle)
-    for _ in range(500):
-        await steps.run_once()
-        if await step_states(idle, note["id"]) == [StepState.DONE]:
-            break
-        await asyncio.sleep(0.02)
+    await run_until(idle, steps, note["id"], StepState.DONE)
     async with idle.services.db.begin() as conn:
         row = (await conn.execute(
             sa.select(notification_deliveries.c.status, notification_deliveries.c.digest_id)
@@ -297,11 +300,7 @@ async def test_ended_steps_go_with_retention(idle: RunningServer) -> None:
     async with idle.http("alice") as http:
         assert (await http.delete(f"/api/notifications/{note['id']}")).status_code == 204
     steps = runner(idle)
-    for _ in range(500):
-        await steps.run_once()
-        if await step_states(idle, note["id"]) == [StepState.CANCELED]:
-            break
-        await asyncio.sleep(0.02)
+    await run_until(idle, steps, note["id"], StepState.CANCELED)
     async with idle.services.db.begin() as conn:
         assert await escalations.purge_ended(conn, utcnow() + timedelta(days=1)) == 1
     assert await step_states(idle, note["id"]) == []
@@ -342,3 +341,24 @@ async def test_two_worker_processes_email_a_step_once(
             await core.stop()
     assert await step_rows(idle, note["id"]) == [("in_app", 0, "sent"), ("email", 1, "sent")]
     assert len(handler.received) == 1
+
+
+async def test_a_step_keeps_to_the_recipients_preferences_unless_the_type_is_required(
+    idle: RunningServer
+) -> None:
+    async with idle.http("alice") as http:
+        response = await http.put("/api/notifications/preferences", json={
+            "channel": "billing", "notification_type": "invoice", "email_enabled": False})
+    assert response.status_code == 200, response.text
+    opted_out = await create(idle, escalation=[EMAIL_STEP])
+    steps = runner(idle)
+    await run_until(idle, steps, opted_out["id"], StepState.DONE)
+    assert await step_rows(idle, opted_out["id"]) == [("in_app", 0, "sent")]
+    async with idle.http("root", "admin") as http:
+        response = await http.put("/api/admin/types/billing/invoice", json={
+            "name": {"en": "Invoices"}, "required": True})
+    assert response.status_code == 200, response.text
+    required = await create(idle, escalation=[EMAIL_STEP])
+    await run_until(idle, steps, required["id"], StepState.DONE)
+    assert await step_rows(idle, required["id"]) == [("in_app", 0, "sent"),
+                                                     ("email", 1, "pending")]
