@@ -147,7 +147,7 @@ async def test_list_filters_by_status_medium_user_and_since(server: RunningServe
         "id": dead_alice, "notification_id": alice[0], "user_id": "alice", "medium": "email",
         "status": "dead", "attempts": 3, "last_error": "550 no such user",
         "next_attempt_at": "2026-11-01T12:00:00Z", "updated_at": "2026-11-01T12:00:00Z",
-        "provider_message_id": None,
+        "provider_message_id": None, "step": 0,
     }
 
 

@@ -82,7 +82,7 @@ async def test_an_email_reaches_the_smtp_server_once_and_the_notification_is_del
     assert body["status"] == "delivered" and body["delivered_at"] is not None
     assert body["deliveries"][0] | {"updated_at": None} == {
         "medium": "email", "status": "sent", "attempts": 1, "last_error": None,
-        "updated_at": None, "digest_id": None, "deferred_until": None}
+        "updated_at": None, "digest_id": None, "deferred_until": None, "step": 0}
     (mail,) = handler.received
     assert mail.rcpt_tos == ["alice@example.test"]
     assert mail.message["Subject"] == "Invoice ready"

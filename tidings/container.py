@@ -93,7 +93,7 @@ class Core:
         if self.scheduler is not None:
             self.scheduler.start()
         if self.runs_worker:
-            self.delivery.worker.start()
+            self.delivery.start()
 
     async def stop(self) -> None:
         await self.delivery.stop()
@@ -129,7 +129,10 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
     preference_cache = PreferenceCache(metrics)
     template_cache = TemplateCache(db, metrics)
     feed_cache = FeedCache(db, metrics)
-    waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
+    # A create that writes escalation steps raises `queued`: the steps' loop looks too.
+    woken = (delivery.worker.wake,) + ((delivery.escalation.wake,)
+                                       if delivery.escalation is not None else ())
+    waiters = Waiters(queued=woken if runs_worker else (),
                       scheduled=(scheduler.wake,) if scheduler is not None else (),
                       invalidated=(preference_cache.invalidated, type_cache.invalidated,
                                    template_cache.invalidated, feed_cache.invalidated),

@@ -22,6 +22,7 @@ from tidings.domain.model import Medium, utcnow
 from tidings.jobs.maintenance import Maintenance
 from tidings.queue.batch import Senders
 from tidings.queue.dispatch import Dispatcher
+from tidings.queue.escalation import EscalationRunner
 from tidings.queue.ports import Sockets
 from tidings.queue.retry import RetryPolicy
 from tidings.queue.worker import DeliveryWorker
@@ -42,7 +43,13 @@ class Delivery:
     worker: DeliveryWorker
     senders: Senders
     http: httpx.AsyncClient
+    escalation: EscalationRunner | None = None  # due escalation steps, beside the worker
     closed: bool = field(default=False)
+
+    def start(self) -> None:
+        self.worker.start()
+        if self.escalation is not None:
+            self.escalation.start()
 
     @property
     def deliverable(self) -> frozenset[Medium]:
@@ -62,6 +69,8 @@ class Delivery:
         if self.closed:
             return
         self.closed = True
+        if self.escalation is not None:
+            await self.escalation.stop()
         await self.worker.stop()
         for sender in (self.senders.email, self.senders.push, self.senders.webhooks,
                        self.senders.sms):
@@ -127,4 +136,9 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
         devices_per_user=settings.max_devices_per_user,
         traces=traces,
     )
-    return Delivery(worker, senders, http)
+    delivery = Delivery(worker, senders, http)
+    delivery.escalation = EscalationRunner(
+        db, deliverable=delivery.deliverable, lease_s=settings.delivery_lease_seconds,
+        poll_s=settings.scheduler_interval_s, batch_size=settings.notification_batch_size,
+        queued=worker.wake, metrics=metrics)
+    return delivery

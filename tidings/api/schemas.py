@@ -22,6 +22,8 @@ class DeliveryStateOut(BaseModel):
     updated_at: str
     digest_id: str | None
     deferred_until: str | None
+    step: int = Field(..., ge=0, le=3, description="0: the create's own media; 1-3: "
+                      "the escalation step that made it")
 
 
 class TemplateRefOut(BaseModel):
@@ -128,6 +130,8 @@ class DeliveryOut(BaseModel):
     next_attempt_at: str
     updated_at: str
     provider_message_id: str | None
+    step: int = Field(..., ge=0, le=3, description="0: the create's own media (and webhook "
+                      "events); 1-3: the escalation step that made it")
     webhook_id: str | None = None  # webhook events only
     event: str | None = None  # webhook events only
 

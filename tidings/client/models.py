@@ -29,6 +29,7 @@ class Delivery:
     updated_at: datetime | None
     digest_id: str | None = None  # held for this digest (quiet hours, throttle, `digest`)
     deferred_until: datetime | None = None  # waiting for the end of quiet hours
+    step: int = 0  # 0: the create's own media; 1-3: the escalation step that made it
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Delivery:
@@ -36,7 +37,8 @@ class Delivery:
                    attempts=int(body.get("attempts") or 0), last_error=body.get("last_error"),
                    updated_at=parse_time(body.get("updated_at")),
                    digest_id=body.get("digest_id"),
-                   deferred_until=parse_time(body.get("deferred_until")))
+                   deferred_until=parse_time(body.get("deferred_until")),
+                   step=int(body.get("step") or 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,12 +219,14 @@ class NotificationRequest:
     scheduled_at: datetime | str | None = None
     template: str | None = None
     variables: dict[str, Any] | None = None
+    # At most 3 steps `{"after_seconds", "unless", "media"}`; `[]`: none, not the type's.
+    escalation: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for name in ("user_id", "user_ids", "type", "title", "message", "channel",
-                     "priority", "data", "media", "template", "variables"):
+                     "priority", "data", "media", "template", "variables", "escalation"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value

@@ -4,7 +4,7 @@ notification, and the defaults a create of that type takes from it.
 A type has a display name per locale (at least one), optionally a description per
 locale; `required` (its notifications go through a recipient's opt-out, never through a
 missing address or an unconfigured provider); `default_media` (the media considered when
-a create names none); `escalation` (section 12's steps, kept for when they run) and
+a create names none); `escalation` (section 12's steps, taken by a create that names none) and
 `digest` (the window a create of the type joins when it names none). Types not in the
 catalogue work as if it did not exist.
 """

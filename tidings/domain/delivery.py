@@ -38,6 +38,7 @@ class DeliveryState:
     updated_at: datetime
     digest_id: str | None = None
     deferred_until: datetime | None = None
+    step: int = 0  # the escalation step that made it (contract section 12); 0: the create
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class DeliveryState:
             "updated_at": isoformat(self.updated_at),
             "digest_id": self.digest_id,
             "deferred_until": isoformat(self.deferred_until),
+            "step": self.step,
         }
 
 
@@ -67,6 +69,7 @@ class Delivery:
     provider_message_id: str | None = None
     webhook_id: str | None = None
     event: str | None = None
+    step: int = 0  # the escalation step that made it (0: the create, or a webhook event)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -81,6 +84,7 @@ class Delivery:
             "next_attempt_at": isoformat(self.next_attempt_at),
             "updated_at": isoformat(self.updated_at),
             "provider_message_id": self.provider_message_id,
+            "step": self.step,
         }
         if self.webhook_id is not None:
             body["webhook_id"] = self.webhook_id

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from tidings.domain.catalogue import MAX_STEPS, EscalationStep
 from tidings.domain.errors import ValidationFailed
 
 # The field types, named here too (as they always were) for the code that reads inputs.
@@ -147,6 +148,10 @@ class NotificationDraft(_Input):
     expires_at: Instant | None = None
     url: WebUrl | None = None
     actions: list[ActionInput] | None = Field(None, max_length=MAX_ACTIONS)
+
+    # Section 12's steps (the catalogue's rule for a step, one for creates and types);
+    # `[]` names no step, and so overrides the type's escalation.
+    escalation: list[EscalationStep] | None = Field(None, max_length=MAX_STEPS)
 
     def check_expiry(self, now: datetime) -> None:
         """`expires_at`, if given, lies after `now` and after `scheduled_at`."""

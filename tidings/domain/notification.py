@@ -133,7 +133,7 @@ class Notification(_JsonOnce):
             deliveries=tuple(
                 DeliveryState(d["medium"], d["status"], d["attempts"], d.get("last_error"),
                               parse_instant(d["updated_at"]), d.get("digest_id"),
-                              _instant(d.get("deferred_until")))
+                              _instant(d.get("deferred_until")), d.get("step", 0))
                 for d in body.get("deliveries", ())
             ),
             template=body.get("template"),
@@ -242,6 +242,7 @@ class NewDelivery:
     trace: str | None = None  # the create's traceparent, when tracing is on
     rank: int = 2  # the claim's order: `rank_of` its notification's priority
 
+    step: int = 0  # the escalation step that wrote it (0: the create itself)
 
 def rank_of(priority: str) -> int:
     """Where a delivery stands in the claim's order (DESIGN section 12): critical first,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tidings.domain.model import utcnow
+from tidings.store import escalations
 from tidings.store import partitions as store
 from tidings.store.database import Database
 from tidings.support.loops import Loop
@@ -31,6 +32,7 @@ class Retention:
     partitions: list[str] = field(default_factory=list)
     notifications: int = 0
     idempotency_keys: int = 0
+    escalation_steps: int = 0
 
 
 async def ensure_partitions(db: Database, now: datetime, ahead: int) -> list[str]:
@@ -51,6 +53,8 @@ async def apply_retention(db: Database, now: datetime, retention_days: int) -> R
     if retention_days <= 0:
         return report
     cutoff = now - timedelta(days=retention_days)
+    async with db.begin() as conn:  # ended steps, as old as the notifications that go
+        report.escalation_steps = await escalations.purge_ended(conn, cutoff)
     if db.dialect == "postgresql":
         async with db.begin() as conn:
             report.partitions = await store.drop_old_partitions(conn, cutoff)

@@ -12,6 +12,7 @@ from typing import Any
 from tidings.domain.catalogue import NotificationType
 from tidings.domain.delivery import DeliveryState
 from tidings.domain.errors import ValidationFailed
+from tidings.domain.escalation import NewStep, StepPlan, new_steps, plans_of
 from tidings.domain.feed import FEED_USER
 from tidings.domain.ids import uuid7
 from tidings.domain.inputs import NotificationDraft, is_idempotency_key
@@ -93,12 +94,31 @@ class CreationRequest:
         # Fields added later count only when given, so keys kept before they existed
         # still match.
         draft = self.draft
-        exclude = {name for name in ("expires_at", "url", "actions")
+        exclude = {name for name in ("expires_at", "url", "actions", "escalation")
                    if getattr(draft, name) is None}
         if not draft.sensitive:
             exclude.add("sensitive")
         return hashlib.sha256(draft.model_dump_json(exclude=exclude or None).encode()
                               ).hexdigest()
+
+    @property
+    def escalation(self) -> tuple[StepPlan, ...]:
+        """The create's steps, else its type's (none when the create names `[]`)."""
+        if self.draft.escalation is not None:
+            return plans_of(step.model_dump(mode="json") for step in self.draft.escalation)
+        steps = self.kind.spec.escalation if self.kind is not None else None
+        return plans_of(steps) if steps else ()
+
+    def steps_of(self, stored: Sequence[Notification]) -> list[NewStep]:
+        """The step rows of these copies (none without escalation: no query then)."""
+        plans = self.escalation
+        if not plans:
+            return []
+        start = self.draft.scheduled_at or self.now  # section 12: scheduled_at or created_at
+        own = self.draft.digest
+        digest = (own.key, own.window_seconds) if own is not None else None
+        return [row for notification in stored
+                for row in new_steps(notification.id, plans, start, self.now, digest)]
 
     def direct_audience(self) -> list[str]:
         if self.draft.user_id is not None:

@@ -177,6 +177,9 @@ class CreationService:
             for n in stored for state in n.deliveries
         ):
             self._signal.queued()
+        elif stored and request.escalation:
+            # Steps were written: every worker looks, and sleeps until the first is due.
+            self._signal.queued()
         live = [notification for notification in stored if notification.in_app]
         if not live:
             return

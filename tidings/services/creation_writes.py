@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, Unavailable
+from tidings.domain.escalation import NewStep
 from tidings.domain.feed import FEED_USER
 from tidings.domain.inputs import NotificationDraft
 from tidings.domain.model import Medium
@@ -31,7 +32,7 @@ from tidings.services.copies import (
 )
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
-from tidings.store import idempotency, subscriptions
+from tidings.store import escalations, idempotency, subscriptions
 from tidings.store import notifications as store
 from tidings.store.database import Connection, Database
 
@@ -132,6 +133,7 @@ class CreationWriter:
         written: list[Written] = []
         all_stored: list[Notification] = []
         all_deliveries: list[NewDelivery] = []
+        all_steps: list[NewStep] = []
         for request, recipients in zip(requests, audiences, strict=True):
             draft = request.draft
             media = media_by_user(request, recipients, allowed[(draft.channel, draft.type)])
@@ -141,11 +143,14 @@ class CreationWriter:
                                               held, rendered)
             all_stored.extend(stored)
             all_deliveries.extend(deliveries)
+            all_steps.extend(request.steps_of(stored))
             written.append(Written(_outcome(draft, stored), stored, request.fed))
             if request.fed:
                 await self._add_feed_copy(conn, request, all_stored, all_deliveries)
         if all_stored:
             await store.insert_many(conn, all_stored, all_deliveries, cipher=self._cipher)
+        if all_steps:  # one INSERT for the batch's steps, none without escalation
+            await escalations.insert_many(conn, all_steps)
         return written
 
     async def _write(self, conn: Connection, request: CreationRequest) -> Written:
@@ -166,6 +171,7 @@ class CreationWriter:
         rendered = await self._render(conn, request, recipients)
         stored, deliveries = build_copies(request, recipients, media, self._deliverable, held,
                                           rendered)
+        steps = request.steps_of(stored)  # the users' copies only, never the feed's
         outcome = _outcome(draft, stored)
         stored_for_users = stored
         if request.fed:
@@ -173,6 +179,8 @@ class CreationWriter:
             stored, deliveries = list(stored), list(deliveries)
             await self._add_feed_copy(conn, request, stored, deliveries)
         await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
+        if steps:
+            await escalations.insert_many(conn, steps)
         if key is not None:
             await idempotency.record(conn, request.principal.user_id, key,
                                      request.fingerprint(), outcome, request.now,

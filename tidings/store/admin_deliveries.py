@@ -23,7 +23,7 @@ _COLUMNS = (
     deliveries.c.id, deliveries.c.notification_id, deliveries.c.user_id, deliveries.c.medium,
     deliveries.c.status, deliveries.c.attempts, deliveries.c.last_error,
     deliveries.c.next_attempt_at, deliveries.c.updated_at, deliveries.c.provider_message_id,
-    deliveries.c.webhook_id, deliveries.c.event,
+    deliveries.c.webhook_id, deliveries.c.event, deliveries.c.step,
 )
 _HISTORY = (
     attempts.c.at, attempts.c.outcome, attempts.c.code, attempts.c.error,

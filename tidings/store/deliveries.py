@@ -17,7 +17,7 @@ from tidings.store.tables import notifications
 LOOKUP_SLICE = 500
 _STATE = (deliveries.c.medium, deliveries.c.status, deliveries.c.attempts,
           deliveries.c.last_error, deliveries.c.updated_at, deliveries.c.digest_id,
-          deliveries.c.deferred_until)
+          deliveries.c.deferred_until, deliveries.c.step)
 
 
 async def states_of(
@@ -30,7 +30,7 @@ async def states_of(
             sa.select(deliveries.c.notification_id, *_STATE)
             .where(deliveries.c.notification_id.in_(notification_ids[start:start + LOOKUP_SLICE]),
                    deliveries.c.webhook_id.is_(None))
-            .order_by(deliveries.c.notification_id, deliveries.c.medium)
+            .order_by(deliveries.c.notification_id, deliveries.c.step, deliveries.c.medium)
         )
         for notification_id, *state in await conn.execute(query):
             found.setdefault(notification_id, []).append(DeliveryState(*state))

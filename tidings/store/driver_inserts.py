@@ -34,6 +34,7 @@ COPY_FROM = 16
 DELIVERY_COLUMNS = (
     "notification_id", "user_id", "medium", "status", "attempts", "next_attempt_at",
     "last_error", "created_at", "updated_at", "digest_id", "trace_parent", "rank",
+    "step",
 )
 
 Row = tuple[Any, ...]
@@ -81,6 +82,7 @@ def delivery_rows(values: Values, new_deliveries: Sequence[NewDelivery]) -> list
             d.notification_id, d.user_id, d.medium, d.status, d.attempts, instant(d.due_at),
             None if d.last_error is None else storable(d.last_error, OUTSIDE_TEXT_LIMIT),
             instant(d.created_at), instant(d.created_at), d.digest_id, d.trace, d.rank,
+            d.step,
         )
         for d in new_deliveries
     ]

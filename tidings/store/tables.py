@@ -115,6 +115,8 @@ notification_deliveries = sa.Table(
     # The claim's order among due rows (DESIGN section 12): 0 critical, 1 high, 2 the rest
     # (its notification's priority, copied here so the claim reads one index).
     sa.Column("rank", sa.SmallInteger, nullable=False, server_default="2"),
+    # Which escalation step made the row (contract section 12): 0 for the create's own media.
+    sa.Column("step", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Index("ix_deliveries_notification", "notification_id"),
     # The in-app scheduler's lookup names the medium: "due in-app deliveries" must not
     # wade through every email and push row waiting for its worker.
@@ -312,4 +314,37 @@ types = sa.Table(
     sa.Column("digest", JSONData, nullable=True),  # {key, window_seconds}
     sa.Column("updated_by", sa.String(255), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# Escalation steps waiting for their time (contract section 12), one row per (notification,
+# step). No foreign key: on PostgreSQL a key into the partitioned notifications would hold
+# up dropping a month, and a step whose notification is gone simply ends `canceled`.
+# `next_attempt_at` is `due_at` until a worker claims the step, then the end of its lease
+# (a worker that dies leaves a step that falls due again by itself, as deliveries do).
+escalation_steps = sa.Table(
+    "escalation_steps",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("notification_id", NotificationId, nullable=False),
+    sa.Column("step", sa.SmallInteger, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("unless", sa.String(16), nullable=False),
+    sa.Column("media", JSONData, nullable=False),
+    # The create's own digest, which the step's email and push join (else the type's).
+    sa.Column("digest_key", sa.String(100), nullable=True),
+    sa.Column("digest_window", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_token", sa.String(36), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_escalation_steps_notification", "notification_id"),
+    # The claim reads only steps still to run: the partial index stays small.
+    sa.Index(
+        "ix_escalation_steps_due", "next_attempt_at",
+        postgresql_where=sa.text("state IN ('pending', 'running')"),
+        sqlite_where=sa.text("state IN ('pending', 'running')"),
+    ),
 )

@@ -202,7 +202,8 @@ let shown = null;
 function render(d) {
   shown = d;
   const fields = [["Id", d.id], ["Notification", d.notification_id], ["User", d.user_id],
-                  ["Medium", d.medium], ["Status", d.status], ["Attempts", d.attempts],
+                  ["Medium", d.medium], ["Step", d.step ? `escalation step ${d.step}` : "0 (the create)"],
+                  ["Status", d.status], ["Attempts", d.attempts],
                   ["Last error", d.last_error || ""], ["Next attempt", d.next_attempt_at || ""]];
   const attempts = (d.history || []).map((a) => h("tr", {},
     h("td", {}, a.at ? new Date(a.at).toLocaleString() : ""), h("td", {}, a.outcome),

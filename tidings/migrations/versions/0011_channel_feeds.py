@@ -1,15 +1,15 @@
 """team feeds: a channel's incoming webhook
 
-Revision ID: 0014
-Revises: 0015
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0015"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

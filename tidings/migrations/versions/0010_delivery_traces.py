@@ -1,15 +1,15 @@
 """traces: the traceparent a delivery's send continues
 
-Revision ID: 0015
-Revises: 0011
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0011"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """inbox states, expiry, links, cancel by key, and the queue's priority order
 
-Revision ID: 0009
-Revises: 0014
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 
 Notifications gain seen_at, archived_at, clicked_at, expires_at, url, actions and the
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0009"
-down_revision = "0014"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
