@@ -149,10 +149,11 @@ async def test_chat_is_skipped_without_a_token_or_a_member_id(
     server = await serve(database_url, slack_bot_token=TOKEN, slack_endpoint=origin)
     try:
         note = await create(server, user_id="bob", media=["chat"])
-        ended = await chat_deliveries(server, count=2)
+        # The first server's chat was skipped at creation: no row, nothing to list.
+        (skipped,) = await chat_deliveries(server)
     finally:
         await server.stop()
-    (skipped,) = [d for d in ended if d["notification_id"] == note["id"]]
+    assert skipped["notification_id"] == note["id"]
     assert skipped["status"] == "skipped"
     assert skipped["last_error"] == "the user has no Slack member id"
     assert script.requests == []

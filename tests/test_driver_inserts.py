@@ -48,6 +48,7 @@ async def insert_with_core(conn: AsyncConnection, items: Sequence[Notification],
         item = seal_record(cipher, item)
         row = {name: getattr(item, name) for name in FIELDS}
         row["sensitive"] = list(item.sensitive) or None
+        row["unserved"] = ",".join(item.unserved) or None
         rows.append(row)
     await conn.execute(notifications.insert(), rows)
     await conn.execute(notification_deliveries.insert(), [
@@ -80,6 +81,7 @@ def records() -> tuple[list[Notification], list[NewDelivery]]:
         note(in_app=False, data={}, status="read", scheduled_at=NOW + timedelta(hours=1),
              visible_at=(NOW + timedelta(hours=1)).astimezone(EAST),
              delivered_at=NOW.replace(microsecond=0), read_at=NOW.astimezone(EAST)),
+        note(unserved=("chat", "email", "sms")),
         note(template={"key": "welcome", "version": 3, "locale": "de-CH"},
              content={"subject": "Grüße", "html": "<b>hi</b>", "push_body": "x"}),
     ]

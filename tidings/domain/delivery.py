@@ -53,6 +53,25 @@ class DeliveryState:
         }
 
 
+def unconfigured(medium: str) -> str:
+    """Why a medium without a provider on this server is skipped."""
+    return f"no {medium.replace('_', '-')} provider is configured"
+
+
+def unserved_state(medium: str, created_at: datetime) -> DeliveryState:
+    """The state of a medium skipped at creation for want of a provider: what its row
+    would show, made at read time (no row is written for it)."""
+    return DeliveryState(medium, DeliveryStatus.SKIPPED, 0, unconfigured(medium), created_at)
+
+
+def with_unserved(states: Iterable[DeliveryState], unserved: Iterable[str],
+                  created_at: datetime) -> tuple[DeliveryState, ...]:
+    """A notification's deliveries as shown: its rows' and its unserved media, by step and
+    medium (the order the rows are read in)."""
+    shown = [*states, *(unserved_state(medium, created_at) for medium in unserved)]
+    return tuple(sorted(shown, key=lambda state: (state.step, state.medium)))
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One delivery as operators see it (`/api/admin/deliveries`)."""

@@ -71,6 +71,10 @@ class Notification(_JsonOnce):
     # The producer's Idempotency-Key of the create that made it (cancel by key finds
     # every copy by it); not shown to clients.
     idempotency_key: str | None = None
+    # Media chosen for it that no provider of this server could take, skipped at creation
+    # ("no email provider is configured"): kept here rather than as delivery rows, and
+    # shown in `deliveries` as those rows would be (`unserved_states`).
+    unserved: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The notification object of the contract (section 5)."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from tidings.domain.catalogue import NotificationType
-from tidings.domain.delivery import DeliveryState
+from tidings.domain.delivery import DeliveryState, unconfigured
 from tidings.domain.errors import ValidationFailed
 from tidings.domain.escalation import NewStep, StepPlan, new_steps, plans_of
 from tidings.domain.feed import FEED_USER
@@ -139,8 +139,11 @@ def build_copies(
     rendered: Mapping[str, Rendered] | None = None,
 ) -> tuple[list[Notification], list[NewDelivery]]:
     """One stored copy per recipient, with one delivery per chosen medium: `skipped` from
-    the start for a medium no provider is configured for; those in `held` wait, `pending`,
-    for their digest; with a template, each copy carries its recipient's rendering."""
+    the start for a medium no provider is configured for (shown as a delivery, but kept on
+    the copy as `unserved` rather than written as a row: most creates on a server without
+    every provider would write more such rows than real ones); those in `held` wait,
+    `pending`, for their digest; with a template, each copy carries its recipient's
+    rendering."""
     draft, now, visible_at = request.draft, request.now, request.visible_at
     stored: list[Notification] = []
     deliveries: list[NewDelivery] = []
@@ -148,8 +151,14 @@ def build_copies(
     # (a channel fan-out makes 10,000 copies).
     states: dict[frozenset[Medium], tuple[DeliveryState, ...]] = {}
     rank = rank_of(draft.priority)
+    unserved_of: dict[frozenset[Medium], tuple[str, ...]] = {}
     for user_id in recipients:
         chosen = media[user_id]
+        unserved = unserved_of.get(chosen)
+        if unserved is None:
+            unserved = unserved_of[chosen] = tuple(sorted(
+                medium.value for medium in chosen
+                if medium is not Medium.IN_APP and medium not in deliverable))
         shared = None if held else states.get(chosen)
         if shared is None:
             shared = tuple(
@@ -172,7 +181,7 @@ def build_copies(
             expires_at=draft.expires_at, url=draft.url,
             actions=[action.model_dump() for action in draft.actions] if draft.actions
             else None,
-            idempotency_key=request.key,
+            idempotency_key=request.key, unserved=unserved,
         )
         stored.append(notification)
         deliveries.extend(
@@ -182,7 +191,7 @@ def build_copies(
                         due_at=_due(held, user_id, Medium(state.medium), visible_at),
                         created_at=now, last_error=state.last_error,
                         digest_id=state.digest_id, trace=request.trace, rank=rank)
-            for state in shared
+            for state in shared if state.medium not in unserved
         )
     return stored, deliveries
 
@@ -226,8 +235,7 @@ def _initial(
         elif medium in deliverable:
             initial.append((medium, DeliveryStatus.PENDING, 0, None))
         else:
-            initial.append((medium, DeliveryStatus.SKIPPED, 0,
-                            f"no {medium.value.replace('_', '-')} provider is configured"))
+            initial.append((medium, DeliveryStatus.SKIPPED, 0, unconfigured(medium.value)))
     return initial
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
+from tidings.domain.delivery import with_unserved
 from tidings.domain.model import DeliveryStatus, Medium, Status
 from tidings.domain.notification import InboxFilter, NewDelivery, Notification
 from tidings.store import deliveries as deliveries_store
@@ -42,6 +43,7 @@ def record_of(row: Sequence[Any], cipher: FieldCipher | None) -> Notification:
     values = dict(zip(_FIELDS, row, strict=True))
     marked = values["sensitive"]
     values["sensitive"] = tuple(marked) if marked else ()
+    values["unserved"] = tuple(values["unserved"].split(",")) if values["unserved"] else ()
     record = Notification(**values)
     return open_record(cipher, record) if marked else record
 
@@ -60,7 +62,7 @@ _INSERTED = (
     "id", "user_id", "type", "title", "message", "channel", "priority", "status",
     "scheduled_at", "created_at", "visible_at", "delivered_at", "read_at", "data", "in_app",
     "producer", "sensitive", "template", "content", "expires_at", "url", "actions",
-    "idempotency_key",
+    "idempotency_key", "unserved",
 )
 
 
@@ -78,7 +80,7 @@ def _rows(values: driver_inserts.Values, items: Sequence[Notification],
             as_json(item.data), item.in_app, item.producer,
             json_or_null(list(item.sensitive) or None), as_json(item.template),
             as_json(item.content), instant(item.expires_at), item.url,
-            as_json(item.actions), item.idempotency_key,
+            as_json(item.actions), item.idempotency_key, ",".join(item.unserved) or None,
         ))
     return rows
 
@@ -90,7 +92,9 @@ async def with_deliveries(
     if not items:
         return []
     states = await deliveries_store.states_of(conn, [item.id for item in items])
-    return [replace(item, deliveries=tuple(states.get(item.id, ()))) for item in items]
+    return [replace(item, deliveries=with_unserved(states.get(item.id, ()), item.unserved,
+                                                   item.created_at))
+            for item in items]
 
 
 def _select() -> sa.Select[Any]:

@@ -63,6 +63,8 @@ notifications = sa.Table(
     sa.Column("actions", JSONData, nullable=True),
     # The create's Idempotency-Key (with `producer`): cancel by key finds the copies.
     sa.Column("idempotency_key", sa.String(255), nullable=True),
+    # Media skipped at creation for want of a provider ("email,push"): no row for them.
+    sa.Column("unserved", sa.String(64), nullable=True),
     sa.Index("ix_notifications_user_visible", "user_id", "visible_at", "id"),
     sa.Index("ix_notifications_producer_key", "producer", "idempotency_key",
              postgresql_where=sa.text("idempotency_key IS NOT NULL"),
