@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from tidings.api.admin import Admin
 from tidings.api.deps import App
 from tidings.api.params import Limit
-from tidings.api.schemas import FeedOut, FeedPageOut, error_responses
+from tidings.api.schemas import FeedOut, error_responses
 from tidings.domain.feed import FEED_CURSOR_PATTERN, FeedDraft
 from tidings.domain.fields import Name
 
@@ -23,6 +24,13 @@ FeedCursor = Annotated[str | None, Query(
     max_length=100, pattern=FEED_CURSOR_PATTERN,
     description="`next_cursor` of the previous page (opaque; any value of this form is a "
                 "place in the list)")]
+
+
+class FeedPageOut(BaseModel):
+    """The list's answer (here rather than in `schemas.py`, which is full)."""
+
+    items: list[FeedOut]
+    next_cursor: str | None
 
 
 @router.put("/channels/{channel}/feed", response_model=FeedOut, responses=ERRORS,
