@@ -70,6 +70,9 @@ async def _admin_calls(
         await ops.put("/api/admin/channels/billing/feed", json=feed)
         await ops.put("/api/admin/channels/billing/feed", json={**feed, "kind": "irc"})  # 422
         await ops.get("/api/admin/channels/billing/feed")
+        await ops.get("/api/admin/feeds", params={"limit": 1})
+        await ops.get("/api/admin/feeds", params={"cursor": "user:bob"})  # 422
+        await svc.get("/api/admin/feeds")  # 403
         await ops.delete("/api/admin/channels/billing/feed")
         await ops.get("/api/admin/channels/billing/feed")  # 404
 

@@ -660,3 +660,63 @@ async def test_the_console_lists_types_and_saves_and_deletes_one(
     await expect(row).to_have_count(0)
     assert page.errors == []
     assert page.refused == [(422, "/api/admin/types/billing/invoice")]  # the bad save only
+
+
+# Whether each word of an element's text sits on one line (none broken inside).
+WORDS_WHOLE = """el => {
+  const range = document.createRange();
+  const text = el.firstChild;
+  let start = 0;
+  for (const word of el.textContent.split(" ")) {
+    range.setStart(text, start);
+    range.setEnd(text, start + word.length);
+    if (range.getClientRects().length > 1) return false;
+    start += word.length + 1;
+  }
+  return true;
+}"""
+
+
+async def test_the_console_sets_lists_and_deletes_a_team_feed(
+    web: RunningServer, browser: Any
+) -> None:
+    page = await open_page(browser, f"{web.url}/admin#token={web.token('ops', 'admin')}")
+    await expect(page.page.locator("#feeds-status")).to_have_text("No team feeds yet.")
+    form = page.page.locator("#feed-form")
+    # Labelled controls, in keyboard order; a private address is refused by the server,
+    # which names the field.
+    await form.get_by_label("Channel").fill("billing")
+    await page.page.keyboard.press("Tab")
+    await expect(form.get_by_label("Kind")).to_be_focused()
+    await form.get_by_label("Kind").select_option("discord")
+    await page.page.keyboard.press("Tab")
+    url = form.get_by_label("Incoming webhook URL")
+    await expect(url).to_be_focused()
+    await page.page.keyboard.type("http://127.0.0.1/hook")
+    await page.page.keyboard.press("Enter")
+    await expect(page.page.locator("#feed-status")).to_contain_text("(webhook_url)")
+    # A literal public address: checked without a DNS lookup, never contacted.
+    await url.fill("https://93.184.215.14/api/webhooks/1/secret-part")
+    await url.press("Enter")
+    await expect(page.page.locator("#feed-status")).to_have_text(
+        "Saved: billing posts to Discord.")
+    row = page.page.locator("#feeds tr[data-channel='billing']")
+    await expect(row.locator("td.url")).to_have_text("https://93.184.215.14/\u2026")
+    await expect(row).to_contain_text("Discord")
+    assert "secret" not in await row.inner_text()
+    for cell in await row.locator("td").all():
+        if await cell.evaluate("el => el.firstChild && el.firstChild.nodeType === 3"):
+            assert await cell.evaluate(WORDS_WHOLE), await cell.inner_text()
+    async with web.http("ops", "admin") as http:
+        stored = (await http.get("/api/admin/channels/billing/feed")).json()
+    assert (stored["kind"], stored["webhook_url"]) == ("discord", "https://93.184.215.14/\u2026")
+    delete = row.get_by_role("button", name="Delete the feed of billing")
+    await delete.focus()
+    await page.page.keyboard.press("Enter")
+    await expect(page.page.locator("#feed-status")).to_have_text("Deleted the feed of billing.")
+    await expect(row).to_have_count(0)
+    await expect(page.page.locator("#feeds-h")).to_be_focused()
+    async with web.http("ops", "admin") as http:
+        assert (await http.get("/api/admin/channels/billing/feed")).status_code == 404
+    assert page.errors == []
+    assert page.refused == [(422, "/api/admin/channels/billing/feed")]  # the bad save only

@@ -315,3 +315,8 @@ class FeedOut(BaseModel):
     webhook_url: str
     created_at: str
     updated_at: str
+
+
+class FeedPageOut(BaseModel):
+    items: list[FeedOut]
+    next_cursor: str | None

@@ -25,6 +25,7 @@ FILES = {
     "tidings-socket.js": "text/javascript; charset=utf-8",
     "tidings-admin.js": "text/javascript; charset=utf-8",
     "tidings-types.js": "text/javascript; charset=utf-8",
+    "tidings-feeds.js": "text/javascript; charset=utf-8",
     "tidings-page.js": "text/javascript; charset=utf-8",
     "tidings-sw.js": "text/javascript; charset=utf-8",
     "tidings.css": "text/css; charset=utf-8",

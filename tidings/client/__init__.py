@@ -19,6 +19,7 @@ from tidings.client.errors import (
     Unavailable,
     ValidationError,
 )
+from tidings.client.feeds import FeedPage, TeamFeed
 from tidings.client.models import (
     Accepted,
     BatchResult,
@@ -50,6 +51,7 @@ __all__ = [
     "Conflict",
     "CreateResult",
     "Delivery",
+    "FeedPage",
     "Inbox",
     "InboxChange",
     "NamePage",
@@ -69,6 +71,7 @@ __all__ = [
     "SubscriberCounts",
     "Subscription",
     "SubscriptionLimit",
+    "TeamFeed",
     "TidingsClient",
     "TidingsError",
     "TypePage",

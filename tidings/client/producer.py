@@ -20,6 +20,7 @@ from tidings.client import calls
 from tidings.client.calls import Call, Page
 from tidings.client.catalogue import NotificationType, TypePage, type_body
 from tidings.client.errors import TidingsError
+from tidings.client.feeds import AsyncFeedMethods, FeedMethods
 from tidings.client.models import (
     BatchResult,
     CreateResult,
@@ -54,7 +55,7 @@ def _outcome(call: Call[T], response: httpx.Response) -> T | TidingsError:
     return call.decode(response) if response.is_success else failure_of(response)
 
 
-class TidingsClient(TopicMethods):
+class TidingsClient(TopicMethods, FeedMethods):
     """The blocking client. Use it as a context manager (or call `close`) so its
     connection pool is released. `timeout` bounds each attempt; `retry` the whole call."""
 
@@ -202,7 +203,7 @@ class TidingsClient(TopicMethods):
         self._send(calls.delete_type(channel, type))
 
 
-class AsyncTidingsClient(AsyncTopicMethods):
+class AsyncTidingsClient(AsyncTopicMethods, AsyncFeedMethods):
     """The asyncio client: the same operations as `TidingsClient`, awaited. Use it with
     `async with` (or await `aclose`)."""
 

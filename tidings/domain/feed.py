@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.addresses import TARGET_URL_PATTERN
-from tidings.domain.fields import Text
+from tidings.domain.errors import ValidationFailed
+from tidings.domain.fields import NAME_PATTERN, Text, is_name
 from tidings.domain.model import isoformat
 
 MAX_URL_LENGTH = 2048
@@ -59,6 +60,17 @@ class ChannelFeed:
 def masked(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/\u2026"
+
+
+# The list of feeds goes by channel; its cursor is the last channel of a page: opaque to
+# clients, and any channel name is a place in the list.
+FEED_CURSOR_PATTERN = f"^{NAME_PATTERN.pattern}$"
+
+
+def decode_feed_cursor(cursor: str) -> str:
+    if not is_name(cursor):
+        raise ValidationFailed("cursor is not one this server gave out", field="cursor")
+    return cursor
 
 
 # The user id of a team feed's own copy of a notification: the copy exists only to carry

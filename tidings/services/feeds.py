@@ -8,14 +8,22 @@ and resolves only to public addresses) and again by the sender before each post.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tidings.delivery.targets import check_target_url
 from tidings.domain.errors import NotFound
-from tidings.domain.feed import ChannelFeed, FeedDraft
+from tidings.domain.feed import ChannelFeed, FeedDraft, decode_feed_cursor
 from tidings.domain.model import utcnow
 from tidings.services.feed_cache import SCOPE, FeedCache
 from tidings.services.invalidation import Invalidation
 from tidings.store import feeds as store
 from tidings.store.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    items: list[ChannelFeed]
+    next_cursor: str | None
 
 
 class FeedService:
@@ -48,6 +56,15 @@ class FeedService:
         if feed is None:
             raise NotFound(f"channel {channel!r} has no feed")
         return feed
+
+    async def page(self, limit: int, cursor: str | None) -> FeedPage:
+        """The feeds by channel; the cursor is the last channel of the previous page."""
+        after = decode_feed_cursor(cursor) if cursor else None
+        async with self._db.begin() as conn:
+            items = await store.page(conn, limit, after)
+        more = len(items) > limit
+        items = items[:limit]
+        return FeedPage(items, items[-1].channel if more and items else None)
 
     async def delete(self, channel: str) -> None:
         async with self._db.begin() as conn:

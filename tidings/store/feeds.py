@@ -40,6 +40,16 @@ async def get(conn: AsyncConnection, channel: str) -> ChannelFeed | None:
     return _record(row) if row is not None else None
 
 
+async def page(conn: AsyncConnection, limit: int, after: str | None) -> list[ChannelFeed]:
+    """By channel, after the channel `after`; `limit + 1` records tell whether another
+    page exists."""
+    query = sa.select(*_COLUMNS)
+    if after is not None:
+        query = query.where(channel_feeds.c.channel > after)
+    query = query.order_by(channel_feeds.c.channel).limit(limit + 1)
+    return [_record(row) for row in await conn.execute(query)]
+
+
 async def delete(conn: AsyncConnection, channel: str) -> bool:
     result = await conn.execute(channel_feeds.delete().where(channel_feeds.c.channel == channel))
     return bool(result.rowcount)

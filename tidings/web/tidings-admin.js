@@ -3,6 +3,7 @@
 // replay (one, or by filter after a dry run). Every value from the server goes in as text.
 
 import { probe, signIn } from "./tidings-page.js";
+import { startFeeds } from "./tidings-feeds.js";
 import { startTypes } from "./tidings-types.js";
 
 const HOUR_MS = 3600 * 1000;
@@ -336,6 +337,7 @@ function start(every) {
   list();
   templates();
   startTypes({ api, h, $ });
+  startFeeds({ api, h, $ });
 }
 
 const hash = new URLSearchParams(location.hash.slice(1));
