@@ -112,3 +112,75 @@ async def test_batches_are_capped_by_weight_too_and_a_heavy_item_goes_alone() ->
     await asyncio.gather(first, *rest)
     # 4 + 5 fit in 10; 12 alone is over the weight and still goes (alone); 3 + 3 + 3.
     assert handler.batches == [[1], [4, 5], [12], [3, 3, 3], [2]]
+
+
+class Gated:
+    """A handler whose every batch waits for its own gate, opened by the test."""
+
+    def __init__(self) -> None:
+        self.gates: list[asyncio.Event] = []
+        self.batches: list[list[int]] = []
+
+    async def __call__(self, items: list[int]) -> list[int | BaseException]:
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        self.batches.append(list(items))
+        await gate.wait()
+        return [i * 10 for i in items]
+
+
+async def test_with_two_in_flight_the_next_batch_starts_during_a_write() -> None:
+    handler = Gated()
+    batcher = Batcher(handler, 10, in_flight=2)
+    first = asyncio.ensure_future(batcher.submit(1))
+    second = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0)
+    waiting = [asyncio.ensure_future(batcher.submit(i)) for i in (3, 4)]
+    await asyncio.sleep(0)
+    assert handler.batches == [[1], [2]]  # both written at once; 3 and 4 wait their turn
+    handler.gates[0].set()
+    assert await first == 10
+    await asyncio.sleep(0)
+    assert handler.batches == [[1], [2], [3, 4]]
+    handler.gates[1].set()
+    handler.gates[2].set()
+    assert await asyncio.gather(second, *waiting) == [20, 30, 40]
+
+
+async def test_callers_hear_in_submission_order_whichever_batch_ends_first() -> None:
+    handler = Gated()
+    batcher = Batcher(handler, 10, in_flight=2)
+    heard: list[int] = []
+
+    async def submit(item: int) -> None:
+        heard.append(await batcher.submit(item))
+
+    first = asyncio.ensure_future(submit(1))
+    second = asyncio.ensure_future(submit(2))
+    for _ in range(10):  # a few turns of the loop: both batches reach the handler
+        await asyncio.sleep(0)
+    handler.gates[1].set()  # the later batch commits first
+    await asyncio.sleep(0.01)
+    assert heard == []  # its caller waits for the earlier batch's answer
+    handler.gates[0].set()
+    await asyncio.gather(first, second)
+    assert heard == [10, 20]
+
+
+async def test_a_failed_batch_in_flight_does_not_hold_the_next() -> None:
+    calls = 0
+
+    async def flaky(items: list[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.01)
+            raise RuntimeError("the database went away")
+        return [i for i in items]
+
+    batcher = Batcher(flaky, 10, in_flight=2)
+    first = asyncio.ensure_future(batcher.submit(1))
+    second = asyncio.ensure_future(batcher.submit(2))
+    with pytest.raises(RuntimeError):
+        await first
+    assert await second == 2
