@@ -39,10 +39,6 @@ from tidings.support.tracing import Traces
 # requests in one transaction would hold two million rows in memory at once).
 WRITE_BATCH = 200
 WRITE_ROWS = 10_000
-# Group-commit transactions written at once, by database: PostgreSQL takes the next batch
-# while the last one's commit is being flushed (docs/BENCHMARKS.md); SQLite writes one
-# transaction at a time whatever we do.
-WRITES_IN_FLIGHT = {"postgresql": 2}
 
 
 class CreationService:
@@ -84,8 +80,7 @@ class CreationService:
         # Which channels have a team feed (a create on one also writes the feed's copy).
         self._feeds = feeds
         self._batcher: Batcher[CreationRequest, Written] = Batcher(
-            self._write_batch, WRITE_BATCH, weight=_rows, max_weight=WRITE_ROWS,
-            in_flight=WRITES_IN_FLIGHT.get(db.dialect, 1))
+            self._write_batch, WRITE_BATCH, weight=_rows, max_weight=WRITE_ROWS)
 
     async def create(
         self, principal: Principal, draft: NotificationDraft, idempotency_key: str | None = None
