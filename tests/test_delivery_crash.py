@@ -21,7 +21,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from tests.conftest import SECRET, make_settings, start_server
 from tidings.domain.model import utcnow
 from tidings.store.database import Database
-from tidings.store.tables import contacts, notification_deliveries
+from tidings.store.reference_tables import contacts
+from tidings.store.tables import notification_deliveries
 
 pytestmark = pytest.mark.system
 

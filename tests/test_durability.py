@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import Client, make_settings, start_server
 from tidings.store.database import Database
-from tidings.store.tables import subscriptions
+from tidings.store.reference_tables import subscriptions
 
 
 async def test_restart_loses_nothing_and_replay_still_works(database_url: str) -> None:

@@ -22,7 +22,7 @@ from tests.fakes.smtp import ScriptedHandler, smtp_server
 from tidings.cli import main
 from tidings.domain.model import isoformat, utcnow
 from tidings.store.database import Database
-from tidings.store.tables import contacts
+from tidings.store.reference_tables import contacts
 
 pytestmark = pytest.mark.both_databases
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tidings.jobs.migrate import downgrade, upgrade
 from tidings.store.partitions import schema_filters
-from tidings.store.tables import metadata
+from tidings.store.schema import metadata
 
 pytestmark = pytest.mark.both_databases
 

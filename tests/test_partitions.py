@@ -25,12 +25,8 @@ from tidings.store import notifications as notification_store
 from tidings.store import partitions as store
 from tidings.store.database import Database
 from tidings.store.partitions import id_prefix, month_start, next_month
-from tidings.store.tables import (
-    delivery_attempts,
-    idempotency_keys,
-    notification_deliveries,
-    notifications,
-)
+from tidings.store.reference_tables import idempotency_keys
+from tidings.store.tables import delivery_attempts, notification_deliveries, notifications
 
 pytestmark = pytest.mark.both_databases
 

@@ -9,15 +9,15 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
-from tidings.api.params import Cursor, DeliveryCursor, Limit
-from tidings.api.schemas import (
+from tidings.api.operator_schemas import (
     DeliveryDetailOut,
     DeliveryPageOut,
     ReplayCountOut,
     WebhookCreatedOut,
     WebhookPageOut,
-    error_responses,
 )
+from tidings.api.params import Cursor, DeliveryCursor, Limit
+from tidings.api.schemas import error_responses
 from tidings.domain.dead_letters import (
     DeliveryFilter,
     DeliveryMedium,

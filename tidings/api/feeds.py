@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from tidings.api.admin import Admin
 from tidings.api.deps import App
+from tidings.api.operator_schemas import FeedOut
 from tidings.api.params import Limit
-from tidings.api.schemas import FeedOut, error_responses
+from tidings.api.schemas import error_responses
 from tidings.domain.feed import FEED_CURSOR_PATTERN, FeedDraft
 from tidings.domain.fields import Name
 

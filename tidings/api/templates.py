@@ -10,13 +10,9 @@ from fastapi.responses import JSONResponse
 
 from tidings.api.admin import Admin
 from tidings.api.deps import App
+from tidings.api.operator_schemas import PreviewOut, TemplateOut, TemplatePageOut
 from tidings.api.params import KeyCursor, Limit
-from tidings.api.schemas import (
-    PreviewOut,
-    TemplateOut,
-    TemplatePageOut,
-    error_responses,
-)
+from tidings.api.schemas import error_responses
 from tidings.domain.template import PreviewRequest, TemplateDraft
 
 router = APIRouter(prefix="/api/admin/templates", tags=["templates"])

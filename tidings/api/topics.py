@@ -9,14 +9,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
-from tidings.api.params import Limit
-from tidings.api.schemas import (
+from tidings.api.operator_schemas import (
     ChannelPageOut,
     SubscriberCountsOut,
     SubscriberPageOut,
     SubscriptionList,
-    error_responses,
 )
+from tidings.api.params import Limit
+from tidings.api.schemas import error_responses
 from tidings.domain.inputs import Name
 from tidings.domain.topics import NAME_CURSOR_PATTERN, SubscriberChange
 

@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 
 from tidings.api.admin import Admin
 from tidings.api.deps import App
+from tidings.api.operator_schemas import TypeOut, TypePageOut
 from tidings.api.params import Limit
-from tidings.api.schemas import TypeOut, TypePageOut, error_responses
+from tidings.api.schemas import error_responses
 from tidings.domain.catalogue import TYPE_CURSOR_PATTERN, TypeDraft
 from tidings.domain.fields import NAME_PATTERN
 

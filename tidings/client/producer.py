@@ -18,7 +18,6 @@ import httpx
 
 from tidings.client import calls
 from tidings.client.calls import Call, Page
-from tidings.client.catalogue import NotificationType, TypePage, type_body
 from tidings.client.errors import TidingsError
 from tidings.client.feeds import AsyncFeedMethods, FeedMethods
 from tidings.client.models import (
@@ -30,6 +29,7 @@ from tidings.client.models import (
 )
 from tidings.client.retry import Attempts, RetryPolicy, failure_of, network_failure
 from tidings.client.topics import AsyncTopicMethods, TopicMethods
+from tidings.client.type_methods import AsyncTypeMethods, TypeMethods
 
 T = TypeVar("T")
 PAGE_SIZE = 100
@@ -55,7 +55,7 @@ def _outcome(call: Call[T], response: httpx.Response) -> T | TidingsError:
     return call.decode(response) if response.is_success else failure_of(response)
 
 
-class TidingsClient(TopicMethods, FeedMethods):
+class TidingsClient(TopicMethods, FeedMethods, TypeMethods):
     """The blocking client. Use it as a context manager (or call `close`) so its
     connection pool is released. `timeout` bounds each attempt; `retry` the whole call."""
 
@@ -182,28 +182,8 @@ class TidingsClient(TopicMethods, FeedMethods):
         role): a page where that user sets media and quiet hours without logging in."""
         return self._send(calls.preference_link(user_id))
 
-    # -- the types catalogue (an admin token) ---------------------------------------------
 
-    def put_type(self, channel: str, type: str, *, name: dict[str, str],
-                 description: dict[str, str] | None = None, required: bool = False,
-                 default_media: list[str] | None = None,
-                 escalation: list[dict[str, Any]] | None = None,
-                 digest: dict[str, Any] | None = None) -> NotificationType:
-        """Create or replace the whole type (what is left out takes its default)."""
-        return self._send(calls.put_type(channel, type, type_body(
-            name, description, required, default_media, escalation, digest)))
-
-    def get_type(self, channel: str, type: str) -> NotificationType:
-        return self._send(calls.get_type(channel, type))
-
-    def types(self, *, limit: int = 20, cursor: str | None = None) -> TypePage:
-        return self._send(calls.types_page(limit, cursor))
-
-    def delete_type(self, channel: str, type: str) -> None:
-        self._send(calls.delete_type(channel, type))
-
-
-class AsyncTidingsClient(AsyncTopicMethods, AsyncFeedMethods):
+class AsyncTidingsClient(AsyncTopicMethods, AsyncFeedMethods, AsyncTypeMethods):
     """The asyncio client: the same operations as `TidingsClient`, awaited. Use it with
     `async with` (or await `aclose`)."""
 
@@ -315,22 +295,3 @@ class AsyncTidingsClient(AsyncTopicMethods, AsyncFeedMethods):
 
     async def preference_link(self, user_id: str) -> str:
         return await self._send(calls.preference_link(user_id))
-
-    # -- the types catalogue (an admin token) ---------------------------------------------
-
-    async def put_type(self, channel: str, type: str, *, name: dict[str, str],
-                       description: dict[str, str] | None = None, required: bool = False,
-                       default_media: list[str] | None = None,
-                       escalation: list[dict[str, Any]] | None = None,
-                       digest: dict[str, Any] | None = None) -> NotificationType:
-        return await self._send(calls.put_type(channel, type, type_body(
-            name, description, required, default_media, escalation, digest)))
-
-    async def get_type(self, channel: str, type: str) -> NotificationType:
-        return await self._send(calls.get_type(channel, type))
-
-    async def types(self, *, limit: int = 20, cursor: str | None = None) -> TypePage:
-        return await self._send(calls.types_page(limit, cursor))
-
-    async def delete_type(self, channel: str, type: str) -> None:
-        await self._send(calls.delete_type(channel, type))

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tidings.store.partitions import schema_filters
-from tidings.store.tables import metadata
+from tidings.store.schema import metadata
 
 config = context.config
 

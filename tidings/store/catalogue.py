@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.catalogue import NotificationType, TypeSpec
 from tidings.domain.model import Medium
-from tidings.store.tables import types
+from tidings.store.reference_tables import types
 
 _COLUMNS = (types.c.channel, types.c.type, types.c.name, types.c.description,
             types.c.required, types.c.default_media, types.c.escalation, types.c.digest,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.contact import Contact, ContactChange, QuietHours
 from tidings.store.database import upsert_into
-from tidings.store.tables import contacts
+from tidings.store.reference_tables import contacts
 
 LOOKUP_SLICE = 500
 _FIELDS = (contacts.c.email, contacts.c.locale, contacts.c.timezone, contacts.c.quiet_start,

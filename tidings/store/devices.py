@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.device import Device, DeviceRecord, NewDevice, Platform, Registered
 from tidings.store.database import upsert_into
-from tidings.store.tables import push_devices
+from tidings.store.reference_tables import push_devices
 
 LOOKUP_SLICE = 500
 _COLUMNS = (push_devices.c.id, push_devices.c.user_id, push_devices.c.platform,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.feed import ChannelFeed, FeedKind
 from tidings.store.database import upsert_into
-from tidings.store.tables import channel_feeds
+from tidings.store.reference_tables import channel_feeds
 
 _COLUMNS = (channel_feeds.c.channel, channel_feeds.c.kind, channel_feeds.c.webhook_url,
             channel_feeds.c.created_at, channel_feeds.c.updated_at)

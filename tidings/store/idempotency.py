@@ -21,8 +21,8 @@ from tidings.domain.notification import (
     CreateOutcome,
     Notification,
 )
+from tidings.store.reference_tables import idempotency_keys
 from tidings.store.sealing import open_record, seal_record
-from tidings.store.tables import idempotency_keys
 
 # How an outcome's kind is kept in the `status_code` column (the numbers are those the
 # column held from the start, so keys written by earlier versions still read back).

@@ -21,12 +21,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.store.tables import (
-    delivery_attempts,
-    idempotency_keys,
-    notification_deliveries,
-    notifications,
-)
+from tidings.store.reference_tables import idempotency_keys
+from tidings.store.tables import delivery_attempts, notification_deliveries, notifications
 
 # Children before parents: retention detaches and drops in this order, so no foreign key
 # ever points into a partition that is going away.

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.preference import FLAGS, Preference, PreferenceChange
 from tidings.store.database import upsert_into
-from tidings.store.tables import preferences
+from tidings.store.reference_tables import preferences
 
 LOOKUP_SLICE = 500
 _FLAGS = FLAGS

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
+from tidings.store.reference_tables import idempotency_keys
 from tidings.store.sealing import Content, reseal_content
-from tidings.store.tables import idempotency_keys, notifications
+from tidings.store.tables import notifications
 
 _CREATED = 201  # idempotency answers that keep a notification (see store/idempotency.py)
 _SENSITIVE = "$sensitive"

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.topics import ChannelSize, Subscriber, Subscription
 from tidings.store.database import upsert_into
-from tidings.store.tables import subscriptions
+from tidings.store.reference_tables import subscriptions
 
 # Rows per INSERT and ids per IN (...): under every driver's parameter limit.
 INSERT_SLICE = 500

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.errors import DuplicateKey
 from tidings.domain.template import Template
-from tidings.store.tables import templates
+from tidings.store.reference_tables import templates
 
 _COLUMNS = (templates.c.key, templates.c.version, templates.c.default_locale,
             templates.c.variants, templates.c.created_by, templates.c.created_at)

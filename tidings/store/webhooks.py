@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.model import DeliveryStatus
 from tidings.domain.webhook import Webhook, event_payload
+from tidings.store.reference_tables import webhooks
 from tidings.store.tables import notification_deliveries as deliveries
-from tidings.store.tables import webhooks
 
 INSERT_SLICE = 1000
 GONE = "the webhook was deleted"
