@@ -45,3 +45,15 @@ def test_no_contract_lists_an_exception() -> None:
     assert not re.search(r"^\s*ignore_imports\s*=", text, re.M), (
         "a contract in [tool.importlinter] ignores imports: move the code instead "
         "(docs/ARCHITECTURE.md, 'Where a new thing goes')")
+
+
+MAX_MODULE_LINES = 300
+
+
+def test_no_module_is_longer_than_a_reader_holds() -> None:
+    # Small modules with one job each (STYLE): past 300 lines a module is doing two.
+    long = {str(path.relative_to(ROOT)): lines
+            for folder in ("tidings", "benchmarks")
+            for path in sorted((ROOT / folder).rglob("*.py"))
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f"split these by job (docs/ARCHITECTURE.md): {long}"
