@@ -10,12 +10,21 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.fakes.web import Recorded, Reply, ScriptedHTTP, http_server
+from tidings.delivery.chat.slack import SlackDirectSender
+from tidings.domain.delivery import DeliveryMedium
+from tidings.domain.model import utcnow
+from tidings.queue.batch import BatchContext, Senders
+from tidings.queue.dispatch import Dispatcher
+from tidings.queue.retry import RetryPolicy
+from tidings.store import notifications as notification_store
+from tidings.store.queue import Claimed
 from tidings.support.tracing import Traces
 
 pytestmark = pytest.mark.both_databases
@@ -268,3 +277,48 @@ async def test_feed_posts_carry_the_trace(database_url: str,
     finally:
         await server.stop()
     assert script.requests[0].headers["traceparent"].startswith(f"00-{trace}-")
+
+
+async def test_a_held_back_direct_message_digest_goes_to_slack_as_one_message(
+        database_url: str, slack: tuple[ScriptedHTTP, str]) -> None:
+    """Past the hourly limit a user's direct messages are folded into a digest, like
+    push; the digest goes to Slack as one message, never as a push."""
+    script, origin = slack
+    server = await serve(database_url, workers_in_serve=False)
+    try:
+        notes = [await create(server, user_id="alice", media=["in_app"], title=title)
+                 for title in ("Deploy finished", "Rollback done")]
+        async with server.services.db.begin() as conn:
+            items = await notification_store.get_many(conn, [n["id"] for n in notes],
+                                                      cipher=None)
+    finally:
+        await server.stop()
+    async with httpx.AsyncClient() as http:
+        dispatcher = Dispatcher(
+            Senders(slack=SlackDirectSender(http, TOKEN, endpoint=origin)),
+            RetryPolicy(1, (0.02,)), "https://notify.example.test", utcnow)
+        claimed = Claimed(id=1, notification_id=items[-1].id, user_id="alice",
+                          medium=DeliveryMedium.CHAT, attempts=1, lease_token="t",
+                          webhook_id=None, event=None, payload=None, created_at=utcnow())
+        settled = await dispatcher.run_digest(claimed, items,
+                                              BatchContext(slack_ids={"alice": MEMBER}))
+    assert settled.status == "sent"
+    (request,) = script.requests
+    body = json.loads(request.body)
+    assert body["channel"] == MEMBER
+    assert body["blocks"][0]["text"]["text"] == "2 new notifications"
+    assert body["text"] == "2 new notifications: Deploy finished, Rollback done"
+
+
+async def test_team_feeds_are_not_held_back_by_the_hourly_limit(
+        database_url: str, hook: tuple[ScriptedHTTP, str]) -> None:
+    script, url = hook
+    server = await serve(database_url, throttle_per_hour=1)
+    try:
+        await put_feed(server, url)
+        for _ in range(3):
+            await create(server, user_id="ann", media=["in_app"])
+        await chat_deliveries(server, until=("sent",), count=3)
+    finally:
+        await server.stop()
+    assert len(script.requests) == 3

@@ -24,9 +24,14 @@ def chat_message(notification: Notification) -> ChatMessage:
 async def try_chat(senders: Senders, user_id: str, notification: Notification,
                    context: BatchContext) -> Attempt | str:
     """The attempt, or why it cannot be made (the delivery is then skipped)."""
-    message = chat_message(notification)
+    return await try_chat_message(senders, user_id, chat_message(notification), context)
+
+
+async def try_chat_message(senders: Senders, user_id: str, message: ChatMessage,
+                           context: BatchContext) -> Attempt | str:
+    """As `try_chat`, for a message already built (a digest's)."""
     if user_id == FEED_USER:
-        feed = context.feeds.get(notification.channel)
+        feed = context.feeds.get(message.channel)
         if feed is None or senders.feeds is None:
             return "the channel's team feed was removed"
         return await senders.feeds.send(message, Feed(feed.kind, feed.webhook_url))

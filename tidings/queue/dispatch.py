@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from tidings.delivery.chat.message import ChatMessage
 from tidings.delivery.messages import Email, Push, Sms, WebhookEvent
 from tidings.delivery.outcome import Attempt, Outcome
 from tidings.delivery.sms.sender import sms_text
@@ -25,7 +26,7 @@ from tidings.domain.model import DeliveryStatus
 from tidings.domain.notification import Notification
 from tidings.domain.webhook import event_id
 from tidings.queue.batch import BatchContext, Senders
-from tidings.queue.chat import try_chat
+from tidings.queue.chat import try_chat, try_chat_message
 from tidings.queue.composing import parts_of, push_ttl, urgency, withdrawn
 from tidings.queue.digest_layout import DigestLayout, plain_digest
 from tidings.queue.email_footer import with_footer
@@ -122,6 +123,15 @@ class Dispatcher:
             return self._verdicts.failover(claimed, await sender.send(email))
         if claimed.medium == DeliveryMedium.SMS:
             return await self._sms_out(claimed, parts.sms, items[-1].id, context)
+        if claimed.medium == DeliveryMedium.CHAT:  # a user's direct messages, held back
+            digest = ChatMessage(notification_id=items[-1].id, title=parts.subject,
+                                 message=parts.push_body, channel=items[-1].channel,
+                                 type=items[-1].type,
+                                 priority=max((item.priority for item in items), key=urgency))
+            tried = await try_chat_message(self._senders, claimed.user_id, digest, context)
+            if isinstance(tried, str):
+                return Settlement(claimed, SKIPPED, last_error=tried)
+            return self._verdicts.targets(claimed, [tried], reached_before=False)
         push = Push(
             notification_id=items[-1].id, title=parts.subject, body=parts.push_body,
             data={"notification_ids": ",".join(item.id for item in items),

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import pacing
 from tidings.domain.delivery import DeliveryMedium
+from tidings.domain.feed import FEED_USER
 from tidings.queue.batch import BatchContext
 from tidings.store import pacing as pacing_store
 from tidings.store.database import Database
@@ -34,8 +35,10 @@ class Pacer:
         async with self._db.begin() as conn:
             for item in claimed:
                 note = context.notifications.get(item.notification_id)
-                if item.medium == DeliveryMedium.WEBHOOK or note is None or not note.live_at(
-                        now):  # sent on, where the dispatcher settles it (skipped, if gone)
+                # Webhooks and team feeds reach systems, not a person: no quiet hours, no
+                # hourly limit. What is gone is sent on for the dispatcher to skip.
+                if item.medium == DeliveryMedium.WEBHOOK or item.user_id == FEED_USER \
+                        or note is None or not note.live_at(now):
                     going.append(item)
                     continue
                 verdict, until = pacing.verdict(now, note.priority,
