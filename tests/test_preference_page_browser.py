@@ -86,7 +86,8 @@ async def test_email_switched_off_with_the_keyboard_is_stored(
     async with web.http("alice") as alice:
         items = (await alice.get("/api/notifications/preferences")).json()["items"]
     assert items == [{"channel": "billing", "notification_type": "invoice",
-                      "email_enabled": False, "push_enabled": True, "in_app_enabled": True}]
+                      "email_enabled": False, "push_enabled": True, "in_app_enabled": True,
+                      "sms_enabled": True, "chat_enabled": True}]
     # The stylesheet applied (CSP allows 'self'): the card has its white background.
     background = await page.locator(".card").evaluate("e => getComputedStyle(e).backgroundColor")
     assert background == "rgb(255, 255, 255)"
