@@ -123,7 +123,8 @@ class ContactInput(BaseModel):
                                  json_schema_extra={"format": "email"}),
                      AfterValidator(_address)] | None = None
     phone: Annotated[Text, Field(max_length=MAX_PHONE_INPUT,
-                                 json_schema_extra={"example": "+41446681800"}),
+                                 json_schema_extra={"example": "+41446681800",
+                                                    "pattern": r"^\s*\+"}),
                      AfterValidator(_phone)] | None = None
     # A Slack member id as Slack shows it ("U024BE7LH"; "W..." on Enterprise Grid).
     slack_user_id: Annotated[str, Field(pattern=SLACK_USER_PATTERN,

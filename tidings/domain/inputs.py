@@ -75,8 +75,11 @@ def _web_url(value: str) -> str:
 
 
 # A link a notification carries (its `url`, an action's): absolute, http or https.
-WebUrl = Annotated[str, Field(min_length=1, max_length=2048,
-                              json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}),
+WebUrl = Annotated[str, Field(
+    min_length=1, max_length=2048,
+    # As `_web_url` judges it: a host part, and no space or control character anywhere.
+    json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\x00-\\x20\\x7F]"
+                                  "[^\\x00-\\x20\\x7F]*$"}),
                    AfterValidator(_web_url)]
 MAX_ACTIONS = 3
 
