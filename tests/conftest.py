@@ -19,6 +19,7 @@ import httpx
 import hypothesis
 import pytest
 import socketio
+import sqlalchemy as sa
 import uvicorn
 
 from tidings.app import create_app
@@ -27,6 +28,7 @@ from tidings.container import Services, build_services
 from tidings.jobs.migrate import upgrade
 from tidings.server import bind_sockets, uvicorn_config
 from tidings.services.tokens import TokenService
+from tidings.store.tables import notification_deliveries, notifications
 from tidings.support.tracing import Traces
 
 if TYPE_CHECKING:
@@ -282,3 +284,15 @@ async def redis_server(needs_redis: None, tmp_path: Path) -> AsyncIterator[Redis
     finally:
         await server.stop()
 
+
+
+async def stored_media(server: RunningServer, notification_id: str) -> set[str]:
+    """The media a create chose for a copy, as stored: a delivery row each, but for those
+    no provider could take, which the copy keeps (`unserved`) instead of a row."""
+    async with server.services.db.begin() as conn:
+        rows = await conn.execute(
+            sa.select(notification_deliveries.c.medium).where(
+                notification_deliveries.c.notification_id == notification_id))
+        unserved = (await conn.execute(sa.select(notifications.c.unserved).where(
+            notifications.c.id == notification_id))).scalar_one_or_none()
+    return set(rows.scalars()) | set(unserved.split(",") if unserved else ())

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, stored_media
 from tidings.domain.model import utcnow
 from tidings.store import subscriptions
-from tidings.store.tables import notification_deliveries
 
 pytestmark = pytest.mark.both_databases
 
@@ -72,11 +70,7 @@ async def test_invalid_preference_answers_422(server: RunningServer, body: objec
 
 
 async def _media_of(server: RunningServer, notification_id: str) -> set[str]:
-    async with server.services.db.begin() as conn:
-        rows = await conn.execute(
-            sa.select(notification_deliveries.c.medium).where(
-                notification_deliveries.c.notification_id == notification_id))
-        return set(rows.scalars())
+    return await stored_media(server, notification_id)
 
 
 async def test_most_specific_preference_row_wins(server: RunningServer) -> None:

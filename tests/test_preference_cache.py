@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server
+from tests.conftest import EVENT_TIMEOUT, RunningServer, make_settings, start_server, stored_media
 from tests.redis_servers import RedisServer
 from tidings.domain.model import Medium, utcnow
 from tidings.domain.preference import PreferenceChange
@@ -21,7 +21,6 @@ from tidings.services.preference_cache import TTL_S, PreferenceCache
 from tidings.services.preferences import PreferenceService
 from tidings.store import preferences as preference_store
 from tidings.store.database import Database
-from tidings.store.tables import notification_deliveries
 from tidings.support.metrics import Metrics
 
 pytestmark = pytest.mark.both_databases
@@ -32,11 +31,7 @@ EMAIL_OFF = {"channel": "billing", "notification_type": "invoice", "email_enable
 
 
 async def media_of(node: RunningServer, notification_id: str) -> set[str]:
-    async with node.services.db.begin() as conn:
-        rows = await conn.execute(
-            sa.select(notification_deliveries.c.medium).where(
-                notification_deliveries.c.notification_id == notification_id))
-        return set(rows.scalars())
+    return await stored_media(node, notification_id)
 
 
 async def create(node: RunningServer, user: str) -> set[str]:

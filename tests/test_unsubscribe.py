@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, stored_media
 from tidings.config.settings import DEV_SIGNING_SECRET_FILE, Settings, load_settings
 from tidings.services.unsubscribe import (
     BadToken,
@@ -25,7 +24,6 @@ from tidings.services.unsubscribe import (
     signing_key,
     unsubscribe_url,
 )
-from tidings.store.tables import notification_deliveries
 
 pytestmark = pytest.mark.both_databases
 
@@ -142,11 +140,7 @@ async def test_unsubscribed_email_is_no_longer_chosen(server: RunningServer) -> 
         note = (await http.post("/api/notifications", json={
             "user_id": "alice", "channel": "orders", "type": "shipped", "title": "t",
             "message": "m"})).json()
-    async with server.services.db.begin() as conn:
-        media = set((await conn.execute(
-            sa.select(notification_deliveries.c.medium).where(
-                notification_deliveries.c.notification_id == note["id"]))).scalars())
-    assert media == {"in_app", "push", "sms", "chat"}
+    assert await stored_media(server, note["id"]) == {"in_app", "push", "sms", "chat"}
 
 
 def _tampered(token: str) -> list[str]:
