@@ -84,6 +84,7 @@ class Core:
     template_cache: TemplateCache
     feed_cache: FeedCache
     traces: Traces
+    messages: Messages  # the server's own words by language, read once per process
 
     async def start(self) -> None:
         await self.db.start()
@@ -120,7 +121,9 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
     fanout: Fanout | None = (build_redis_fanout(settings, db, metrics, cipher)
                              if settings.redis_url else InProcessFanout() if serve else None)
     type_cache = TypeCache(db, metrics)
-    delivery = build_delivery(settings, db, fanout, metrics, cipher, type_cache, traces)
+    messages = Messages.load()
+    delivery = build_delivery(settings, db, fanout, metrics, cipher, type_cache, traces,
+                              messages)
     scheduler = DueScheduler(
         db, fanout, interval_s=settings.scheduler_interval_s,
         batch_size=settings.notification_batch_size, cipher=cipher, metrics=metrics,
@@ -140,7 +143,7 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
                             template_cache.forget_all, feed_cache.forget))
     return Core(settings, db, metrics, cipher, fanout, delivery, scheduler,
                 build_signal(settings, db, metrics, waiters), runs_worker, preference_cache,
-                type_cache, template_cache, feed_cache, traces)
+                type_cache, template_cache, feed_cache, traces, messages)
 
 
 def build_signal(settings: Settings, db: Database, metrics: Metrics,
@@ -250,7 +253,7 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         types=CatalogueService(db, core.type_cache, signal),
         traces=core.traces,
         topics=TopicService(db),
-        preference_centre=centre, messages=Messages.load(),
+        preference_centre=centre, messages=core.messages,
         feeds=FeedService(db, allow_private=settings.allow_private_targets,
                           cache=core.feed_cache, invalidation=signal),
         states=InboxStates(db, fanout, signal, cipher=cipher),

@@ -82,7 +82,8 @@ class Delivery:
 def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
                    metrics: Metrics, cipher: FieldCipher | None,
                    types: TypeCache | None = None,
-                   traces: Traces | None = None) -> Delivery:
+                   traces: Traces | None = None,
+                   messages: Messages | None = None) -> Delivery:
     """The delivery worker with a sender for every configured provider (a provider that
     is configured wrongly stops start-up, naming the setting)."""
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
@@ -122,7 +123,7 @@ def build_delivery(settings: Settings, db: Database, fanout: Sockets | None,
 
     dispatcher = Dispatcher(senders, policy, settings.public_url, utcnow, random.Random(),
                             unsubscribe_link, preference_link=preference_link,
-                            messages=Messages.load(),
+                            messages=messages if messages is not None else Messages.load(),
                             required_type=types.required if types is not None else None,
                             click_link=click_link if settings.track_clicks else None)
     worker = DeliveryWorker(
