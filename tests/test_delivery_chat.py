@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import RunningServer, make_settings, start_server
-from tests.fakes.web import Recorded, Reply, ScriptedHTTP, http_server
+from tests.fakes.web import HANG, Recorded, Reply, ScriptedHTTP, http_server
 from tidings.delivery.chat.slack import SlackDirectSender
 from tidings.domain.delivery import DeliveryMedium
 from tidings.domain.model import utcnow
@@ -322,3 +322,40 @@ async def test_team_feeds_are_not_held_back_by_the_hourly_limit(
     finally:
         await server.stop()
     assert len(script.requests) == 3
+
+
+@pytest.mark.parametrize("code", ["bad\u0000code", "lone\ud800surrogate", "x" * 5000],
+                         ids=["nul", "surrogate", "huge"])
+async def test_a_hostile_slack_error_code_is_stored_clean_as_a_dead_letter(
+        database_url: str, slack: tuple[ScriptedHTTP, str], code: str) -> None:
+    """Slack's `error` is text from outside: a NUL, a lone surrogate or a huge code must
+    not fail the settlement (PostgreSQL refuses NUL in text) nor be lost."""
+    script, origin = slack
+    script.replies.append(Reply(200, json={"ok": False, "error": code}))
+    server = await serve(database_url, slack_bot_token=TOKEN, slack_endpoint=origin)
+    try:
+        await set_member(server)
+        await create(server, user_id="alice", media=["chat"])
+        (dead,) = await chat_deliveries(server, until=("dead",))
+        async with server.http("root", "admin") as http:
+            detail = (await http.get(f"/api/admin/deliveries/{dead['id']}")).json()
+    finally:
+        await server.stop()
+    assert dead["attempts"] == 1 and "Slack" in dead["last_error"]
+    assert "\x00" not in dead["last_error"] and "\ud800" not in dead["last_error"]
+    (attempt,) = detail["history"]
+    assert attempt["outcome"] == "permanent" and len(attempt["code"]) <= 64
+
+
+async def test_a_feed_that_never_answers_is_retried_then_dead(
+        database_url: str, hook: tuple[ScriptedHTTP, str]) -> None:
+    script, url = hook
+    script.replies.extend([HANG, HANG, HANG, HANG])
+    server = await serve(database_url, delivery_lease_seconds=3)  # sends time out at 1 s
+    try:
+        await put_feed(server, url)
+        await create(server, user_id="ann", media=["in_app"])
+        (dead,) = await chat_deliveries(server, until=("dead",))
+    finally:
+        await server.stop()
+    assert dead["attempts"] == 4 and "timed out" in dead["last_error"]
