@@ -324,11 +324,12 @@ async def test_team_feeds_are_not_held_back_by_the_hourly_limit(
     assert len(script.requests) == 3
 
 
-@pytest.mark.parametrize("code", ["bad\u0000code", "lone\ud800surrogate", "x" * 5000],
-                         ids=["nul", "surrogate", "huge"])
+# (A lone surrogate is tried on the same path by tests/test_outside_text.py; here it would
+# reach the captured log, which the test runner's workers cannot send back.)
+@pytest.mark.parametrize("code", ["bad\u0000code", "x" * 5000], ids=["nul", "huge"])
 async def test_a_hostile_slack_error_code_is_stored_clean_as_a_dead_letter(
         database_url: str, slack: tuple[ScriptedHTTP, str], code: str) -> None:
-    """Slack's `error` is text from outside: a NUL, a lone surrogate or a huge code must
+    """Slack's `error` is text from outside: a NUL or a huge code must
     not fail the settlement (PostgreSQL refuses NUL in text) nor be lost."""
     script, origin = slack
     script.replies.append(Reply(200, json={"ok": False, "error": code}))
