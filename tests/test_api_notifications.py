@@ -273,13 +273,14 @@ async def test_scheduled_notification_stays_hidden_until_due_then_arrives_live(
     server: RunningServer, connect
 ) -> None:
     alice = await connect("alice")
-    due = datetime.now(UTC) + timedelta(seconds=1)
+    # Far enough ahead that a busy machine still reads the list before it is due.
+    due = datetime.now(UTC) + timedelta(seconds=4)
     note = await create(server, user_id="alice", scheduled_at=due.isoformat())
     assert note["scheduled_at"] is not None
     async with server.http("alice") as http:
         assert (await http.get("/api/notifications")).json()["items"] == []
         assert (await http.get(f"/api/notifications/{note['id']}")).status_code == 404
-    received = await alice.next("notification", timeout=10)
+    received = await alice.next("notification", timeout=20)
     assert received["id"] == note["id"]
     assert datetime.fromisoformat(received["scheduled_at"]) <= datetime.now(UTC)
     async with server.http("alice") as http:
