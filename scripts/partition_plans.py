@@ -91,8 +91,8 @@ async def main():
     user = "user-4242"
     cursor = await c.fetchrow(f"SELECT visible_at, id FROM notifications WHERE user_id = '{user}' ORDER BY visible_at DESC, id DESC OFFSET 40 LIMIT 1")
     queries = {
-        "inbox page (first page, 20 + 1)": sql(N._select().where(*N._filtered(user, now, InboxFilter())).order_by(nt.c.visible_at.desc(), nt.c.id.desc()).limit(21)),
-        "unread count": sql(sa.select(sa.func.count()).select_from(nt).where(*N._filtered(user, now, InboxFilter(unread=True)))),
+        "inbox page (first page, 20 + 1)": sql(N._select().where(nt.c.user_id == user, *N._filtered(nt.c, now, InboxFilter())).order_by(nt.c.visible_at.desc(), nt.c.id.desc()).limit(21)),
+        "unread count": sql(sa.select(sa.func.count()).select_from(nt).where(nt.c.user_id == user, *N._filtered(nt.c, now, InboxFilter(unread=True)))),
         "replay (missed since a cursor, 100)": sql(N._select().where(nt.c.user_id == user, nt.c.in_app.is_(True), N._visible(now), sa.tuple_(nt.c.visible_at, nt.c.id) > sa.tuple_(sa.literal(cursor["visible_at"]), sa.literal(cursor["id"]))).order_by(nt.c.visible_at, nt.c.id).limit(100)),
         "get by id": sql(N._select().where(nt.c.id == cursor["id"], nt.c.user_id == user)),
     }

@@ -117,7 +117,7 @@ def created(outcome: CreateOutcome) -> Answer:
             return Answer(201, notification.to_json_bytes())
         except TypeError:  # what orjson refuses: `encode`'s fallback
             return Answer(201, encode(notification.to_json()))
-    return Answer(202, encode({"count": outcome.count, "channel": outcome.channel}))
+    return Answer(202, encode(outcome.body()))
 
 
 def refusal(exc: TidingsError) -> Answer:

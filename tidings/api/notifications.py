@@ -16,6 +16,7 @@ from tidings.api.schemas import (
     AudienceOut,
     BatchIn,
     BatchOut,
+    BroadcastOut,
     NotificationOut,
     NotificationPage,
     error_responses,
@@ -74,8 +75,10 @@ async def create_notification(
 router.add_api_route(
     "", create_notification, methods=["POST"], route_class_override=CreateRoute,
     status_code=201,
-    responses={201: {"model": NotificationOut}, 202: {"model": AudienceOut}, **CREATE_ERRORS},
-    summary="Notify one user (201), a list of users or a channel's subscribers (202)",
+    responses={201: {"model": NotificationOut}, 202: {"model": AudienceOut | BroadcastOut},
+               **CREATE_ERRORS},
+    summary="Notify one user (201), a list of users, a channel's subscribers or everyone "
+            "(202)",
 )
 
 
@@ -105,7 +108,7 @@ def _result(item: BatchItem) -> dict[str, Any]:
     if isinstance(item, Created):
         return {"status": 201, "notification": item.notification.to_json()}
     if isinstance(item, Accepted):
-        return {"status": 202, "count": item.count, "channel": item.channel}
+        return {"status": 202, **item.body()}
     return {"status": 422, "error": item.body()}
 
 

@@ -7,7 +7,7 @@ document, so the two cannot drift apart."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -64,6 +64,13 @@ class NotificationOut(BaseModel):
 class AudienceOut(BaseModel):
     count: int
     channel: str
+
+
+class BroadcastOut(BaseModel):
+    """A broadcast's answer: the one notification every user lists and acts on."""
+
+    broadcast: Literal[True]
+    id: str
 
 
 class NotificationPage(BaseModel):
@@ -157,6 +164,8 @@ class BatchResultOut(BaseModel):
     notification: NotificationOut | None = None
     count: int | None = None
     channel: str | None = None
+    broadcast: bool | None = None
+    id: str | None = None
     error: ErrorBody | None = None
 
 

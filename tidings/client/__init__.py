@@ -23,6 +23,7 @@ from tidings.client.feeds import FeedPage, TeamFeed
 from tidings.client.models import (
     Accepted,
     BatchResult,
+    Broadcast,
     CreateResult,
     Delivery,
     InboxChange,
@@ -47,6 +48,7 @@ __all__ = [
     "AsyncTidingsClient",
     "AuthenticationError",
     "BatchResult",
+    "Broadcast",
     "ChannelSize",
     "Conflict",
     "CreateResult",

@@ -121,6 +121,14 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A broadcast (`notify(..., broadcast=True)`, admins only): the id every user lists
+    and acts on."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """One item of a batch the server refused; the others are unaffected."""
 
@@ -237,15 +245,21 @@ class NotificationRequest:
         return body
 
 
-CreateResult = Notification | Accepted
-BatchResult = Notification | Accepted | Rejected
+CreateResult = Notification | Accepted | Broadcast
+BatchResult = Notification | Accepted | Broadcast | Rejected
+
+
+def _accepted(body: dict[str, Any]) -> Accepted | Broadcast:
+    if body.get("broadcast"):
+        return Broadcast(str(body["id"]))
+    return Accepted(count=int(body["count"]), channel=body.get("channel"))
 
 
 def create_result(status: int, body: dict[str, Any]) -> CreateResult:
-    """A create's answer: 201 a notification, 202 a count."""
+    """A create's answer: 201 a notification, 202 a count (or a broadcast's id)."""
     if status == 201:
         return Notification.from_json(body)
-    return Accepted(count=int(body["count"]), channel=body.get("channel"))
+    return _accepted(body)
 
 
 def batch_results(body: dict[str, Any]) -> list[BatchResult]:
@@ -256,7 +270,7 @@ def batch_results(body: dict[str, Any]) -> list[BatchResult]:
         if status == 201:
             results.append(Notification.from_json(item["notification"]))
         elif status == 202:
-            results.append(Accepted(count=int(item["count"]), channel=item.get("channel")))
+            results.append(_accepted(item))
         else:
             results.append(Rejected(error_from_body(status, item.get("error"))))
     return results

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from tidings.domain.broadcast import broadcast_rules
 from tidings.domain.catalogue import MAX_STEPS, EscalationStep
 from tidings.domain.errors import ValidationFailed
 
@@ -155,6 +156,13 @@ class NotificationDraft(_Input):
     # Section 12's steps (the catalogue's rule for a step, one for creates and types);
     # `[]` names no step, and so overrides the type's escalation.
     escalation: list[EscalationStep] | None = Field(None, max_length=MAX_STEPS)
+    # Section 13: one notification every user sees (admins only; in-app only).
+    broadcast: StrictBool = False
+
+    def check_broadcast(self) -> None:
+        """A broadcast names no audience and goes in-app alone (`broadcast_rules`)."""
+        if self.broadcast:
+            broadcast_rules(self)
 
     def check_expiry(self, now: datetime) -> None:
         """`expires_at`, if given, lies after `now` and after `scheduled_at`."""

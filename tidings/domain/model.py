@@ -62,6 +62,10 @@ class Principal:
     def may_create(self) -> bool:
         return bool(self.roles & PRIVILEGED_ROLES)
 
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -278,10 +278,18 @@ class Created:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A create addressed to several users or a channel's subscribers: how many copies."""
+    """A create addressed to several users or a channel's subscribers: how many copies;
+    or a broadcast (`broadcast_id`): the one notification every user lists."""
 
     count: int
     channel: str
+    broadcast_id: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The answer's JSON (without the HTTP status)."""
+        if self.broadcast_id is not None:
+            return {"broadcast": True, "id": self.broadcast_id}
+        return {"count": self.count, "channel": self.channel}
 
 
 CreateOutcome = Created | Accepted

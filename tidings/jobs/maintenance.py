@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tidings.domain.model import utcnow
-from tidings.store import escalations
+from tidings.store import broadcasts, escalations
 from tidings.store import partitions as store
 from tidings.store.database import Database
 from tidings.support.loops import Loop
@@ -55,6 +55,8 @@ async def apply_retention(db: Database, now: datetime, retention_days: int) -> R
     cutoff = now - timedelta(days=retention_days)
     async with db.begin() as conn:  # ended steps, as old as the notifications that go
         report.escalation_steps = await escalations.purge_ended(conn, cutoff)
+        # Broadcasts and users' states of them: the same id range as the notifications.
+        await broadcasts.forget_before(conn, store.id_prefix(cutoff))
     if db.dialect == "postgresql":
         async with db.begin() as conn:
             report.partitions = await store.drop_old_partitions(conn, cutoff)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from tidings.domain.broadcast import EVERYONE
 from tidings.domain.errors import (
     AuthenticationFailed,
     TidingsError,
@@ -109,7 +110,10 @@ class SocketGateway:
         """
         sent = 0
         for notification in notifications:
-            sids = self.transport.members(user_room(notification.user_id))
+            if notification.user_id == EVERYONE:  # a broadcast: every socket here
+                sids = list(self._principals)
+            else:
+                sids = self.transport.members(user_room(notification.user_id))
             if sids:
                 # The record, not its value: a single create's record has its JSON written
                 # already, for this event and its HTTP answer alike.

@@ -61,7 +61,10 @@ class CreationRequest:
 
     @property
     def considered(self) -> frozenset[Medium]:
-        """The create's `media`, else the type's default media, else every medium."""
+        """The create's `media`, else the type's default media, else every medium (a
+        broadcast: in-app alone)."""
+        if self.draft.broadcast:
+            return frozenset({Medium.IN_APP})
         if self.draft.media is not None:
             return frozenset(self.draft.media)
         media = self.kind.media if self.kind is not None else None
@@ -74,6 +77,8 @@ class CreationRequest:
         due yet: the create itself may not combine the two)."""
         if self.draft.digest is not None:
             return self.draft.digest.key, self.draft.digest.window_seconds
+        if self.draft.broadcast:
+            return None
         spec = self.kind.spec if self.kind is not None else None
         if spec is None or spec.digest_key is None or spec.digest_window is None \
                 or self.draft.scheduled_at is not None:
@@ -98,6 +103,8 @@ class CreationRequest:
                    if getattr(draft, name) is None}
         if not draft.sensitive:
             exclude.add("sensitive")
+        if not draft.broadcast:
+            exclude.add("broadcast")
         return hashlib.sha256(draft.model_dump_json(exclude=exclude or None).encode()
                               ).hexdigest()
 
@@ -106,6 +113,8 @@ class CreationRequest:
         """The create's steps, else its type's (none when the create names `[]`)."""
         if self.draft.escalation is not None:
             return plans_of(step.model_dump(mode="json") for step in self.draft.escalation)
+        if self.draft.broadcast:
+            return ()
         steps = self.kind.spec.escalation if self.kind is not None else None
         return plans_of(steps) if steps else ()
 

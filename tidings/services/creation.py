@@ -110,6 +110,9 @@ class CreationService:
         """The rules a create must pass before anything is written."""
         if not principal.may_create:
             raise Forbidden("creating notifications needs the role 'service' or 'admin'")
+        if draft.broadcast and not principal.is_admin:
+            raise Forbidden("a broadcast needs the role 'admin'")
+        draft.check_broadcast()
         draft.check_content()
         if draft.sensitive and self._cipher is None:
             # Never store in plaintext what the producer asked to have sealed.
@@ -129,7 +132,9 @@ class CreationService:
         due = draft.scheduled_at
         # The catalogue is cached whole: a type not in it costs no query either.
         kind = await self._types.find(draft.channel, draft.type) if self._types else None
-        fed = self._feeds is not None and draft.channel in await self._feeds.channels()
+        # A broadcast goes in-app alone: no team feed posts it.
+        fed = (not draft.broadcast and self._feeds is not None
+               and draft.channel in await self._feeds.channels())
         return CreationRequest(principal, draft, idempotency_key, now,
                                due if due is not None and due > now else now,
                                template, html, kind, trace=self._traces.current(), fed=fed)
@@ -143,7 +148,9 @@ class CreationService:
         if self._limit is None or not self._limit.active:
             return
         count = sum(len(r.direct_audience()) for r in requests if r.addressed)
-        channels = [r.draft.channel for r in requests if not r.addressed]
+        count += sum(1 for r in requests if r.draft.broadcast)  # one row for everyone
+        channels = [r.draft.channel for r in requests
+                    if not r.addressed and not r.draft.broadcast]
         if channels:
             async with self._db.begin() as conn:
                 sizes = await subscriptions.subscriber_counts(conn, channels)
@@ -201,5 +208,7 @@ def _audience_field(draft: NotificationDraft) -> str:
     """The field that makes a create's size, for an answer that it is too large."""
     if draft.user_ids is not None:
         return "user_ids"
+    if draft.broadcast:
+        return "broadcast"
     return "user_id" if draft.user_id is not None else "channel"
 

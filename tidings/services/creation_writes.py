@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from tidings.crypto.cipher import FieldCipher
+from tidings.domain.broadcast import EVERYONE
 from tidings.domain.errors import DuplicateKey, Unavailable
 from tidings.domain.escalation import NewStep
 from tidings.domain.feed import FEED_USER
@@ -32,7 +33,7 @@ from tidings.services.copies import (
 )
 from tidings.services.preferences import PreferenceService
 from tidings.services.templates import TemplateService
-from tidings.store import escalations, idempotency, subscriptions
+from tidings.store import broadcasts, escalations, idempotency, subscriptions
 from tidings.store import notifications as store
 from tidings.store.database import Connection, Database
 
@@ -160,6 +161,8 @@ class CreationWriter:
                                            request.fingerprint(), cipher=self._cipher)
             if found is not None:
                 return Written(found, [])
+        if draft.broadcast:
+            return await self._broadcast(conn, request)
         if request.addressed:
             recipients = request.direct_audience()
         else:
@@ -186,6 +189,22 @@ class CreationWriter:
                                      request.fingerprint(), outcome, request.now,
                                      cipher=self._cipher)
         return Written(outcome, stored_for_users, request.fed)
+
+    async def _broadcast(self, conn: Connection, request: CreationRequest) -> Written:
+        """One row for every user (section 13): in-app, whatever anyone's preferences
+        (the admin's broadcast is for everyone), listed through `broadcasts`."""
+        rendered = await self._render(conn, request, [EVERYONE])
+        stored, deliveries = build_copies(request, [EVERYONE],
+                                          {EVERYONE: frozenset({Medium.IN_APP})},
+                                          self._deliverable, None, rendered)
+        await store.insert_many(conn, stored, deliveries, cipher=self._cipher)
+        await broadcasts.insert(conn, stored[0].id, stored[0].visible_at)
+        outcome = Accepted(1, request.draft.channel, broadcast_id=stored[0].id)
+        if request.key is not None:
+            await idempotency.record(conn, request.principal.user_id, request.key,
+                                     request.fingerprint(), outcome, request.now,
+                                     cipher=self._cipher)
+        return Written(outcome, stored)
 
     async def _add_feed_copy(self, conn: Connection, request: CreationRequest,
                              stored: list[Notification],

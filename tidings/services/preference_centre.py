@@ -35,7 +35,6 @@ from tidings.services.preferences import PreferenceService
 from tidings.services.signed_links import BadToken, open_token, purpose_key, sign
 from tidings.services.type_cache import TypeCache
 from tidings.store import contacts as contact_store
-from tidings.store import notifications as notification_store
 from tidings.store import preferences as preference_store
 from tidings.store.database import Database
 from tidings.support.i18n import chain
@@ -134,7 +133,7 @@ class PreferenceCentre:
         entries = await self._catalogue()
         async with self._db.snapshot() as conn:
             contact = await contact_store.get(conn, user_id)
-            received = await notification_store.topics_received(
+            received = await preference_store.topics_received(
                 conn, user_id, utcnow() - RECENT, MAX_RECEIVED)
             rows = await preference_store.list_for_user(conn, user_id)
         locale = contact.locale if contact else None

@@ -7,6 +7,7 @@ its `$sensitive` entry lists them, so the kept answer leaks nothing the row hide
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import DuplicateKey, KeyReused, ValidationFailed
+from tidings.domain.model import DEFAULT_CHANNEL
 from tidings.domain.notification import (
     Accepted,
     BatchItem,
@@ -58,7 +60,7 @@ async def find(
     if row.status_code == _CREATED:
         kept = Notification.from_json(row.response, producer=producer)
         return Created(open_record(cipher, kept))
-    return Accepted(int(row.response["count"]), str(row.response["channel"]))
+    return _accepted(row.response)
 
 
 async def record(
@@ -71,7 +73,7 @@ async def record(
     if isinstance(outcome, Created):
         kind, body = _CREATED, _kept(outcome.notification, cipher)
     else:
-        kind, body = _ACCEPTED, {"count": outcome.count, "channel": outcome.channel}
+        kind, body = _ACCEPTED, outcome.body()
     try:
         await conn.execute(
             idempotency_keys.insert().values(
@@ -115,8 +117,7 @@ async def find_batch(
             notification = Notification.from_json(kept["created"], producer=producer)
             items.append(Created(open_record(cipher, notification)))
         elif "accepted" in kept:
-            items.append(Accepted(int(kept["accepted"]["count"]),
-                                  str(kept["accepted"]["channel"])))
+            items.append(_accepted(kept["accepted"]))
         else:
             error = kept["error"]
             items.append(ValidationFailed(error["message"], field=error.get("field")))
@@ -132,7 +133,7 @@ async def record_batch(
         if isinstance(item, Created):
             kept.append({"created": _kept(item.notification, cipher)})
         elif isinstance(item, Accepted):
-            kept.append({"accepted": {"count": item.count, "channel": item.channel}})
+            kept.append({"accepted": item.body()})
         else:
             kept.append({"error": item.body()})
     try:
@@ -141,3 +142,10 @@ async def record_batch(
             fingerprint=fingerprint, created_at=now))
     except sqlalchemy.exc.IntegrityError as exc:
         raise DuplicateKey("this idempotency key was taken concurrently") from exc
+
+
+def _accepted(body: dict[str, Any]) -> Accepted:
+    """The 202 answer kept for a key (`Accepted.body`)."""
+    if body.get("broadcast"):
+        return Accepted(1, DEFAULT_CHANNEL, broadcast_id=str(body["id"]))
+    return Accepted(int(body["count"]), str(body["channel"]))

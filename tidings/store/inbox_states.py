@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.model import DeliveryStatus, Medium, Status
 from tidings.domain.notification import Notification, StatusChange
-from tidings.store.notifications import COLUMNS, live, record_of
+from tidings.store import broadcasts
+from tidings.store.notifications import COLUMNS, get_owned, live, record_of
+from tidings.store.tables import broadcast_states as states
 from tidings.store.tables import notification_deliveries as deliveries
 from tidings.store.tables import notifications
 
@@ -45,7 +47,15 @@ async def read_all(
     changes = [StatusChange(row.id, user_id, Status.READ, row.delivered_at, now)
                for row in result]
     await _in_app_delivered(conn, [change.id for change in changes], now)
-    return changes
+    extra = [notifications.c[name] == value
+             for name, value in (("channel", channel), ("type", type)) if value is not None]
+    shared = await broadcasts.change(
+        conn, user_id, now, None,
+        {"status": Status.READ, "read_at": now,
+         "delivered_at": sa.func.coalesce(states.c.delivered_at, now)},
+        states.c.status.in_([Status.PENDING, Status.FAILED, Status.DELIVERED]), extra=extra)
+    return changes + [StatusChange(row.notification_id, user_id, Status.READ,
+                                   row.delivered_at, now) for row in shared]
 
 
 async def _in_app_delivered(conn: AsyncConnection, ids: Sequence[str], now: datetime) -> None:
@@ -67,7 +77,9 @@ async def mark_seen(
     result = await conn.execute(
         notifications.update().where(*clauses).values(seen_at=now)
         .returning(notifications.c.id))
-    return [row.id for row in result]
+    shared = await broadcasts.change(conn, user_id, now, ids, {"seen_at": now},
+                                     states.c.seen_at.is_(None))
+    return [row.id for row in result] + [row.notification_id for row in shared]
 
 
 async def set_archived(
@@ -85,7 +97,15 @@ async def set_archived(
     if row is not None:
         return record_of(tuple(row), cipher), True
     found = (await conn.execute(sa.select(*COLUMNS).where(*owned))).first()
-    return (record_of(tuple(found), cipher) if found is not None else None), False
+    if found is not None:
+        return record_of(tuple(found), cipher), False
+    shared_state = (states.c.archived_at.is_(None) if archived
+                    else states.c.archived_at.is_not(None))
+    changed = await broadcasts.change(conn, user_id, now, [notification_id],
+                                      {"archived_at": now if archived else None},
+                                      shared_state)
+    record = await get_owned(conn, user_id, notification_id, now, cipher=cipher)
+    return record, bool(changed) and record is not None
 
 
 def _cancelable(now: datetime) -> list[sa.ColumnElement[bool]]:

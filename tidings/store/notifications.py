@@ -20,17 +20,18 @@ from tidings.crypto.cipher import FieldCipher
 from tidings.domain.delivery import with_unserved
 from tidings.domain.model import DeliveryStatus, Medium, Status
 from tidings.domain.notification import InboxFilter, NewDelivery, Notification
+from tidings.store import broadcasts, driver_inserts
 from tidings.store import deliveries as deliveries_store
-from tidings.store import driver_inserts
 from tidings.store.sealing import open_record, seal_record
+from tidings.store.tables import broadcast_states, notifications
 from tidings.store.tables import notification_deliveries as deliveries
-from tidings.store.tables import notifications
 
 _FIELDS = tuple(field.name for field in fields(Notification) if field.name != "deliveries")
 # Selected in the record's field order (`template` and `content` included: the JSON
 # columns of a notification made from a template), so a row maps onto the record by name.
 _COLUMNS = tuple(notifications.c[name] for name in _FIELDS)
 COLUMNS = _COLUMNS  # for the store modules that select notifications in a query of their own
+FIELDS = _FIELDS  # their names, for a query of a half of the inbox (`broadcasts.Half`)
 
 
 def _record(row: Row[Any], cipher: FieldCipher | None) -> Notification:
@@ -118,28 +119,40 @@ def _owned(user_id: str, notification_id: str) -> sa.ColumnElement[bool]:
     return sa.and_(notifications.c.id == notification_id, notifications.c.user_id == user_id)
 
 
-def _visible(now: datetime) -> sa.ColumnElement[bool]:
+def _visible(now: datetime, cols: Any = notifications.c) -> sa.ColumnElement[bool]:
     # A canceled notification is gone for its user, as a deleted one is.
-    return sa.and_(notifications.c.visible_at <= now,
-                   notifications.c.status != Status.CANCELED)
+    return sa.and_(cols.visible_at <= now, cols.status != Status.CANCELED)
 
 
-def live(now: datetime | sa.ColumnElement[Any],
-         table: sa.TableClause | None = None) -> sa.ColumnElement[bool]:
+def live(now: datetime | sa.ColumnElement[Any], cols: Any = notifications.c
+         ) -> sa.ColumnElement[bool]:
     """Neither canceled nor expired at `now`: what lists, counts, replay and the queue
-    still carry (`now` may be a column, as in replay's asks)."""
-    table = notifications if table is None else table
-    return sa.and_(table.c.status != Status.CANCELED,
-                   sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now))
+    still carry (`now` may be a column, as in replay's asks; `cols` the columns of a half
+    of the inbox, `broadcasts.Half.cols`)."""
+    return sa.and_(cols.status != Status.CANCELED,
+                   sa.or_(cols.expires_at.is_(None), cols.expires_at > now))
+
+
+async def _first_of_halves(conn: AsyncConnection, user_id: str, now: datetime,
+                           clauses: Sequence[sa.ColumnElement[bool]] | None,
+                           notification_id: str, cipher: FieldCipher | None,
+                           ) -> Notification | None:
+    for half in broadcasts.halves(user_id):
+        query = (sa.select(*half.selected(_FIELDS)).select_from(half.source)
+                 .where(*half.where, half.cols.id == notification_id, _visible(now, half.cols),
+                        *(clauses or ())))
+        row = (await conn.execute(query)).first()
+        if row is not None:
+            return _record(row, cipher)
+    return None
 
 
 async def get_owned(
     conn: AsyncConnection, user_id: str, notification_id: str, now: datetime,
     *, cipher: FieldCipher | None,
 ) -> Notification | None:
-    result = await conn.execute(_select().where(_owned(user_id, notification_id), _visible(now)))
-    row = result.first()
-    return _record(row, cipher) if row is not None else None
+    """One of the user's notifications, their own or a broadcast (with their state)."""
+    return await _first_of_halves(conn, user_id, now, None, notification_id, cipher)
 
 
 async def get_many(
@@ -151,18 +164,18 @@ async def get_many(
     return [_record(row, cipher) for row in result]
 
 
-def _filtered(user_id: str, now: datetime, filters: InboxFilter) -> list[sa.ColumnElement[bool]]:
-    clauses = [notifications.c.user_id == user_id, _visible(now), live(now)]
-    clauses.append(notifications.c.archived_at.is_not(None) if filters.archived
-                   else notifications.c.archived_at.is_(None))
+def _filtered(cols: Any, now: datetime, filters: InboxFilter) -> list[sa.ColumnElement[bool]]:
+    clauses = [_visible(now, cols), live(now, cols)]
+    clauses.append(cols.archived_at.is_not(None) if filters.archived
+                   else cols.archived_at.is_(None))
     if filters.status:
-        clauses.append(notifications.c.status == filters.status)
+        clauses.append(cols.status == filters.status)
     if filters.unread:
-        clauses.append(notifications.c.status != Status.READ)
+        clauses.append(cols.status != Status.READ)
     if filters.channel:
-        clauses.append(notifications.c.channel == filters.channel)
+        clauses.append(cols.channel == filters.channel)
     if filters.type:
-        clauses.append(notifications.c.type == filters.type)
+        clauses.append(cols.type == filters.type)
     return clauses
 
 
@@ -177,35 +190,52 @@ async def list_page(
     cipher: FieldCipher | None,
 ) -> list[Notification]:
     """Newest first, keyset-paginated on (visible_at, id); `limit + 1` records tell whether
-    another page exists."""
-    clauses = _filtered(user_id, now, filters)
-    if before is not None:
-        clauses.append(
-            sa.tuple_(notifications.c.visible_at, notifications.c.id) < sa.tuple_(*before)
+    another page exists. Each half of the inbox (own rows, broadcasts) is read by its own
+    index to `limit + 1` rows, and the two merged."""
+    found: list[Notification] = []
+    for half in broadcasts.halves(user_id):
+        cols = half.cols
+        clauses = [*half.where, *_filtered(cols, now, filters)]
+        if before is not None:
+            clauses.append(sa.tuple_(cols.visible_at, cols.id) < sa.tuple_(*before))
+        query = (
+            sa.select(*half.selected(_FIELDS)).select_from(half.source)
+            .where(*clauses)
+            .order_by(cols.visible_at.desc(), cols.id.desc())
+            .limit(limit + 1)
         )
-    query = (
-        _select()
-        .where(*clauses)
-        .order_by(notifications.c.visible_at.desc(), notifications.c.id.desc())
-        .limit(limit + 1)
-    )
-    return [_record(row, cipher) for row in await conn.execute(query)]
+        found += [_record(row, cipher) for row in await conn.execute(query)]
+    found.sort(key=lambda item: item.position, reverse=True)
+    return found[:limit + 1]
 
 
 async def count_unread(
     conn: AsyncConnection, user_id: str, now: datetime, filters: InboxFilter
 ) -> tuple[int, int]:
     """(unread, unseen) among the user's listed notifications of the filter's channel,
-    type and archived side, in one pass."""
+    type and archived side (both halves of the inbox)."""
     scope = InboxFilter(channel=filters.channel, type=filters.type, archived=filters.archived)
-    unread = sa.case((notifications.c.status != Status.READ, 1), else_=0)
-    unseen = sa.case((notifications.c.seen_at.is_(None), 1), else_=0)
-    query = sa.select(sa.func.coalesce(sa.func.sum(unread), 0),
-                      sa.func.coalesce(sa.func.sum(unseen), 0)).where(
-        *_filtered(user_id, now, scope)
-    )
-    row = (await conn.execute(query)).one()
-    return int(row[0]), int(row[1])
+    unread = unseen = 0
+    for half in broadcasts.halves(user_id):
+        cols = half.cols
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((cols.status != Status.READ, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((cols.seen_at.is_(None), 1), else_=0)), 0),
+        ).select_from(half.source).where(*half.where, *_filtered(cols, now, scope))
+        row = (await conn.execute(query)).one()
+        unread, unseen = unread + int(row[0]), unseen + int(row[1])
+    return unread, unseen
+
+
+def _status_values(status: Status, now: datetime, delivered_at: Any
+                   ) -> tuple[list[Status], dict[str, Any]]:
+    """The states a status change may leave, and what it sets. `delivered` never
+    overrides `read`; both set their timestamp once."""
+    if status is Status.DELIVERED:
+        return [Status.PENDING, Status.FAILED], {"status": status, "delivered_at": now}
+    return [Status.PENDING, Status.FAILED, Status.DELIVERED], {
+        "status": status, "read_at": now,
+        "delivered_at": sa.func.coalesce(delivered_at, now)}
 
 
 async def set_status(
@@ -217,21 +247,10 @@ async def set_status(
     *,
     cipher: FieldCipher | None,
 ) -> tuple[Notification | None, bool]:
-    """Move a notification to `delivered` or `read`; returns (record, changed).
-
-    `delivered` never overrides `read`; both set their timestamp once. The conditional
-    UPDATE makes concurrent acks from several tabs race-free.
-    """
-    if status is Status.DELIVERED:
-        allowed = [Status.PENDING, Status.FAILED]
-        values: dict[str, Any] = {"status": status, "delivered_at": now}
-    else:
-        allowed = [Status.PENDING, Status.FAILED, Status.DELIVERED]
-        values = {
-            "status": status,
-            "read_at": now,
-            "delivered_at": sa.func.coalesce(notifications.c.delivered_at, now),
-        }
+    """Move a notification to `delivered` or `read`; returns (record, changed). The
+    conditional UPDATE makes concurrent acks from several tabs race-free; a broadcast's
+    change is the user's own state of it."""
+    allowed, values = _status_values(status, now, notifications.c.delivered_at)
     result = await conn.execute(
         notifications.update()
         .where(_owned(user_id, notification_id), _visible(now), notifications.c.status.in_(allowed))
@@ -240,7 +259,11 @@ async def set_status(
     )
     row = result.first()
     if row is None:
-        return await get_owned(conn, user_id, notification_id, now, cipher=cipher), False
+        allowed, values = _status_values(status, now, broadcast_states.c.delivered_at)
+        changed = await broadcasts.change(conn, user_id, now, [notification_id], values,
+                                          broadcast_states.c.status.in_(allowed))
+        found = await get_owned(conn, user_id, notification_id, now, cipher=cipher)
+        return found, bool(changed) and found is not None
     await conn.execute(
         deliveries.update()
         .where(
@@ -255,6 +278,7 @@ async def set_status(
 async def delete_owned(
     conn: AsyncConnection, user_id: str, notification_id: str, now: datetime
 ) -> bool:
+    """The user's own notification goes; a broadcast only leaves the user's inbox."""
     # Deliveries go first rather than relying on ON DELETE CASCADE, which SQLite only
     # honours with its foreign_keys pragma on.
     owned = sa.select(notifications.c.id).where(_owned(user_id, notification_id), _visible(now))
@@ -262,18 +286,7 @@ async def delete_owned(
     result = await conn.execute(
         notifications.delete().where(_owned(user_id, notification_id), _visible(now))
     )
-    return bool(result.rowcount)
-
-
-async def topics_received(conn: AsyncConnection, user_id: str, since: datetime,
-                          limit: int) -> list[tuple[str, str]]:
-    """The distinct (channel, type) of the user's notifications created since `since`
-    (scheduled ones included: they were sent to the user), at most `limit` of them."""
-    query = (
-        sa.select(notifications.c.channel, notifications.c.type)
-        .where(notifications.c.user_id == user_id, notifications.c.created_at >= since)
-        .distinct()
-        .order_by(notifications.c.channel, notifications.c.type)
-        .limit(limit)
-    )
-    return [(row[0], row[1]) for row in await conn.execute(query)]
+    if result.rowcount:
+        return True
+    return bool(await broadcasts.change(conn, user_id, now, [notification_id],
+                                        {"deleted_at": now}))

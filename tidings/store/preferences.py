@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.domain.preference import FLAGS, Preference, PreferenceChange
 from tidings.store.database import upsert_into
 from tidings.store.reference_tables import preferences
+from tidings.store.tables import notifications
 
 LOOKUP_SLICE = 500
 _FLAGS = FLAGS
@@ -64,3 +65,17 @@ async def rows_of(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, l
         for user_id, *values in await conn.execute(query):
             found.setdefault(user_id, []).append(Preference(*values))
     return found
+
+
+async def topics_received(conn: AsyncConnection, user_id: str, since: datetime,
+                          limit: int) -> list[tuple[str, str]]:
+    """The distinct (channel, type) of the user's notifications created since `since`
+    (scheduled ones included: they were sent to the user), at most `limit` of them."""
+    query = (
+        sa.select(notifications.c.channel, notifications.c.type)
+        .where(notifications.c.user_id == user_id, notifications.c.created_at >= since)
+        .distinct()
+        .order_by(notifications.c.channel, notifications.c.type)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in await conn.execute(query)]

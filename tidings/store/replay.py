@@ -1,4 +1,5 @@
-"""The replay of missed notifications for many sockets in one statement.
+"""The replay of missed notifications for many sockets in one statement (each user's own
+and the broadcasts, with the user's state of each).
 
 Each ask names a user, a cursor (visible_at, id) after which it wants that user's in-app
 notifications, and the instant `until` up to which they count (the moment its replay
@@ -20,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.notification import Notification
+from tidings.store import broadcasts as broadcast_store
 from tidings.store import notifications as notification_store
 from tidings.store.columns import UTCDateTime
-from tidings.store.tables import notifications
+from tidings.store.tables import broadcasts, notifications
 
 # Asks per statement: 5 parameters each stays far under every driver's limit (32k), and
 # SQLite's default limit on VALUES rows is 500.
@@ -62,11 +64,12 @@ def _asks_table(size: int) -> sa.CTE:
 
 @functools.cache
 def _query(size: int) -> sa.Select[Any]:
+    """Each ask's own notifications and the broadcasts (with the ask's user's state of
+    them), ranked together by position."""
     table = _asks_table(size)
     position = (notifications.c.visible_at, notifications.c.id)
-    rank = sa.func.row_number().over(partition_by=table.c.k, order_by=position)
-    ranked = (
-        sa.select(table.c.k, rank.label("rank"), *notification_store.COLUMNS)
+    own = (
+        sa.select(table.c.k, *notification_store.COLUMNS)
         .select_from(notifications.join(table, sa.and_(
             notifications.c.user_id == table.c.user_id,
             sa.tuple_(*position) > sa.tuple_(table.c.after_at, table.c.after_id),
@@ -74,8 +77,23 @@ def _query(size: int) -> sa.Select[Any]:
         )))
         .where(notifications.c.in_app.is_(True),
                notification_store.live(table.c.until_at))
-        .subquery("ranked")
     )
+    shared_at = (broadcasts.c.visible_at, broadcasts.c.notification_id)
+    half = broadcast_store.shared_half(table.c.user_id, (table, sa.and_(
+        sa.tuple_(*shared_at) > sa.tuple_(table.c.after_at, table.c.after_id),
+        broadcasts.c.visible_at <= table.c.until_at)))
+    shared = (
+        sa.select(table.c.k, *half.selected(notification_store.FIELDS))
+        .select_from(half.source)
+        .where(*half.where, half.cols.in_app.is_(True),
+               notification_store.live(table.c.until_at, half.cols))
+    )
+    both = sa.union_all(own, shared).subquery("both")
+    rank = sa.func.row_number().over(partition_by=both.c.k,
+                                     order_by=(both.c.visible_at, both.c.id))
+    ranked = sa.select(both.c.k, rank.label("rank"),
+                       *(both.c[name] for name in notification_store.FIELDS)
+                       ).subquery("ranked")
     return (
         sa.select(*ranked.c)
         .where(ranked.c.rank <= sa.bindparam("limit", type_=sa.Integer()))

@@ -224,3 +224,32 @@ escalation_steps = sa.Table(
         sqlite_where=sa.text("state IN ('pending', 'running')"),
     ),
 )
+
+# Broadcasts (contract section 13): the notification is stored once (its `user_id` is the
+# empty id, `EVERYONE`) and listed here, so a user's list reads the broadcasts by this
+# small index rather than among the team feeds' copies, which share the empty id.
+# Per-user state lives in `broadcast_states`, written only for a user who changed
+# something (acknowledged, read, saw, archived, deleted). No foreign keys: on PostgreSQL a
+# key into the partitioned notifications would hold up dropping a month; retention
+# deletes these rows by the same id range.
+broadcasts = sa.Table(
+    "broadcasts",
+    metadata,
+    sa.Column("notification_id", NotificationId, primary_key=True),
+    sa.Column("visible_at", UTCDateTime, nullable=False),
+    sa.Index("ix_broadcasts_visible", "visible_at", "notification_id"),
+)
+
+broadcast_states = sa.Table(
+    "broadcast_states",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("notification_id", NotificationId, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("read_at", UTCDateTime, nullable=True),
+    sa.Column("seen_at", UTCDateTime, nullable=True),
+    sa.Column("archived_at", UTCDateTime, nullable=True),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Index("ix_broadcast_states_notification", "notification_id"),
+)

@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from tidings.domain.broadcast import EVERYONE
 from tidings.domain.notification import InboxChange, Notification, StatusChange
 from tidings.realtime.background import Background
 from tidings.realtime.catchup import CatchUp, Recent
@@ -115,6 +116,9 @@ class RedisFanout:
         self._background.spawn(self._retry(), "tidings-redis-retry")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._supervisor.first_attempt.wait(), CONFIRM_TIMEOUT_S)
+        # Every node holds sockets of a broadcast's audience (everyone): it listens to that
+        # channel for as long as it runs, and its catch-up poll covers broadcasts too.
+        await self._presence.watch(EVERYONE)
 
     async def close(self) -> None:
         self._supervisor.closing.set()
