@@ -1,7 +1,8 @@
 """The web inbox (/inbox, <tidings-inbox>) and the operator console (/admin) in headless
 Chromium against a real server: sign-in, live notifications, tabs kept in step, the
 replay of missed notifications after a restart, keyboard use, preferences, and a dead
-letter replayed from the console. Screenshots of both pages go to docs/img/."""
+letter replayed from the console. The console's screenshot goes to docs/img/ (the inbox's
+comes from scripts/screenshot_inbox.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import asyncio
 import base64
 import json
 import shutil
-from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,8 @@ async def test_pages_and_static_files_have_their_types_caching_and_csp(
         assert "customElements.define" in script.text
         # The embeddable part (element, times and socket client) stays small; Settings is
         # loaded only when opened.
-        parts = [await http.get(f"/static/{name}") for name in ("tidings-socket.js", "tidings-time.js")]
+        parts = [await http.get(f"/static/{name}")
+                 for name in ("tidings-socket.js", "tidings-time.js")]
         assert len(script.content) + sum(len(part.content) for part in parts) < 34_000
         css = await http.get("/static/tidings.css")
         assert css.headers["content-type"] == "text/css; charset=utf-8"
@@ -202,7 +204,8 @@ async def test_live_notification_read_in_one_tab_follows_in_the_other(
 
 async def unseen_count(server: RunningServer, user: str = "alice") -> int:
     async with server.http(user) as http:
-        return int((await http.get("/api/notifications", params={"limit": 1})).json()["unseen_count"])
+        answer = await http.get("/api/notifications", params={"limit": 1})
+    return int(answer.json()["unseen_count"])
 
 
 async def test_the_bell_counts_new_ones_and_opening_it_clears_them_in_every_tab(
@@ -235,9 +238,9 @@ async def test_the_bell_counts_new_ones_and_opening_it_clears_them_in_every_tab(
 async def test_links_actions_and_archive_to_archived_and_back_in_every_tab(
     web: RunningServer, browser: Any
 ) -> None:
-    note = await create(web, title="Invoice #1043 is ready", url="https://shop.example/o/7", actions=[
-        {"label": "Pay now", "url": "https://shop.example/pay/7"},
-        {"label": "Track <it>", "url": "https://track.example/7"}])
+    note = await create(web, title="Invoice #1043 is ready", url="https://shop.example/o/7",
+                        actions=[{"label": "Pay now", "url": "https://shop.example/pay/7"},
+                                 {"label": "Track <it>", "url": "https://track.example/7"}])
     first = await open_inbox(browser, web)
     second = await open_inbox(browser, web)
     shown = item(first, note["id"])
@@ -297,7 +300,8 @@ async def test_times_read_as_people_say_them_and_no_internal_words_show(
     # Past midnight (the context's zone is UTC) it is yesterday's, not two hours old.
     created = datetime.fromisoformat(note["created_at"].replace("Z", "+00:00"))
     later = created + timedelta(hours=2, minutes=5)
-    await expect(time).to_have_text("2 hours ago" if later.date() == created.date() else "yesterday")
+    same_day = later.date() == created.date()
+    await expect(time).to_have_text("2 hours ago" if same_day else "yesterday")
     # Nothing of the API's vocabulary in front of the user: no channel, status or type.
     text = await page.page.locator("tidings-inbox .panel").evaluate("p => p.innerText")
     for word in ("default", "delivered", "pending", "invoice ·", " · "):
@@ -306,8 +310,9 @@ async def test_times_read_as_people_say_them_and_no_internal_words_show(
     said = await page.page.evaluate("""async () => {
       const { relativeTime } = await import("/static/tidings-time.js");
       const now = new Date(2026, 4, 14, 10, 0);
-      return [[now, "de"], [new Date(2026, 4, 14, 9, 57), "de"], [new Date(2026, 4, 13, 8), "de"],
-              [new Date(2026, 4, 13, 8), "en"], [new Date(2026, 2, 2), "en"], [new Date(2025, 2, 2), "en"]]
+      const day = (y, m, d, hour = 8, minute = 0) => new Date(y, m, d, hour, minute);
+      return [[now, "de"], [day(2026, 4, 14, 9, 57), "de"], [day(2026, 4, 13), "de"],
+              [day(2026, 4, 13), "en"], [day(2026, 2, 2), "en"], [day(2025, 2, 2), "en"]]
         .map(([when, lang]) => relativeTime(when, now, lang)); }""")
     assert said == ["jetzt", "vor 3 Minuten", "gestern", "yesterday", "Mar 2", "Mar 2, 2025"]
     assert page.errors == [] and page.refused == []
