@@ -1,21 +1,23 @@
 // <tidings-inbox token="..." server="https://notify.example.com">: a user's Tidings
-// notifications, live. Drop it into any page with
+// notifications, live, behind a bell. Drop it into any page with
 //   <script type="module" src="https://notify.example.com/static/tidings-inbox.js"></script>
-// Notification text is only ever inserted as text (text nodes), never parsed as HTML.
+// Attributes: `open` (the panel starts open), `layout="page"` (the panel sits in the page's
+// flow instead of dropping down from the bell). Notification text is only ever inserted
+// as text (text nodes), never parsed as HTML.
 
 import { TidingsSocket } from "./tidings-socket.js";
+import { fullTime, relativeTime, usableLanguage } from "./tidings-time.js";
 
-const MEDIA = [["in_app", "In-app"], ["email", "Email"], ["push", "Push"]];
 const PAGE = 20;
-const PLATFORMS = { webpush: "Web Push (a browser)", fcm: "Android (FCM)", apns: "Apple (APNs)" };
+const BELL = "M12 22a2.4 2.4 0 0 0 2.4-2.4H9.6A2.4 2.4 0 0 0 12 22Zm7.2-6V11a7.2 7.2 0 0 0-5.4-7V3.3a1.8 " +
+  "1.8 0 0 0-3.6 0V4a7.2 7.2 0 0 0-5.4 7v5l-2 2v1.2h18.4V18Z";
 
 /** An element with attributes, listeners ("on..." keys) and children (strings are text). */
-function h(tag, attrs = {}, ...children) {
+export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === false || value == null) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
@@ -24,38 +26,47 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-function keyBytes(base64url) {
-  const raw = atob(base64url.replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+function bellIcon() {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", BELL);
+  svg.append(path);
+  return svg;
 }
 
-// pushManager.subscribe needs an active worker; the page is outside the worker's scope, so
-// serviceWorker.ready would never settle: wait for this registration's worker instead.
-function activated(registration) {
-  const worker = registration.installing || registration.waiting || registration.active;
-  if (!worker || worker.state === "activated") return Promise.resolve();
-  return new Promise((resolve) => worker.addEventListener("statechange", () => {
-    if (worker.state === "activated") resolve();
-  }));
-}
+// Only http(s) links are followed (the server accepts no other, and a page never follows a
+// javascript: link whatever it is sent).
+const web = (url) => typeof url === "string" && /^https?:\/\//i.test(url);
 
 export class TidingsInbox extends HTMLElement {
   static get observedAttributes() { return ["token", "server"]; }
 
   constructor() {
     super();
-    this.notes = new Map();     // id -> notification (ids are UUIDv7: they sort by creation)
-    this.unread = 0;
-    this.moves = 0;             // changes made to `unread` here: a server count read meanwhile is stale
-    this.cursor = null;
-    this.loading = false;
-    this.newest = null;         // created_at of the newest notification seen
+    this.notes = new Map();     // id -> notification shown (ids are UUIDv7: they sort by creation)
+    this.heard = new Set();     // ids counted here, shown or not: a replayed one is not counted twice
+    this.unread = 0;            // both counts are of the inbox (archived ones are not counted)
+    this.unseen = 0;
+    this.moves = 0;             // changes made to the counts here: a server count read meanwhile is stale
+    this.view = "inbox";        // or "archived"
     this.socket = null;
     this.root = this.attachShadow({ mode: "open" });
+    this.root.addEventListener("keydown", (event) => this.escape(event));
+    this.onVisible = () => this.markSeen();
+    this.onOutside = (event) => {
+      if (this.popover && this.isOpen && !event.composedPath().includes(this)) this.setOpen(false);
+    };
   }
 
   get server() { return (this.getAttribute("server") || "").replace(/\/$/, ""); }
   get token() { return this.getAttribute("token") || ""; }
+  get popover() { return this.getAttribute("layout") !== "page"; }
+  get language() {
+    const marked = this.closest("[lang]");
+    return usableLanguage((marked && marked.lang) || navigator.language);
+  }
 
   connectedCallback() { this.start(); }
   disconnectedCallback() { this.stop(); }
@@ -65,6 +76,9 @@ export class TidingsInbox extends HTMLElement {
     if (this.socket) this.socket.close();
     this.socket = null;
     if (this.observer) this.observer.disconnect();
+    clearInterval(this.clock);
+    document.removeEventListener("visibilitychange", this.onVisible);
+    document.removeEventListener("pointerdown", this.onOutside);
   }
 
   async api(path, { method = "GET", body } = {}) {
@@ -88,29 +102,36 @@ export class TidingsInbox extends HTMLElement {
     this.built = true;
     this.root.replaceChildren();
     const css = h("link", { rel: "stylesheet", href: `${this.server}/static/tidings-inbox.css` });
-    this.badge = h("span", { class: "badge", "aria-live": "off" }, "0");
+    this.badge = h("span", { class: "badge", "aria-hidden": "true", hidden: true });
+    this.bell = h("button", { type: "button", class: "bell", "aria-controls": "panel",
+                              onclick: () => this.setOpen(!this.isOpen) }, bellIcon(), this.badge);
     this.state = h("span", { class: "conn", role: "status" }, "Connecting…");
     this.live = h("div", { class: "sr-only", "aria-live": "polite", "aria-atomic": "true" });
     this.notice = h("div", { class: "notice", role: "status" });
     this.list = h("ul", { class: "list", "aria-label": "Notifications", onkeydown: (e) => this.key(e) });
     this.more = h("button", { class: "more", type: "button", onclick: () => this.older() }, "Load more");
-    this.empty = h("p", { class: "empty" }, "No notifications yet.");
+    this.empty = h("p", { class: "empty" });
     this.toast = h("div", { class: "toast", "aria-hidden": "true", hidden: true });
-    this.panel = h("section", { class: "settings", hidden: true, "aria-label": "Settings" });
-    this.gear = h("button", { type: "button", "aria-expanded": "false",
+    this.settingsBox = h("section", { class: "settings", hidden: true, "aria-label": "Settings" });
+    this.gear = h("button", { type: "button", class: "quiet", "aria-expanded": "false",
                               onclick: () => this.toggleSettings() }, "Settings");
-    const bar = h("div", { class: "bar" },
-      h("h2", {}, "Notifications ", this.badge),
-      this.state,
-      h("span", { class: "grow" }),
-      h("button", { type: "button", class: "mark-all", onclick: () => this.markAll() }, "Mark all read"),
-      this.gear);
-    this.root.append(css, bar, this.notice, this.panel, this.list, this.empty, this.more,
-                     this.live, this.toast);
+    this.markAllButton = h("button", { type: "button", class: "quiet mark-all", onclick: () => this.markAll(),
+                                       hidden: this.view !== "inbox" }, "Mark all read");
+    this.views = { inbox: "Inbox", archived: "Archived" };
+    const tabs = Object.entries(this.views).map(([view, label]) => h("button", {
+      type: "button", class: `view view-${view}`, "aria-pressed": String(view === this.view),
+      onclick: () => this.setView(view) }, label));
+    this.panel = h("section", { class: "panel", id: "panel", "aria-label": "Notifications" },
+      h("div", { class: "bar" }, h("h2", {}, "Notifications"), this.state, h("span", { class: "grow" }),
+        this.markAllButton, this.gear),
+      h("div", { class: "views", role: "group", "aria-label": "Show" }, tabs),
+      this.notice, this.settingsBox, this.list, this.empty, this.more);
+    this.root.append(css, this.bell, this.panel, this.live, this.toast);
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((entry) => entry.isIntersecting)) this.older();
     });
     this.observer.observe(this.more);
+    this.showOpen(this.hasAttribute("open"));
   }
 
   // Each start is a run: one still waiting for its first page when the attributes change
@@ -120,26 +141,28 @@ export class TidingsInbox extends HTMLElement {
     this.build();
     this.run = (this.run || 0) + 1;
     const run = this.run;
-    this.notes.clear();
-    this.cursor = null;
+    this.heard.clear();
     this.newest = null;
-    this.done = false;
-    this.loading = false;
-    if (!this.token) { this.setState("Signed out", "off"); return; }
+    this.unread = this.unseen = 0;
+    document.addEventListener("visibilitychange", this.onVisible);
+    document.addEventListener("pointerdown", this.onOutside);
+    this.clock = setInterval(() => this.tick(), 60 * 1000);
+    if (!this.token) { this.setState("Signed out", "off"); this.paint(); return; }
     try {
-      await this.page(true);
+      await this.reload();
       if (run !== this.run) return;
     } catch (error) {
       if (run !== this.run) return;
       this.say(`Could not load notifications: ${error.message}`);
       if (error.status === 401) { this.setState("Sign-in refused", "off"); return; }
     }
+    this.markSeen();
     this.socket = new TidingsSocket(this.server, () => this.token)
       .on("connect", () => this.setState("Live", "on"))
       .on("connectionStatus", () => this.replay())
       .on("disconnect", () => this.setState("Reconnecting…", "wait"))
       .on("reconnecting", () => this.setState("Reconnecting…", "wait"))
-      .on("connect_error", (message) => this.setState(`Refused: ${message}`, "off"))
+      .on("connect_error", (message) => this.setState(`Not connected: ${message}`, "off"))
       .on("notification", (note) => this.arrive(note, true))
       .on("notificationStatus", (status) => this.status(status))
       .on("inboxChanged", (change) => this.changed(change))
@@ -155,14 +178,73 @@ export class TidingsInbox extends HTMLElement {
     this.notice.textContent = text;
   }
 
+  // The panel opened is the list looked at: what it holds is seen (POST .../seen, which
+  // every other tab hears as `inboxChanged` seen), and the bell's badge clears.
+  setOpen(open, refocus = false) {
+    this.showOpen(open);
+    if (open) this.markSeen();
+    else if (refocus) this.bell.focus();
+  }
+
+  showOpen(open) {
+    this.isOpen = open;
+    this.toggleAttribute("open", open);
+    this.panel.hidden = !open;
+    this.bell.setAttribute("aria-expanded", String(open));
+    // Dropped down towards the wider side, so a bell at the page's left edge does not
+    // open its panel off the screen.
+    const box = this.bell.getBoundingClientRect();
+    this.panel.classList.toggle("from-left", box.left + box.width / 2 < innerWidth / 2);
+  }
+
+  escape(event) {
+    if (event.key === "Escape" && this.popover) { event.preventDefault(); this.setOpen(false, true); }
+  }
+
+  // Seen only by someone looking: the panel open in a tab in front.
+  looking() {
+    return this.isOpen && document.visibilityState === "visible";
+  }
+
+  markSeen() {
+    if (!this.looking() || this.unseen === 0 || !this.token) return;
+    this.unseen = 0;
+    this.moves += 1;
+    for (const note of this.notes.values()) note.seen_at = note.seen_at || new Date().toISOString();
+    this.paint();
+    this.api("/api/notifications/seen", { method: "POST", body: {} })
+      .catch((error) => this.say(`Could not mark as seen: ${error.message}`));
+  }
+
+  setView(view) {
+    if (view === this.view) return;
+    this.view = view;
+    for (const button of this.root.querySelectorAll(".view")) {
+      button.setAttribute("aria-pressed", String(button.classList.contains(`view-${view}`)));
+    }
+    this.markAllButton.hidden = view !== "inbox";
+    this.reload().catch((error) => this.say(`Could not load notifications: ${error.message}`));
+  }
+
+  // The first page of the view shown; a page still coming for an earlier view is dropped.
+  async reload() {
+    this.shown = (this.shown || 0) + 1;
+    this.notes.clear();
+    this.list.replaceChildren();
+    this.cursor = null;
+    this.done = false;
+    this.loading = false;
+    await this.page(true);
+  }
+
   // After every (re)connection: what was created since the newest one seen comes again as
-  // `notification` events; arrive() drops those already shown. With nothing seen yet,
+  // `notification` events; arrive() drops those already counted. With nothing seen yet,
   // everything the user has is new to this inbox.
   async replay() {
     const since = this.newest || "1970-01-01T00:00:00Z";
     const answer = await this.socket.emit("requestMissedNotifications", { since })
       .catch(() => null);
-    if (answer && answer.ok) this.refreshUnread();
+    if (answer && answer.ok) this.refreshCounts();
     for (const note of this.notes.values()) this.ack(note);
   }
 
@@ -173,18 +255,19 @@ export class TidingsInbox extends HTMLElement {
   async page(first = false) {
     if (!this.token || this.loading || (this.done && !first)) return;
     this.loading = true;
-    const run = this.run;
+    const shown = this.shown;
     try {
       const query = new URLSearchParams({ limit: String(PAGE) });
       if (this.cursor) query.set("cursor", this.cursor);
+      if (this.view === "archived") query.set("archived", "true");
       const body = await this.api(`/api/notifications?${query}`);
-      if (run !== this.run) return;
-      if (first) this.unread = body.unread_count;
+      if (shown !== this.shown) return;
+      if (first && this.view === "inbox") { this.unread = body.unread_count; this.unseen = body.unseen_count; }
       for (const note of body.items) this.arrive(note, false);
       this.cursor = body.next_cursor;
       this.done = !this.cursor;
     } finally {
-      if (run === this.run) {
+      if (shown === this.shown) {
         this.loading = false;
         this.more.hidden = this.done;
         this.paint();
@@ -192,14 +275,25 @@ export class TidingsInbox extends HTMLElement {
     }
   }
 
+  belongs(note) {
+    return Boolean(note.archived_at) === (this.view === "archived");
+  }
+
   arrive(note, live) {
-    if (!note || !note.id || this.notes.has(note.id)) return;
-    this.notes.set(note.id, note);
+    if (!note || !note.id || this.notes.has(note.id) || (live && this.heard.has(note.id))) return;
+    this.heard.add(note.id);
     if (!this.newest || note.created_at > this.newest) this.newest = note.created_at;
     if (live) {
-      if (note.status !== "read") { this.unread += 1; this.moves += 1; }
+      if (note.status !== "read") this.unread += 1;
+      if (!note.seen_at && this.looking()) {
+        note.seen_at = new Date().toISOString();
+        this.api("/api/notifications/seen", { method: "POST", body: { ids: [note.id] } }).catch(() => {});
+      } else if (!note.seen_at) this.unseen += 1;
+      this.moves += 1;
       this.announce(note);
     }
+    if (!this.belongs(note)) { this.paint(); return; }
+    this.notes.set(note.id, note);
     this.ack(note);
     this.place(note);
     this.paint();
@@ -214,6 +308,7 @@ export class TidingsInbox extends HTMLElement {
 
   announce(note) {
     this.live.textContent = `New notification: ${note.title}`;
+    if (this.looking() && this.view === "inbox") return;  // it shows in the open list already
     this.toast.replaceChildren(h("strong", {}, note.title), h("span", {}, note.message));
     this.toast.hidden = false;
     clearTimeout(this.toastTimer);
@@ -229,41 +324,59 @@ export class TidingsInbox extends HTMLElement {
   }
 
   item(note) {
-    const when = new Date(note.created_at);
-    const li = h("li", { class: "item", "data-id": note.id, tabindex: "-1" },
-      h("div", { class: "title" }, note.title),
-      h("div", { class: "msg" }, note.message),
-      h("div", { class: "meta" },
-        h("time", { datetime: note.created_at }, when.toLocaleString()),
-        ` · ${note.channel} · `, h("span", { class: "status" }, note.status)),
-      this.links(note),
-      h("div", { class: "actions" },
-        h("button", { type: "button", class: "read", onclick: () => this.markRead(note.id) }, "Mark read"),
-        h("button", { type: "button", class: "archive", onclick: () => this.archive(note.id) }, "Archive"),
-        h("button", { type: "button", class: "delete", onclick: () => this.remove(note.id) }, "Delete")));
+    const titleId = `t-${note.id}`;
+    const title = web(note.url)
+      ? h("a", { class: "title", id: titleId, href: note.url, target: "_blank", rel: "noopener noreferrer",
+                 onclick: () => this.opened(note) }, note.title)
+      : h("span", { class: "title", id: titleId }, note.title);
+    const about = { "aria-describedby": titleId };
+    const actions = (Array.isArray(note.actions) ? note.actions : [])
+      .filter((action) => action && web(action.url))
+      .map((action, n) => h("a", { class: n === 0 ? "action primary" : "action", href: action.url,
+                                   target: "_blank", rel: "noopener noreferrer",
+                                   onclick: () => this.opened(note) }, String(action.label || action.url)));
+    const archived = Boolean(note.archived_at);
+    const li = h("li", { class: "item", "data-id": note.id, tabindex: "-1", "aria-labelledby": titleId },
+      h("span", { class: "dot", "aria-hidden": "true" }),
+      h("div", { class: "body" },
+        h("div", { class: "head" }, h("span", { class: "sr-only unread-label" }, "Unread: "), title,
+          h("time", { datetime: this.when(note), title: fullTime(new Date(this.when(note)), this.language) },
+            relativeTime(new Date(this.when(note)), new Date(), this.language))),
+        h("div", { class: "msg" }, note.message),
+        actions.length ? h("div", { class: "actions" }, actions) : null,
+        h("div", { class: "controls" },
+          h("button", { type: "button", class: "quiet read", ...about, onclick: () => this.markRead(note.id) },
+            "Mark read"),
+          h("button", { type: "button", class: archived ? "quiet unarchive" : "quiet archive", ...about,
+                        onclick: () => this.archive(note.id, !archived) }, archived ? "Move to inbox" : "Archive"),
+          h("button", { type: "button", class: "quiet delete", ...about, onclick: () => this.remove(note.id) },
+            "Delete"))));
     this.style(li, note);
     return li;
   }
 
-  // The notification's link and action buttons; http(s) only (the server accepts no
-  // other, and a page never follows a javascript: link whatever it is sent).
-  links(note) {
-    const web = (url) => typeof url === "string" && /^https?:\/\//i.test(url);
-    const links = [];
-    if (web(note.url)) links.push(["Open", note.url]);
-    for (const action of Array.isArray(note.actions) ? note.actions : []) {
-      if (action && web(action.url)) links.push([String(action.label || action.url), action.url]);
+  // The instant it reached the inbox: a scheduled one came when it was due.
+  when(note) {
+    return note.scheduled_at && note.scheduled_at > note.created_at ? note.scheduled_at : note.created_at;
+  }
+
+  // Every minute "just now" becomes "1 minute ago", and so on.
+  tick() {
+    const now = new Date();
+    for (const time of this.list.querySelectorAll("li.item time")) {
+      time.textContent = relativeTime(new Date(time.dateTime), now, this.language);
     }
-    if (!links.length) return null;
-    return h("div", { class: "links" }, links.map(([label, url]) =>
-      h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, label)));
+  }
+
+  opened(note) {
+    if (note.status !== "read") this.markRead(note.id);
   }
 
   style(li, note) {
     const read = note.status === "read";
     li.classList.toggle("unread", !read);
     li.dataset.status = note.status;
-    li.querySelector(".status").textContent = note.status;
+    li.querySelector(".unread-label").hidden = read;
     li.querySelector(".read").hidden = read;
   }
 
@@ -273,11 +386,11 @@ export class TidingsInbox extends HTMLElement {
 
   status(change) {
     const note = this.notes.get(change.id);
-    if (!note) { this.refreshUnread(); return; }
+    if (!note) { this.refreshCounts(); return; }
     const was = note.status === "read";
     Object.assign(note, change);
     const now = note.status === "read";
-    if (was !== now) { this.unread += now ? -1 : 1; this.moves += 1; }
+    if (was !== now && this.view === "inbox") { this.unread += now ? -1 : 1; this.moves += 1; }
     const li = this.node(note.id);
     if (li) this.style(li, note);
     this.paint();
@@ -285,17 +398,46 @@ export class TidingsInbox extends HTMLElement {
 
   // Another tab or device changed the inbox. An action not known here is ignored (more
   // are to come); one heard twice changes nothing. An item not loaded here may still have
-  // been counted unread: the server's count is asked for then.
+  // been counted: the server's counts are asked for then.
   changed(change) {
     if (!change) return;
-    if ((change.action === "deleted" || change.action === "archived") && Array.isArray(change.ids)) {
-      const unknown = change.ids.filter((id) => !this.drop(id));
-      if (unknown.length) this.refreshUnread();
+    const ids = Array.isArray(change.ids) ? change.ids : [];
+    if (change.action === "deleted") {
+      if (ids.filter((id) => !this.drop(id)).length) this.refreshCounts();
+    } else if (change.action === "archived" || change.action === "unarchived") {
+      this.moved(ids, change.action === "archived");
     } else if (change.action === "read_all") {
       this.readAll(change);
-    } else if (change.action === "unarchived") {
-      this.refreshUnread();
+    } else if (change.action === "seen") {
+      this.seen(change, ids);
     }
+  }
+
+  seen(change, ids) {
+    const now = change.before || new Date().toISOString();
+    let unknown = !ids.length;
+    for (const id of ids) {
+      const note = this.notes.get(id);
+      if (!note) { unknown = true; continue; }
+      if (!note.seen_at && this.view === "inbox") { this.unseen -= 1; this.moves += 1; }
+      note.seen_at = note.seen_at || now;
+    }
+    if (change.before) for (const note of this.notes.values()) note.seen_at = note.seen_at || now;
+    this.paint();
+    if (unknown) this.refreshCounts();
+  }
+
+  // Archived or brought back (here or elsewhere): it leaves the view it was in and joins
+  // the other if that one is shown.
+  async moved(ids, archived) {
+    for (const id of ids) {
+      if (!this.drop(id)) {
+        const shown = this.shown;
+        const note = await this.api(`/api/notifications/${encodeURIComponent(id)}`).catch(() => null);
+        if (note && shown === this.shown && Boolean(note.archived_at) === archived) this.arrive(note, false);
+      }
+    }
+    this.refreshCounts();
   }
 
   // Every unread item shown of the change's channel and type, visible by its instant,
@@ -306,30 +448,38 @@ export class TidingsInbox extends HTMLElement {
       if (note.status === "read") continue;
       if (change.channel && note.channel !== change.channel) continue;
       if (change.type && note.type !== change.type) continue;
-      if (Date.parse(note.scheduled_at || note.created_at) > before) continue;
+      if (Date.parse(this.when(note)) > before) continue;
       this.status({ id: note.id, status: "read", read_at: change.before || null });
     }
-    this.refreshUnread();
+    this.refreshCounts();
   }
 
-  // The server's count, unless the count moved here while it was asked for (a live
-  // notification committed after the server counted): then ask again, a few times.
-  async refreshUnread() {
+  // The server's counts, unless they moved here while asked for (a live notification
+  // committed after the server counted): then ask again, a few times.
+  async refreshCounts() {
     for (let tries = 0; tries < 3; tries += 1) {
       const moves = this.moves;
       const body = await this.api("/api/notifications?limit=1").catch(() => null);
       if (!body) return;
-      if (moves === this.moves) { this.unread = body.unread_count; this.paint(); return; }
+      if (moves === this.moves) {
+        this.unread = body.unread_count;
+        this.unseen = body.unseen_count;
+        this.paint();
+        this.markSeen();
+        return;
+      }
     }
   }
 
   paint() {
     this.unread = Math.max(0, this.unread);
-    this.badge.textContent = String(this.unread);
-    this.badge.setAttribute("aria-label", `${this.unread} unread`);
-    this.badge.hidden = this.unread === 0;
+    this.unseen = Math.max(0, this.unseen);
+    this.badge.textContent = this.unseen > 99 ? "99+" : String(this.unseen);
+    this.badge.hidden = this.unseen === 0;
+    this.bell.setAttribute("aria-label", this.unseen ? `Notifications, ${this.unseen} new` : "Notifications");
+    this.empty.textContent = this.view === "inbox" ? "You're all caught up." : "Nothing archived.";
     this.empty.hidden = this.notes.size > 0 || this.loading;
-    this.dispatchEvent(new CustomEvent("tidings-unread", { detail: { unread: this.unread } }));
+    this.dispatchEvent(new CustomEvent("tidings-unread", { detail: { unread: this.unread, unseen: this.unseen } }));
   }
 
   async markRead(id) {
@@ -347,13 +497,15 @@ export class TidingsInbox extends HTMLElement {
     } catch (error) { this.say(`Could not mark all read: ${error.message}`); }
   }
 
-  async archive(id) {
+  async archive(id, archived) {
+    const path = `/api/notifications/${encodeURIComponent(id)}/${archived ? "archive" : "unarchive"}`;
     try {
-      await this.api(`/api/notifications/${encodeURIComponent(id)}/archive`, { method: "POST" });
+      await this.api(path, { method: "POST" });
     } catch (error) {
-      if (error.status !== 404) { this.say(`Could not archive: ${error.message}`); return; }
+      if (error.status !== 404) { this.say(`Could not ${archived ? "archive" : "move"}: ${error.message}`); return; }
     }
     this.drop(id);
+    if (!archived) this.refreshCounts();
   }
 
   async remove(id) {
@@ -365,13 +517,18 @@ export class TidingsInbox extends HTMLElement {
     this.drop(id);
   }
 
-  // The item leaves the list (deleted here or elsewhere); the list's tab stop, and the
-  // focus if it was there, move to a neighbour. False if the item was not shown.
+  // The item leaves the list (deleted, archived or brought back, here or elsewhere); the
+  // list's tab stop, and the focus if it was there, move to a neighbour. False if the
+  // item was not shown.
   drop(id) {
     const note = this.notes.get(id);
     if (!note) return false;
     const li = this.node(id);
-    if (note.status !== "read") { this.unread -= 1; this.moves += 1; }
+    if (this.view === "inbox") {
+      if (note.status !== "read") this.unread -= 1;
+      if (!note.seen_at) this.unseen -= 1;
+      this.moves += 1;
+    }
     this.notes.delete(id);
     if (li) {
       const next = li.nextElementSibling || li.previousElementSibling;
@@ -389,7 +546,8 @@ export class TidingsInbox extends HTMLElement {
     return true;
   }
 
-  // Roving focus over the list: arrows, Home and End move; Enter marks read; Delete deletes.
+  // Roving focus over the list: arrows, Home and End move; Enter opens the focused item
+  // (its link, if it has one) and marks it read; Delete deletes it.
   key(event) {
     const li = event.target.closest && event.target.closest("li.item");
     if (!li || event.target !== li) return;
@@ -405,131 +563,24 @@ export class TidingsInbox extends HTMLElement {
       if (go >= items.length - 1 && !this.done) this.older();
     } else if (event.key === "Enter") {
       event.preventDefault();
-      this.markRead(li.dataset.id);
+      const link = li.querySelector("a.title");
+      if (link) link.click();
+      else this.markRead(li.dataset.id);
     } else if (event.key === "Delete") {
       event.preventDefault();
       this.remove(li.dataset.id);
     }
   }
 
-  toggleSettings() {
-    const open = this.panel.hidden;
-    this.panel.hidden = !open;
+  async toggleSettings() {
+    const open = this.settingsBox.hidden;
+    this.settingsBox.hidden = !open;
     this.gear.setAttribute("aria-expanded", String(open));
-    if (open) this.settings();
-  }
-
-  async settings() {
-    const prefs = h("div", {}, "Loading preferences…");
-    const quiet = h("div");
-    const devices = h("div");
-    this.panel.replaceChildren(h("h3", {}, "Preferences"), prefs, h("h3", {}, "Quiet hours"), quiet,
-                               h("h3", {}, "Devices"), devices);
-    await Promise.all([this.preferences(prefs), this.quietHours(quiet), this.devices(devices)]);
-  }
-
-  async preferences(box) {
-    let items;
-    try { items = (await this.api("/api/notifications/preferences")).items; }
-    catch (error) { box.textContent = `Could not load preferences: ${error.message}`; return; }
-    if (!items.length) {
-      items = [{ channel: "*", notification_type: "*", in_app_enabled: true, email_enabled: true, push_enabled: true }];
-    }
-    const rows = items.map((pref) => h("tr", {},
-      h("th", { scope: "row" }, pref.channel), h("td", {}, pref.notification_type),
-      MEDIA.map(([medium, label]) => h("td", {}, h("input", {
-        type: "checkbox", checked: pref[`${medium}_enabled`],
-        "aria-label": `${label} for channel ${pref.channel}, type ${pref.notification_type}`,
-        onchange: (event) => this.savePreference(pref, medium, event.target),
-      })))));
-    const channel = h("input", { "aria-label": "Channel", placeholder: "channel or *", size: "12" });
-    const kind = h("input", { "aria-label": "Type", placeholder: "type or *", size: "12" });
-    const add = h("form", { class: "add", onsubmit: async (event) => {
-      event.preventDefault();
-      try {
-        await this.api("/api/notifications/preferences", { method: "PUT", body: {
-          channel: channel.value || "*", notification_type: kind.value || "*" } });
-        this.preferences(box);
-      } catch (error) { this.say(`Could not add: ${error.message}`); }
-    } }, channel, kind, h("button", { type: "submit" }, "Add rule"));
-    box.replaceChildren(h("table", {},
-      h("thead", {}, h("tr", {}, ["Channel", "Type", ...MEDIA.map((m) => m[1])].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows)), add);
-  }
-
-  async savePreference(pref, medium, input) {
+    if (!open) return;
     try {
-      await this.api("/api/notifications/preferences", { method: "PUT", body: {
-        channel: pref.channel, notification_type: pref.notification_type,
-        [`${medium}_enabled`]: input.checked } });
-      pref[`${medium}_enabled`] = input.checked;
-      this.say("Preference saved.");
-    } catch (error) {
-      input.checked = !input.checked;
-      this.say(`Could not save: ${error.message}`);
-    }
-  }
-
-  async quietHours(box) {
-    let contact = null;
-    try { contact = await this.api("/api/users/me/contact"); }
-    catch (error) { if (error.status !== 404) { box.textContent = error.message; return; } }
-    const hours = (contact && contact.quiet_hours) || {};
-    const start = h("input", { type: "time", value: hours.start || "", "aria-label": "Quiet hours start" });
-    const end = h("input", { type: "time", value: hours.end || "", "aria-label": "Quiet hours end" });
-    const save = async (quiet) => {
-      try {
-        await this.api("/api/users/me/contact", { method: "PUT", body: { quiet_hours: quiet } });
-        this.say(quiet ? "Quiet hours saved." : "Quiet hours cleared.");
-      } catch (error) { this.say(`Could not save quiet hours: ${error.message}`); }
-    };
-    box.replaceChildren(h("form", { class: "add", onsubmit: (event) => {
-      event.preventDefault();
-      save(start.value && end.value ? { start: start.value, end: end.value } : null);
-    } }, "From ", start, " to ", end,
-      ` (${(contact && contact.timezone) || "UTC"}) `,
-      h("button", { type: "submit" }, "Save"),
-      h("button", { type: "button", onclick: () => { start.value = end.value = ""; save(null); } }, "Clear")));
-  }
-
-  async devices(box) {
-    let items = [];
-    try { items = (await this.api("/api/devices")).items; }
-    catch (error) { box.textContent = error.message; return; }
-    const list = h("ul", { class: "devices" }, items.map((device) => h("li", {},
-      `${PLATFORMS[device.platform] || device.platform}, added ${new Date(device.created_at).toLocaleString()}`,
-      device.disabled_at ? " (disabled)" : "", " ",
-      h("button", { type: "button", class: "remove", onclick: async () => {
-        try { await this.api(`/api/devices/${device.id}`, { method: "DELETE" }); this.devices(box); }
-        catch (error) { this.say(`Could not remove: ${error.message}`); }
-      } }, "Remove"))));
-    const push = await this.pushButton(box);
-    box.replaceChildren(items.length ? list : h("p", {}, "No devices."), ...(push ? [push] : []));
-  }
-
-  // Web Push needs the server's VAPID key (null when not configured) and a service worker
-  // of the page's own origin, so it is offered only where both exist.
-  async pushButton(box) {
-    if (!("serviceWorker" in navigator) || !("PushManager" in window)) return null;
-    const origin = new URL(this.server || location.origin, location.href).origin;
-    if (origin !== location.origin) return null;
-    let key;
-    try { key = (await this.api("/api/push/vapid-public-key")).public_key; } catch (error) { return null; }
-    if (!key) return null;
-    return h("button", { type: "button", class: "push", onclick: async () => {
-      try {
-        if (await Notification.requestPermission() !== "granted") throw new Error("permission denied");
-        const registration = await navigator.serviceWorker.register(
-          `${this.server}/static/tidings-sw.js`, { scope: `${this.server}/static/` });
-        await activated(registration);
-        const subscription = await registration.pushManager.subscribe({
-          userVisibleOnly: true, applicationServerKey: keyBytes(key) });
-        await this.api("/api/devices", { method: "POST",
-          body: { platform: "webpush", subscription: subscription.toJSON() } });
-        this.say("Push enabled in this browser.");
-        this.devices(box);
-      } catch (error) { this.say(`Could not enable push: ${error.message}`); }
-    } }, "Enable push in this browser");
+      const { showSettings } = await import("./tidings-settings.js");
+      await showSettings(this, this.settingsBox);
+    } catch (error) { this.say(`Could not open settings: ${error.message}`); }
   }
 }
 

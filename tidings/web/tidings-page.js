@@ -68,6 +68,10 @@ if (document.body.dataset.page === "inbox") {
     ready: (token) => {
       const slot = document.getElementById("inbox-slot");
       const inbox = document.createElement("tidings-inbox");
+      // The inbox page is the list looked at: open, in the page's flow. The bell still
+      // closes it, and while it is closed new ones count on the bell.
+      inbox.setAttribute("layout", "page");
+      inbox.setAttribute("open", "");
       inbox.setAttribute("token", token);
       slot.replaceChildren(inbox);
       slot.hidden = false;
