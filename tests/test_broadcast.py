@@ -234,3 +234,15 @@ async def test_retention_takes_broadcasts_and_everyones_states_of_them(
             count = sa.select(sa.func.count()).select_from(table)
             assert (await conn.execute(count)).scalar_one() == 0
     assert (await listed(server, "alice"))["items"] == []
+
+
+async def test_a_scheduled_broadcast_reaches_every_socket_when_due(
+        server: RunningServer, connect: Any) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    # Far enough ahead that a busy machine still lists nothing before it is due.
+    due = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
+    answer = await broadcast(server, scheduled_at=due)
+    assert (await listed(server, "alice"))["items"] == []  # not before its time
+    for tab in (alice, bob):
+        assert (await tab.next("notification", timeout=20))["id"] == answer["id"]
+    assert [i["id"] for i in (await listed(server, "bob"))["items"]] == [answer["id"]]
