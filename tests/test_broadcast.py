@@ -246,3 +246,20 @@ async def test_a_scheduled_broadcast_reaches_every_socket_when_due(
     for tab in (alice, bob):
         assert (await tab.next("notification", timeout=20))["id"] == answer["id"]
     assert [i["id"] for i in (await listed(server, "bob"))["items"]] == [answer["id"]]
+
+
+async def test_an_expired_broadcast_is_gone_for_a_user_with_a_state_of_it(
+        server: RunningServer) -> None:
+    answer = await broadcast(server, expires_at=(datetime.now(UTC) + timedelta(hours=1))
+                             .isoformat())
+    async with server.http("alice") as http:
+        assert (await http.put(f"{BASE}/{answer['id']}/read")).status_code == 200
+    async with server.services.db.begin() as conn:  # as if its hour had passed
+        await conn.execute(notifications.update().where(notifications.c.id == answer["id"])
+                           .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    async with server.http("alice") as http:
+        for call in (http.get(f"{BASE}/{answer['id']}"), http.delete(f"{BASE}/{answer['id']}"),
+                     http.post(f"{BASE}/{answer['id']}/archive")):
+            assert (await call).status_code == 404
+        assert (await http.post(f"{BASE}/seen", json={})).json() == {"count": 0}
+    assert (await listed(server, "alice"))["items"] == []

@@ -115,11 +115,11 @@ async def change(conn: AsyncConnection, user_id: str, now: datetime,
     clauses = mine(user_id, *when)
     if ids is not None:
         clauses.append(states.c.notification_id.in_(ids))
-    if ids is None or extra:
-        present = sa.select(broadcasts.c.notification_id).select_from(
-            broadcasts.join(notifications, notifications.c.id == broadcasts.c.notification_id)
-        ).where(*_present(now), *extra)
-        clauses.append(states.c.notification_id.in_(present))
+    # A state row outlives its broadcast's cancel or expiry: those are gone for everyone.
+    present = sa.select(broadcasts.c.notification_id).select_from(
+        broadcasts.join(notifications, notifications.c.id == broadcasts.c.notification_id)
+    ).where(*_present(now), *extra)
+    clauses.append(states.c.notification_id.in_(present))
     result = await conn.execute(
         states.update().where(*clauses).values(**values)
         .returning(states.c.notification_id, states.c.delivered_at))

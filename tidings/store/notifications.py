@@ -133,26 +133,18 @@ def live(now: datetime | sa.ColumnElement[Any], cols: Any = notifications.c
                    sa.or_(cols.expires_at.is_(None), cols.expires_at > now))
 
 
-async def _first_of_halves(conn: AsyncConnection, user_id: str, now: datetime,
-                           clauses: Sequence[sa.ColumnElement[bool]] | None,
-                           notification_id: str, cipher: FieldCipher | None,
-                           ) -> Notification | None:
-    for half in broadcasts.halves(user_id):
-        query = (sa.select(*half.selected(_FIELDS)).select_from(half.source)
-                 .where(*half.where, half.cols.id == notification_id, _visible(now, half.cols),
-                        *(clauses or ())))
-        row = (await conn.execute(query)).first()
-        if row is not None:
-            return _record(row, cipher)
-    return None
-
-
 async def get_owned(
     conn: AsyncConnection, user_id: str, notification_id: str, now: datetime,
     *, cipher: FieldCipher | None,
 ) -> Notification | None:
     """One of the user's notifications, their own or a broadcast (with their state)."""
-    return await _first_of_halves(conn, user_id, now, None, notification_id, cipher)
+    for half in broadcasts.halves(user_id):
+        query = (sa.select(*half.selected(_FIELDS)).select_from(half.source)
+                 .where(*half.where, half.cols.id == notification_id, _visible(now, half.cols)))
+        row = (await conn.execute(query)).first()
+        if row is not None:
+            return _record(row, cipher)
+    return None
 
 
 async def get_many(
