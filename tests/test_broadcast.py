@@ -248,7 +248,7 @@ async def test_a_scheduled_broadcast_reaches_every_socket_when_due(
     assert [i["id"] for i in (await listed(server, "bob"))["items"]] == [answer["id"]]
 
 
-async def test_an_expired_broadcast_is_gone_for_a_user_with_a_state_of_it(
+async def test_an_expired_broadcast_leaves_lists_and_bulk_changes_as_an_own_one_does(
         server: RunningServer) -> None:
     answer = await broadcast(server, expires_at=(datetime.now(UTC) + timedelta(hours=1))
                              .isoformat())
@@ -258,8 +258,13 @@ async def test_an_expired_broadcast_is_gone_for_a_user_with_a_state_of_it(
         await conn.execute(notifications.update().where(notifications.c.id == answer["id"])
                            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     async with server.http("alice") as http:
-        for call in (http.get(f"{BASE}/{answer['id']}"), http.delete(f"{BASE}/{answer['id']}"),
-                     http.post(f"{BASE}/{answer['id']}/archive")):
-            assert (await call).status_code == 404
+        # Like a user's own expired notification: not archived, seen or read in bulk...
+        assert (await http.post(f"{BASE}/{answer['id']}/archive")).status_code == 404
         assert (await http.post(f"{BASE}/seen", json={})).json() == {"count": 0}
+        assert (await http.post(f"{BASE}/read-all", json={})).json() == {"count": 0}
+        # ...still there by id, and deleted by id.
+        assert (await http.get(f"{BASE}/{answer['id']}")).status_code == 200
+        assert (await http.delete(f"{BASE}/{answer['id']}")).status_code == 204
+        assert (await http.get(f"{BASE}/{answer['id']}")).status_code == 404
     assert (await listed(server, "alice"))["items"] == []
+    assert (await listed(server, "bob"))["items"] == []

@@ -75,19 +75,23 @@ async def insert(conn: AsyncConnection, notification_id: str, visible_at: dateti
                                                   visible_at=visible_at))
 
 
-def _present(now: datetime) -> list[sa.ColumnElement[bool]]:
-    """Broadcasts a user can act on at `now`: visible, neither canceled nor expired."""
+def _present(now: datetime, expired_too: bool) -> list[sa.ColumnElement[bool]]:
+    """Broadcasts a user can act on at `now`: visible, not canceled, and not expired
+    unless `expired_too` (as for a user's own rows: an expired one can still be read,
+    acknowledged and deleted by id, not archived, seen or read in bulk)."""
     n = notifications.c
-    return [broadcasts.c.visible_at <= now, n.status != Status.CANCELED,
-            sa.or_(n.expires_at.is_(None), n.expires_at > now)]
+    clauses = [broadcasts.c.visible_at <= now, n.status != Status.CANCELED]
+    if not expired_too:
+        clauses.append(sa.or_(n.expires_at.is_(None), n.expires_at > now))
+    return clauses
 
 
 async def ensure_states(conn: AsyncConnection, user_id: str, now: datetime,
-                        ids: Sequence[str] | None,
-                        *extra: sa.ColumnElement[bool]) -> None:
-    """The user's state row of each present broadcast (of `ids`, or all, narrowed by
-    `extra` on the notification's columns), made `pending` where there is none yet."""
-    clauses = _present(now) + list(extra)
+                        ids: Sequence[str] | None, present: list[sa.ColumnElement[bool]],
+                        ) -> None:
+    """The user's state row of each broadcast `present` holds for (of `ids`, or all),
+    made `pending` where there is none yet."""
+    clauses = list(present)
     if ids is not None:
         clauses.append(broadcasts.c.notification_id.in_(ids))
     source = sa.select(sa.literal(user_id, sa.String(255)), broadcasts.c.notification_id,
@@ -107,19 +111,21 @@ def mine(user_id: str, *clauses: sa.ColumnElement[bool]) -> list[sa.ColumnElemen
 async def change(conn: AsyncConnection, user_id: str, now: datetime,
                  ids: Sequence[str] | None, values: dict[str, Any],
                  *when: sa.ColumnElement[bool],
-                 extra: Sequence[sa.ColumnElement[bool]] = ()) -> list[Any]:
+                 extra: Sequence[sa.ColumnElement[bool]] = (),
+                 expired_too: bool = False) -> list[Any]:
     """Set `values` on the user's state of those broadcasts (of `ids`, or all present
     ones, narrowed by `extra` on the notification's columns) where `when` holds; the
     changed rows' (notification_id, delivered_at)."""
-    await ensure_states(conn, user_id, now, ids, *extra)
+    present = [*_present(now, expired_too), *extra]
+    await ensure_states(conn, user_id, now, ids, present)
     clauses = mine(user_id, *when)
     if ids is not None:
         clauses.append(states.c.notification_id.in_(ids))
-    # A state row outlives its broadcast's cancel or expiry: those are gone for everyone.
-    present = sa.select(broadcasts.c.notification_id).select_from(
+    # A state row outlives its broadcast's cancel (and expiry): gone for everyone.
+    still = sa.select(broadcasts.c.notification_id).select_from(
         broadcasts.join(notifications, notifications.c.id == broadcasts.c.notification_id)
-    ).where(*_present(now), *extra)
-    clauses.append(states.c.notification_id.in_(present))
+    ).where(*present)
+    clauses.append(states.c.notification_id.in_(still))
     result = await conn.execute(
         states.update().where(*clauses).values(**values)
         .returning(states.c.notification_id, states.c.delivered_at))

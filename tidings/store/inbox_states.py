@@ -105,6 +105,8 @@ async def set_archived(
                                       {"archived_at": now if archived else None},
                                       shared_state)
     record = await get_owned(conn, user_id, notification_id, now, cipher=cipher)
+    if record is not None and record.expires_at is not None and record.expires_at <= now:
+        record = None  # as `_mine` leaves out a user's own expired notification
     return record, bool(changed) and record is not None
 
 

@@ -253,7 +253,8 @@ async def set_status(
     if row is None:
         allowed, values = _status_values(status, now, broadcast_states.c.delivered_at)
         changed = await broadcasts.change(conn, user_id, now, [notification_id], values,
-                                          broadcast_states.c.status.in_(allowed))
+                                          broadcast_states.c.status.in_(allowed),
+                                          expired_too=True)
         found = await get_owned(conn, user_id, notification_id, now, cipher=cipher)
         return found, bool(changed) and found is not None
     await conn.execute(
@@ -281,4 +282,4 @@ async def delete_owned(
     if result.rowcount:
         return True
     return bool(await broadcasts.change(conn, user_id, now, [notification_id],
-                                        {"deleted_at": now}))
+                                        {"deleted_at": now}, expired_too=True))
