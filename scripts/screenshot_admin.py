@@ -7,7 +7,7 @@ contacts, a team feed, several users connected, notifications whose emails are s
 dead and whose in-app copies are acknowledged), then photographs /admin in headless
 Chromium (/usr/bin/chromium through Playwright; the `dev` extra).
 
-    .venv/bin/python scripts/screenshot_admin.py [--out docs/img/admin.png]
+    .venv/bin/python scripts/screenshot_admin.py [--out docs/img/admin.png] [--width 1280]
 
 Nothing leaves the machine: the team feed's webhook is registered with
 ALLOW_PRIVATE_TARGETS=true (no DNS lookup) for a channel no notification is sent to.
@@ -147,31 +147,37 @@ async def settled(url: str, tokens: TokenService) -> int:
     raise SystemExit("the email deliveries did not settle")
 
 
-async def traffic(url: str, tokens: TokenService, rounds: int) -> None:
-    """A little load while the console samples, so the rate charts have lines."""
+async def traffic(url: str, tokens: TokenService, seconds: float) -> None:
+    """A steady trickle of mentions (about 3 a second, varying) while the console samples,
+    so the rate charts have lines."""
     service = {"Authorization": f"Bearer {tokens.mint('billing-svc', ['service'], 3600)}"}
+    users = list(SOCKETS)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
     async with httpx.AsyncClient(base_url=url, headers=service) as http:
-        for n in range(rounds):
-            for user in list(SOCKETS)[: 1 + n % len(SOCKETS)]:
-                await ok(await http.post("/api/notifications", json={
-                    "user_id": user, "channel": "social", "type": "mention",
-                    "title": "You were mentioned", "message": "in #release-planning",
-                    "media": ["in_app"]}))
-            await asyncio.sleep(1)
+        n = 0
+        while loop.time() < end:
+            await ok(await http.post("/api/notifications", json={
+                "user_id": users[n % len(users)], "channel": "social", "type": "mention",
+                "title": "You were mentioned", "message": "in #release-planning",
+                "media": ["in_app"]}))
+            n += 1
+            await asyncio.sleep(0.2 + 0.25 * ((n // 7) % 3))
 
 
-async def photograph(url: str, tokens: TokenService, dead: int, out: Path) -> None:
+async def photograph(url: str, tokens: TokenService, dead: int, out: Path, width: int) -> None:
     from playwright.async_api import async_playwright, expect
 
     admin = tokens.mint("ops", ["admin"], 3600)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                    args=["--no-sandbox", "--disable-gpu"])
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        page = await browser.new_page(viewport={"width": width, "height": 900})
         page.set_default_timeout(15000)
-        await page.goto(f"{url}/admin?every=1#token={admin}")
+        await page.goto(f"{url}/admin?every=2#token={admin}")
         await expect(page.locator("#connections tr[data-user='carol']")).to_have_count(1)
-        await traffic(url, tokens, 25)
+        load = asyncio.create_task(traffic(url, tokens, 50))
+        await asyncio.sleep(40)
         await page.select_option("#filters select[name=status]", "")
         await page.select_option("#filters select[name=medium]", "email")
         await page.locator("#filters button[type=submit]").click()
@@ -185,10 +191,11 @@ async def photograph(url: str, tokens: TokenService, dead: int, out: Path) -> No
             "Invoice 1042 is ready")
         await page.locator("h1").click()  # the focus ring off the form
         await page.screenshot(path=str(out), full_page=True)
+        await load
         await browser.close()
 
 
-async def run(out: Path) -> None:
+async def run(out: Path, width: int) -> None:
     smtp = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
     smtp.start()
     port = free_port()
@@ -212,7 +219,7 @@ async def run(out: Path) -> None:
                                            jwt_secret=SECRET))
             sockets = await seed(url, tokens)
             dead = await settled(url, tokens)
-            await photograph(url, tokens, dead, out)
+            await photograph(url, tokens, dead, out, width)
         finally:
             for client in sockets:
                 await client.disconnect()
@@ -225,7 +232,9 @@ async def run(out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "admin.png")
-    asyncio.run(run(parser.parse_args().out))
+    parser.add_argument("--width", type=int, default=1280, help="the window's width (1280)")
+    args = parser.parse_args()
+    asyncio.run(run(args.out, args.width))
 
 
 if __name__ == "__main__":

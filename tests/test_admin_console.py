@@ -205,9 +205,12 @@ async def test_no_word_is_broken_inside_a_table_cell(
         await show_everything(page, dead)
         await expect(page.page.locator("#connections tr[data-user]")).to_have_count(1)
         assert await page.page.locator("#console").evaluate(BROKEN_WORDS) == []
-        # The page itself never scrolls sideways (a wide table scrolls in its own box).
+        # The page itself never scrolls sideways (a wide table scrolls in its own box), and
+        # the deliveries fit without scrolling even at 800 pixels.
         assert await page.page.evaluate(
             "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        assert await page.page.locator("table.deliveries").evaluate(
+            "el => el.parentElement.scrollWidth <= el.parentElement.clientWidth")
     finally:
         await client.close()
 
