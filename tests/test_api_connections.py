@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import EVENT_TIMEOUT, Client, RunningServer, make_settings, start_server
 from tests.redis_servers import RedisServer
+from tidings.client import AsyncTidingsClient, PermissionDenied, TidingsClient, UserSockets
 from tidings.domain.connections import NodeConnections, summarise
 
 PATH = "/api/admin/connections"
@@ -77,6 +78,29 @@ async def test_limit_caps_the_users_listed_but_not_the_totals(
         for bad in ("0", "201", "x"):
             refused = await http.get(PATH, params={"limit": bad})
             assert refused.status_code == 422, bad
+
+
+async def test_the_python_clients_read_the_connections(
+    server: RunningServer, connect: Any,
+) -> None:
+    await connect("alice")
+    await connect("bob")
+    await connect("bob")
+    async with AsyncTidingsClient(server.url, server.token("ops", "admin")) as client:
+        seen = await client.connections(limit=1)
+    assert seen.connections == 3 and not seen.partial
+    [node] = seen.nodes
+    assert (node.connections, node.users_total) == (3, 2)
+    assert node.users == [UserSockets("bob", 2)]
+
+    def blocking() -> int:
+        with TidingsClient(server.url, server.token("ops", "admin")) as client:
+            return client.connections().connections
+
+    assert await asyncio.to_thread(blocking) == 3
+    async with AsyncTidingsClient(server.url, server.token("svc", "service")) as client:
+        with pytest.raises(PermissionDenied):
+            await client.connections()
 
 
 def test_a_summary_lists_the_most_sockets_first_and_at_most_the_cap() -> None:
