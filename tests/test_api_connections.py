@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tests import test_redis_cluster_topology as cluster_tests
 from tests.conftest import EVENT_TIMEOUT, Client, RunningServer, make_settings, start_server
 from tests.redis_servers import RedisServer
 from tidings.client import AsyncTidingsClient, PermissionDenied, TidingsClient, UserSockets
@@ -114,17 +115,19 @@ def test_a_summary_lists_the_most_sockets_first_and_at_most_the_cap() -> None:
 
 # -- several nodes over Redis ---------------------------------------------------------------
 
-Nodes = Callable[[int], Awaitable[list[RunningServer]]]
+masters = cluster_tests.masters  # three redis-servers as a cluster (a fixture)
+
+Nodes = Callable[..., Awaitable[list[RunningServer]]]
 
 
 @pytest.fixture
-async def nodes(database_url: str, redis_server: RedisServer) -> AsyncIterator[Nodes]:
+async def nodes(database_url: str, needs_redis: None) -> AsyncIterator[Nodes]:
     started: list[RunningServer] = []
 
-    async def _start(count: int) -> list[RunningServer]:
+    async def _start(count: int, redis_url: str, **overrides: Any) -> list[RunningServer]:
         for _ in range(count):
-            settings = make_settings(database_url, redis_url=redis_server.url,
-                                     redis_prefix="t")
+            settings = make_settings(database_url, redis_url=redis_url, redis_prefix="t",
+                                     **overrides)
             started.append(await start_server(settings))
         return started[-count:]
 
@@ -160,7 +163,7 @@ async def until_listed(node: RunningServer, expected: dict[str, dict[str, int]])
 async def test_each_node_answers_for_every_node_through_redis(
     nodes: Nodes, redis_server: RedisServer,
 ) -> None:
-    a, b = await nodes(2)
+    a, b = await nodes(2, redis_server.url)
     name_a, name_b = a.services.census.node, b.services.census.node
     clients = [await connected(a, "alice"), await connected(b, "alice"),
                await connected(b, "bob")]
@@ -182,3 +185,18 @@ async def test_each_node_answers_for_every_node_through_redis(
     # A node that stops takes its summary with it.
     await b.stop()
     await until_listed(a, {name_a: {}})
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_nodes_on_a_redis_cluster_answer_for_each_other(
+    nodes: Nodes, masters: list[RedisServer],
+) -> None:
+    a, b = await nodes(2, masters[0].url, redis_cluster=True)
+    clients = [await connected(a, "alice"), await connected(b, "bob")]
+    try:
+        expected = {a.services.census.node: {"alice": 1}, b.services.census.node: {"bob": 1}}
+        await until_listed(a, expected)
+        await until_listed(b, expected)
+    finally:
+        for client in clients:
+            await client.close()
