@@ -85,6 +85,9 @@ async def _admin_calls(
         await svc.get("/api/admin/feeds")  # 403
         await ops.delete("/api/admin/channels/billing/feed")
         await ops.get("/api/admin/channels/billing/feed")  # 404
+        await ops.get("/api/admin/connections")
+        await ops.get("/api/admin/connections", params={"limit": 0})  # 422
+        await svc.get("/api/admin/connections")  # 403
 
 
 async def _template_calls(client: Callable[..., httpx.AsyncClient]) -> None:

@@ -1,8 +1,8 @@
 """The web inbox (/inbox, <tidings-inbox>) and the operator console (/admin) in headless
 Chromium against a real server: sign-in, live notifications, tabs kept in step, the
 replay of missed notifications after a restart, keyboard use, preferences, and a dead
-letter replayed from the console. The console's screenshot goes to docs/img/ (the inbox's
-comes from scripts/screenshot_inbox.py)."""
+letter replayed from the console. The docs' screenshots come from scripts of their own
+(scripts/screenshot_inbox.py, scripts/screenshot_admin.py), over realistic data."""
 
 from __future__ import annotations
 
@@ -481,7 +481,6 @@ async def test_the_console_charts_metrics_and_replays_a_dead_letter(
         await expect(page.page.locator("[data-chart=creates] polyline")).to_have_count(1)
         await expect(page.page.locator("[data-chart=deliveries] .legend")).to_contain_text("in_app")
         await expect(page.page.locator("[data-chart=queue] .legend")).to_contain_text("email")
-        await page.page.screenshot(path=str(IMAGES / "admin.png"), full_page=True)
         parsed = await page.page.evaluate(
             "async text => (await import('/static/tidings-admin.js')).parseMetrics(text)",
             '# HELP x_total x\nx_total{a="b\\"c",m="e"} 3\ny 1.5e2\n')

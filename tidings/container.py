@@ -14,9 +14,11 @@ from tidings.config.settings import Settings
 from tidings.crypto.cipher import FieldCipher
 from tidings.delivery_setup import Delivery, build_delivery
 from tidings.queue.release import DueScheduler
+from tidings.realtime.census import LocalCensus, node_name
 from tidings.realtime.fanout import InProcessFanout
 from tidings.realtime.gateway import SocketGateway
 from tidings.realtime.lean import LeanTransport
+from tidings.realtime.redis.census import RedisCensus
 from tidings.realtime.redis.fanout import RedisFanout
 from tidings.realtime.redis.links import build_links
 from tidings.realtime.sio_transport import PythonSocketIOTransport
@@ -26,6 +28,7 @@ from tidings.services.cancels import CancelService
 from tidings.services.catalogue import CatalogueService
 from tidings.services.channel_rules import ChannelRules
 from tidings.services.clicks import ClickService
+from tidings.services.connections import ConnectionsService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
@@ -184,12 +187,15 @@ class Services:
     unsubscribe: UnsubscribeService
     limits: RateLimits
     templates: TemplateService
+    census: LocalCensus | RedisCensus
     api: ApiServices
 
     async def start(self) -> None:
         await self.core.start()
+        await self.census.start()
 
     async def stop(self) -> None:
+        await self.census.close()
         await self.limits.close()
         await self.core.stop()
 
@@ -219,6 +225,15 @@ def build_redis_fanout(settings: Settings, db: Database, metrics: Metrics,
     )
 
 
+def build_census(settings: Settings, gateway: SocketGateway) -> LocalCensus | RedisCensus:
+    """Who is connected: this node's sockets alone, or every node's over Redis."""
+    if settings.redis_url:
+        return RedisCensus(node_name(), gateway.counts, url=settings.redis_url,
+                           password=settings.redis_password, cluster=settings.redis_cluster,
+                           prefix=settings.redis_prefix)
+    return LocalCensus(node_name(), gateway.counts)
+
+
 def build_services(settings: Settings, traces: Traces | None = None) -> Services:
     """The object graph of a `tidings serve` node."""
     core = build_core(settings, serve=True, traces=traces)
@@ -240,6 +255,7 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
     gateway = SocketGateway(make_transport(settings), tokens, inbox, preferences,
                             subscriptions, metrics, limits, presence=fanout)
     fanout.attach(gateway)
+    census = build_census(settings, gateway)
     contacts = ContactService(db, signal)
     centre = PreferenceCentre(db, settings, preferences, contacts,
                               catalogue=catalogue_of(core.type_cache))
@@ -259,6 +275,7 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         states=InboxStates(db, fanout, signal, cipher=cipher),
         cancels=CancelService(db, cipher=cipher),
         clicks=ClickService(db, settings, signal, cipher=cipher),
+        connections=ConnectionsService(census),
     )
     return Services(
         core=core, settings=settings, db=db, fanout=fanout, metrics=metrics, tokens=tokens,
@@ -266,5 +283,5 @@ def build_services(settings: Settings, traces: Traces | None = None) -> Services
         subscriptions=subscriptions, scheduler=scheduler, gateway=gateway,
         delivery=core.delivery, dead_letters=api.dead_letters, webhooks=api.webhooks,
         contacts=api.contacts, devices=api.devices, unsubscribe=api.unsubscribe,
-        templates=templates, limits=limits, api=api,
+        templates=templates, limits=limits, census=census, api=api,
     )

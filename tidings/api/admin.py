@@ -1,4 +1,5 @@
-"""Routes of `/api/admin`: deliveries and dead letters, webhook registrations. Every route
+"""Routes of `/api/admin`: deliveries and dead letters, webhook registrations, who is
+connected. Every route
 needs the role `admin` (any other caller: 403; no token: 401)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from tidings.api.deps import App, Caller
 from tidings.api.operator_schemas import (
+    ConnectionsOut,
     DeliveryDetailOut,
     DeliveryPageOut,
     ReplayCountOut,
@@ -18,6 +20,7 @@ from tidings.api.operator_schemas import (
 )
 from tidings.api.params import Cursor, DeliveryCursor, Limit
 from tidings.api.schemas import error_responses
+from tidings.domain.connections import MAX_USERS
 from tidings.domain.dead_letters import (
     DeliveryFilter,
     DeliveryMedium,
@@ -108,3 +111,13 @@ async def list_webhooks(
 async def delete_webhook(webhook_id: str, _admin: Admin, app: App) -> Response:
     await app.webhooks.delete(webhook_id)
     return Response(status_code=204)
+
+
+@router.get("/connections", response_model=ConnectionsOut, responses=error_responses(401, 403, 422),
+            summary="Open sockets on every node, and whose")
+async def connections(
+    _admin: Admin, app: App,
+    limit: Annotated[int, Query(ge=1, le=MAX_USERS,
+                                description="users listed per node")] = MAX_USERS,
+) -> JSONResponse:
+    return JSONResponse((await app.connections.overview(limit)).to_json())

@@ -12,6 +12,7 @@ from tidings.services.bulk import BulkCreationService
 from tidings.services.cancels import CancelService
 from tidings.services.catalogue import CatalogueService
 from tidings.services.clicks import ClickService
+from tidings.services.connections import ConnectionsService
 from tidings.services.contacts import ContactService
 from tidings.services.creation import CreationService
 from tidings.services.dead_letters import DeadLetterService
@@ -65,3 +66,4 @@ class ApiServices:
     states: InboxStates
     cancels: CancelService
     clicks: ClickService
+    connections: ConnectionsService  # who is connected, on every node

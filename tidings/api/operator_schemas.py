@@ -165,3 +165,23 @@ class FeedOut(BaseModel):
 class FeedPageOut(BaseModel):
     items: list[FeedOut]
     next_cursor: str | None
+
+
+class UserSocketsOut(BaseModel):
+    user_id: str
+    sockets: int
+
+
+class NodeConnectionsOut(BaseModel):
+    node: str
+    connections: int
+    users_total: int = Field(..., description="every user with a socket on the node")
+    users: list[UserSocketsOut] = Field(..., description="most sockets first, at most "
+                                        "`limit`")
+
+
+class ConnectionsOut(BaseModel):
+    connections: int = Field(..., description="open sockets on every node listed")
+    nodes: list[NodeConnectionsOut]
+    partial: bool = Field(..., description="true: Redis could not be read, only the "
+                          "answering node is listed")

@@ -6,6 +6,7 @@ Socket.IO that survive reconnects (needs `pip install 'tidings[client]'`)."""
 
 from tidings.client.calls import Page
 from tidings.client.catalogue import NotificationType, TypePage
+from tidings.client.connections import Connections, NodeConnections, UserSockets
 from tidings.client.consumer import Inbox, inbox
 from tidings.client.errors import (
     AuthenticationError,
@@ -51,12 +52,14 @@ __all__ = [
     "Broadcast",
     "ChannelSize",
     "Conflict",
+    "Connections",
     "CreateResult",
     "Delivery",
     "FeedPage",
     "Inbox",
     "InboxChange",
     "NamePage",
+    "NodeConnections",
     "NotFound",
     "Notification",
     "NotificationRequest",
@@ -78,6 +81,7 @@ __all__ = [
     "TidingsError",
     "TypePage",
     "Unavailable",
+    "UserSockets",
     "ValidationError",
     "inbox",
 ]

@@ -18,6 +18,7 @@ import httpx
 
 from tidings.client import calls
 from tidings.client.calls import Call, Page
+from tidings.client.connections import AsyncConnectionMethods, ConnectionMethods
 from tidings.client.errors import TidingsError
 from tidings.client.feeds import AsyncFeedMethods, FeedMethods
 from tidings.client.models import (
@@ -55,7 +56,7 @@ def _outcome(call: Call[T], response: httpx.Response) -> T | TidingsError:
     return call.decode(response) if response.is_success else failure_of(response)
 
 
-class TidingsClient(TopicMethods, FeedMethods, TypeMethods):
+class TidingsClient(TopicMethods, FeedMethods, TypeMethods, ConnectionMethods):
     """The blocking client. Use it as a context manager (or call `close`) so its
     connection pool is released. `timeout` bounds each attempt; `retry` the whole call."""
 
@@ -183,7 +184,8 @@ class TidingsClient(TopicMethods, FeedMethods, TypeMethods):
         return self._send(calls.preference_link(user_id))
 
 
-class AsyncTidingsClient(AsyncTopicMethods, AsyncFeedMethods, AsyncTypeMethods):
+class AsyncTidingsClient(AsyncTopicMethods, AsyncFeedMethods, AsyncTypeMethods,
+                         AsyncConnectionMethods):
     """The asyncio client: the same operations as `TidingsClient`, awaited. Use it with
     `async with` (or await `aclose`)."""
 

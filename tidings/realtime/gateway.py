@@ -32,6 +32,7 @@ from tidings.domain.inputs import (
 )
 from tidings.domain.model import Principal
 from tidings.domain.notification import InboxChange, Notification, StatusChange
+from tidings.realtime.census import SocketCounts
 from tidings.realtime.transport import ConnectionRefused, SocketTransport
 from tidings.services.fanout import Fanout
 from tidings.services.inbox import InboxService
@@ -83,6 +84,7 @@ class SocketGateway:
         self._metrics = metrics
         self._limits = limits
         self._principals: dict[str, Principal] = {}
+        self.counts = SocketCounts()  # who is here, for operators (`census.py`)
         # A socket lives no longer than its token: one timer per socket closes it at `exp`.
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -148,6 +150,7 @@ class SocketGateway:
         self._principals[sid] = principal
         await self.transport.join(sid, user_room(principal.user_id))
         self._metrics.connections.inc()
+        self.counts.arrived(principal.user_id)
         if principal.expires_at is not None:
             loop = asyncio.get_running_loop()
             when = loop.time() + (principal.expires_at - time.time())
@@ -187,6 +190,7 @@ class SocketGateway:
             if self._presence is not None:
                 self._presence.unwatch(principal.user_id)
             self._metrics.connections.dec()
+            self.counts.left(principal.user_id)
             self._metrics.disconnects.inc()
 
     async def _on_event(self, sid: str, event: str, args: list[Any]) -> Ack:

@@ -1,14 +1,14 @@
-// The operator console: live charts from /metrics (Prometheus text, parsed here), the
-// deliveries and dead letters of /api/admin/deliveries, one delivery's attempts, and
-// replay (one, or by filter after a dry run). Every value from the server goes in as text.
+// The operator console: live charts from /metrics (`tidings-charts.js`), who is connected
+// (`tidings-connections.js`), the deliveries and dead letters of /api/admin/deliveries, one
+// delivery's attempts, and replay (one, or by filter after a dry run). Every value from the
+// server goes in as text; every instant is shown as `utc()` writes it.
 
-import { probe, signIn } from "./tidings-page.js";
+import { probe, signIn, timeElement, utc } from "./tidings-page.js";
+import { Charts, parseMetrics } from "./tidings-charts.js";
+import { startConnections } from "./tidings-connections.js";
 import { startFeeds } from "./tidings-feeds.js";
 import { startTypes } from "./tidings-types.js";
 
-const HOUR_MS = 3600 * 1000;
-const COLOURS = ["#0b57d0", "#b3261e", "#146c2e", "#8e24aa", "#a15c00", "#00696f"];
-const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
 let token = "";
@@ -40,115 +40,9 @@ async function api(path, { method = "GET", body } = {}) {
 
 // ---- metrics --------------------------------------------------------------------------
 
-/** Samples of the Prometheus text format: [{name, labels, value}] (comments skipped). */
-export function parseMetrics(text) {
-  const samples = [];
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][\w:]*)(\{.*\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const labels = {};
-    for (const pair of (match[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[pair[1]] = pair[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
-    }
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-function total(samples, name, by) {
-  const sums = new Map();
-  for (const sample of samples) {
-    if (sample.name !== name) continue;
-    const key = by ? sample.labels[by] || "" : "all";
-    sums.set(key, (sums.get(key) || 0) + sample.value);
-  }
-  return sums;
-}
-
-// What each chart shows from one scrape; "rate" charts are per second between scrapes.
-const CHARTS = [
-  { id: "connections", title: "Connections now", read: (s) => total(s, "tidings_connections") },
-  { id: "creates", title: "Creates per second", rate: true,
-    read: (s) => total(s, "tidings_notifications_created_total") },
-  { id: "deliveries", title: "Deliveries per second", rate: true, read: (s) => {
-    const sums = total(s, "tidings_deliveries_total", "medium");
-    sums.set("in_app", total(s, "tidings_in_app_deliveries_total").get("all") || 0);
-    return sums;
-  } },
-  { id: "queue", title: "Queue depth by medium", read: (s) => total(s, "tidings_queue_depth", "medium") },
-];
-
-const history = new Map(CHARTS.map((chart) => [chart.id, []]));  // id -> [{t, values: Map}]
-let previous = null;
-
-function sample(samples, now) {
-  for (const chart of CHARTS) {
-    const raw = chart.read(samples);
-    let values = raw;
-    if (chart.rate) {
-      if (!previous) { chart.last = raw; continue; }
-      const seconds = (now - previous) / 1000;
-      values = new Map([...raw].map(([key, value]) => {
-        const before = chart.last.get(key) || 0;
-        // A counter that went down was reset (a restart): count from zero.
-        return [key, (value >= before ? value - before : value) / seconds];
-      }));
-      chart.last = raw;
-    }
-    const points = history.get(chart.id);
-    points.push({ t: now, values });
-    while (points.length && points[0].t < now - HOUR_MS) points.shift();
-  }
-  previous = now;
-}
-
-function draw() {
-  const box = $("charts");
-  if (!box.children.length) {
-    for (const chart of CHARTS) {
-      chart.now = h("div", { class: "now" }, "…");
-      chart.svg = document.createElementNS(SVG, "svg");
-      chart.svg.setAttribute("viewBox", "0 0 300 90");
-      chart.svg.setAttribute("preserveAspectRatio", "none");
-      chart.svg.setAttribute("role", "img");
-      chart.legend = h("div", { class: "legend" });
-      box.append(h("div", { class: "chart", "data-chart": chart.id },
-        h("h3", {}, chart.title), chart.now, chart.svg, chart.legend));
-    }
-  }
-  for (const chart of CHARTS) {
-    const points = history.get(chart.id);
-    const keys = [...new Set(points.flatMap((p) => [...p.values.keys()]))].sort();
-    const last = points.length ? points[points.length - 1].values : new Map();
-    const sum = [...last.values()].reduce((a, b) => a + b, 0);
-    chart.now.textContent = points.length ? format(sum) : "waiting for a second sample";
-    let top = 0;
-    for (const point of points) for (const value of point.values.values()) top = Math.max(top, value);
-    top = top > 0 ? top * 1.1 : 1;
-    const start = points.length ? points[0].t : 0;
-    const span = points.length > 1 ? points[points.length - 1].t - start : 1;
-    chart.svg.replaceChildren();
-    chart.legend.replaceChildren();
-    keys.forEach((key, index) => {
-      const colour = COLOURS[index % COLOURS.length];
-      const line = document.createElementNS(SVG, "polyline");
-      line.setAttribute("stroke", colour);
-      line.setAttribute("points", points.map((p) =>
-        `${((p.t - start) / span * 300).toFixed(1)},${(88 - (p.values.get(key) || 0) / top * 86).toFixed(1)}`).join(" "));
-      chart.svg.append(line);
-      const label = key === "all" ? "" : `${key} `;
-      chart.legend.append(h("span", {}, h("i", { "data-colour": colour }), `${label}${format(last.get(key) || 0)}`));
-    });
-    for (const mark of chart.legend.querySelectorAll("i")) mark.style.background = mark.dataset.colour;
-    const minutes = Math.round(span / 60000);
-    chart.svg.setAttribute("aria-label",
-      `${chart.title}: now ${format(sum)}, highest ${format(top / 1.1)} over the last ${minutes} min`);
-  }
-}
-
-function format(value) {
-  return Number.isInteger(value) ? String(value) : value.toFixed(2);
-}
+export { parseMetrics };
+let charts = null;
+let refreshConnections = () => {};
 
 async function scrape() {
   const headers = metricsToken ? { Authorization: `Bearer ${metricsToken}` } : {};
@@ -156,12 +50,13 @@ async function scrape() {
     const response = await fetch("/metrics", { headers });
     if (response.status === 401) throw new Error("/metrics needs METRICS_TOKEN (sign in again with it)");
     if (!response.ok) throw new Error(`/metrics answered ${response.status}`);
-    sample(parseMetrics(await response.text()), Date.now());
-    $("metrics-status").textContent = `Last sample ${new Date().toLocaleTimeString()}`;
+    charts.sample(parseMetrics(await response.text()), Date.now());
+    $("metrics-status").textContent = `Last sample ${utc(new Date())}`;
   } catch (error) {
     $("metrics-status").textContent = `Metrics unavailable: ${error.message}`;
   }
-  draw();
+  charts.draw();
+  refreshConnections();
 }
 
 // ---- deliveries -----------------------------------------------------------------------
@@ -186,9 +81,9 @@ async function list(more = false) {
       rows.append(h("tr", { "data-id": d.id, "data-status": d.status },
         h("td", {}, h("button", { type: "button", class: "secondary open", onclick: () => detail(d.id),
                                   "aria-label": `Open delivery ${d.id}` }, `#${d.id}`)),
-        h("td", {}, d.user_id), h("td", {}, d.medium), h("td", { class: "st" }, d.status),
-        h("td", {}, String(d.attempts)), h("td", { class: "mono" }, d.last_error || ""),
-        h("td", {}, d.updated_at ? new Date(d.updated_at).toLocaleString() : "")));
+        h("td", { class: "token" }, d.user_id ?? "(team feed)"), h("td", { class: "nowrap" }, d.medium),
+        h("td", { class: "st" }, d.status), h("td", { class: "num" }, String(d.attempts)),
+        h("td", { class: "text" }, d.last_error || ""), h("td", { class: "when" }, timeElement(d.updated_at))));
     }
     cursor = body.next_cursor;
     $("more").hidden = !cursor;
@@ -202,21 +97,26 @@ let shown = null;
 
 function render(d) {
   shown = d;
-  const fields = [["Id", d.id], ["Notification", d.notification_id], ["User", d.user_id],
-                  ["Medium", d.medium], ["Step", d.step ? `escalation step ${d.step}` : "0 (the create)"],
-                  ["Status", d.status], ["Attempts", d.attempts],
-                  ["Last error", d.last_error || ""], ["Next attempt", d.next_attempt_at || ""]];
+  // [label, value, class of its cell]
+  const fields = [["Id", String(d.id), "token"], ["Notification", d.notification_id, "token"],
+                  ["User", d.user_id ?? "(team feed)", "token"], ["Medium", d.medium, ""],
+                  ["Step", d.step ? `escalation step ${d.step}` : "0 (the create)", ""],
+                  ["Status", d.status, "st"], ["Attempts", String(d.attempts), ""],
+                  ["Last error", d.last_error || "", "text"],
+                  ["Next attempt", d.next_attempt_at ? timeElement(d.next_attempt_at) : "", "when"],
+                  ["Updated", timeElement(d.updated_at), "when"]];
   const attempts = (d.history || []).map((a) => h("tr", {},
-    h("td", {}, a.at ? new Date(a.at).toLocaleString() : ""), h("td", {}, a.outcome),
-    h("td", {}, a.code || ""), h("td", { class: "mono" }, a.error || ""),
-    h("td", {}, a.elapsed_ms == null ? "" : `${a.elapsed_ms} ms`)));
+    h("td", { class: "when" }, timeElement(a.at)), h("td", {}, a.outcome),
+    h("td", { class: "nowrap" }, a.code || ""), h("td", { class: "text" }, a.error || ""),
+    h("td", { class: "num" }, a.elapsed_ms == null ? "" : `${a.elapsed_ms} ms`)));
   $("detail-body").replaceChildren(
-    h("table", {}, h("tbody", {}, fields.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k),
-      h("td", { class: k === "Status" ? "st" : "" }, String(v)))))),
+    h("table", { class: "fields" }, h("tbody", {}, fields.map(([k, v, cls]) => h("tr", {},
+      h("th", { scope: "row" }, k), h("td", { class: cls }, v))))),
     h("h3", {}, `Attempts (${(d.history || []).length})`),
-    h("table", { class: "history" },
-      h("thead", {}, h("tr", {}, ["When", "Outcome", "Code", "Error", "Took"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, attempts)));
+    h("div", { class: "scroll" }, h("table", { class: "history" },
+      h("thead", {}, h("tr", {}, ["When", "Outcome", "Code", "Error", "Took"].map((t) =>
+        h("th", { scope: "col", class: t === "Took" ? "num" : "" }, t)))),
+      h("tbody", {}, attempts))));
   $("replay-one").disabled = d.status !== "dead";
   $("detail").hidden = false;
 }
@@ -278,12 +178,14 @@ async function bulk(dryRun) {
 async function templates() {
   try {
     const page = await api("/api/admin/templates?limit=100");
-    $("templates").replaceChildren(...page.items.map((t) => h("li", {},
-      h("button", { type: "button", class: "secondary", "data-key": t.key, onclick: () => {
+    $("templates").replaceChildren(...page.items.map((t) => h("tr", { "data-template": t.key },
+      h("td", {}, h("button", { type: "button", class: "secondary", "data-key": t.key,
+                               "aria-label": `Preview ${t.key}`, onclick: () => {
         $("preview").elements.key.value = t.key;
         $("preview").elements.locale.value = "";
         preview();
-      } }, t.key), ` v${t.version} (${t.locales.join(", ")})`)));
+      } }, t.key)), h("td", { class: "num" }, String(t.version)),
+      h("td", {}, t.locales.join(", ")), h("td", { class: "when" }, timeElement(t.updated_at)))));
     $("templates-status").textContent = page.items.length ? "" : "No templates yet.";
   } catch (error) {
     $("templates-status").textContent = `Templates unavailable: ${error.message}`;
@@ -320,6 +222,9 @@ async function preview() {
 function start(every) {
   $("every").textContent = String(every / 1000);
   $("console").hidden = false;
+  charts = new Charts($("charts"), h);
+  charts.draw();
+  refreshConnections = startConnections({ api, h, $ });
   scrape();
   setInterval(scrape, every);
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); list(); });
@@ -337,7 +242,7 @@ function start(every) {
   list();
   templates();
   startTypes({ api, h, $ });
-  startFeeds({ api, h, $ });
+  startFeeds({ api, h, $, timeElement });
 }
 
 const hash = new URLSearchParams(location.hash.slice(1));

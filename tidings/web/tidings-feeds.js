@@ -5,7 +5,7 @@
 
 const KINDS = { slack: "Slack", discord: "Discord", teams: "Microsoft Teams", mattermost: "Mattermost" };
 
-export function startFeeds({ api, h, $ }) {
+export function startFeeds({ api, h, $, timeElement }) {
   let cursor = null;
 
   function path(channel) {
@@ -18,7 +18,7 @@ export function startFeeds({ api, h, $ }) {
                                "aria-label": `Edit the feed of ${feed.channel}` }, feed.channel)),
       h("td", {}, KINDS[feed.kind] || feed.kind),
       h("td", { class: "url" }, feed.webhook_url),
-      h("td", { class: "when" }, feed.updated_at ? new Date(feed.updated_at).toLocaleString() : ""),
+      h("td", { class: "when" }, timeElement(feed.updated_at)),
       h("td", {}, h("button", { type: "button", class: "secondary delete", onclick: () => remove(feed.channel),
                                "aria-label": `Delete the feed of ${feed.channel}` }, "Delete")));
   }

@@ -53,6 +53,28 @@ export function signIn({ key, check, ready }) {
   else { form.hidden = false; input.focus(); }
 }
 
+/**
+ * An instant as the pages show it, one format everywhere: `2026-12-07 14:03:12 UTC`
+ * ("" for a missing or unreadable value).
+ */
+export function utc(value) {
+  const date = value instanceof Date ? value : new Date(value ?? NaN);
+  if (Number.isNaN(date.getTime())) return "";
+  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** A `<time>` showing `utc(value)`, with the ISO instant in `datetime` and `title`. */
+export function timeElement(value) {
+  const node = document.createElement("time");
+  const shown = utc(value);
+  if (shown) {
+    node.dateTime = new Date(value).toISOString();
+    node.title = node.dateTime;
+    node.textContent = shown;
+  }
+  return node;
+}
+
 /** Throws with the server's message unless `path` answers 2xx to this token. */
 export async function probe(path, token) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
