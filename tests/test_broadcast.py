@@ -268,3 +268,11 @@ async def test_an_expired_broadcast_leaves_lists_and_bulk_changes_as_an_own_one_
         assert (await http.get(f"{BASE}/{answer['id']}")).status_code == 404
     assert (await listed(server, "alice"))["items"] == []
     assert (await listed(server, "bob"))["items"] == []
+
+
+async def test_a_broadcast_already_out_cannot_be_canceled(server: RunningServer) -> None:
+    answer = await broadcast(server)
+    async with server.http("ops", "admin") as http:
+        assert (await http.post(f"{BASE}/{answer['id']}/cancel")).status_code == 409
+    async with server.http("alice") as http:
+        assert (await http.get(f"{BASE}/{answer['id']}")).json()["status"] == "pending"
