@@ -151,7 +151,7 @@ async def test_the_page_speaks_the_contacts_language_and_shows_quiet_hours(
     async with server.http() as anon:
         page = (await anon.get(path_of(server, await link_of(server)))).text
     assert '<html lang="de">' in page
-    assert "Ihre Benachrichtigungseinstellungen" in page and "Ruhezeit" in page
+    assert "Ihre Einstellungen für Benachrichtigungen" in page and "Ruhezeit" in page
     assert "E-Mail für invoice" in page and "Speichern" in page
     assert 'name="quiet_start" value="22:00"' in page and 'value="07:00"' in page
 
