@@ -1,8 +1,9 @@
 """The preference centre in headless Chromium, as a person meets it from an email: opened
 from its signed link and used with the keyboard alone (Tab to the email switch, Space, Tab
 to the button, Enter), the choice stored; the page in German with no English left, its
-quiet hours and labels. Every page loads its stylesheet under its own
-Content-Security-Policy (the layout at a phone's width: tests/test_linked_pages_browser.py)."""
+quiet hours and labels; a required type shown on and locked, which no form turns off.
+Every page loads its stylesheet under its own Content-Security-Policy (the layout at a
+phone's width and a desktop's: tests/test_linked_pages_browser.py)."""
 
 from __future__ import annotations
 
@@ -169,3 +170,54 @@ async def test_the_german_page_shows_german_only(web: RunningServer, browser: An
     assert console == []
     await context.close()
 
+
+async def test_a_required_type_is_locked_and_no_form_turns_it_off(
+    web: RunningServer, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    await setup_types(web)
+    # An opt-out stored through the API before: stored, but it does not apply to a
+    # required type, so the page shows the type's switches on (and locked).
+    async with web.http("alice") as alice:
+        answer = await alice.put("/api/notifications/preferences", json={
+            "channel": "security", "notification_type": "login", "email_enabled": False})
+        assert answer.status_code == 200, answer.text
+    url = await link_for(web, "alice")
+    before = await stored(web, "alice")
+    context, page, console = await open_page(browser, url)
+
+    row = page.locator("tbody tr", has_text="Sign-ins")
+    await expect(row.get_by_text("Required: always sent")).to_be_visible()
+    for medium in ("In-app", "Email", "Push", "SMS", "Chat"):
+        switch = page.get_by_label(f"{medium} for Sign-ins")
+        await expect(switch).to_be_disabled()
+        await expect(switch).to_be_checked()
+    # The keyboard passes over the locked switches (the invoice line is line 0).
+    passed = await tab_to(page, "button[type=submit]")
+    assert [stop for stop in passed if stop.endswith("-1")] == []
+    assert "input[type=checkbox]#email-0" in passed
+
+    # A hand-edited form: the locked switches unlocked and switched off, the required
+    # line named in the form as the other lines are, and the invoice's email off too.
+    await page.evaluate("""() => {
+      for (const box of document.querySelectorAll("input[disabled]")) {
+        box.disabled = false; box.checked = false;
+      }
+      const topic = document.createElement("input");
+      topic.type = "hidden"; topic.name = "topic"; topic.value = "security/login";
+      document.querySelector("form").append(topic);
+    }""")
+    await page.get_by_label("Email for Invoices").uncheck()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Save").click()
+
+    assert page.url == url
+    for medium in ("In-app", "Email", "Push", "SMS", "Chat"):
+        await expect(page.get_by_label(f"{medium} for Sign-ins")).to_be_checked()
+    await expect(page.get_by_label("Email for Invoices")).not_to_be_checked()
+    after = await stored(web, "alice")
+    assert after[("security", "login")] == before[("security", "login")]
+    assert after[("billing", "invoice")]["email_enabled"] is False
+    assert console == []
+    await context.close()

@@ -49,6 +49,8 @@ def test_lines_join_catalogue_history_and_rows_and_show_the_most_specific_row() 
     assert by["orders/shipped"].enabled == {Medium.PUSH, Medium.IN_APP, Medium.SMS,
                                             Medium.CHAT}
     assert by["security/login"].name == "Anmeldungen" and by["security/login"].required
+    # Required: every switch on, though the `*/*` row turns push off for other lines.
+    assert by["security/login"].enabled == ALL
     assert listing([], [("a", "b")], [], chain(None))[0].enabled == ALL
 
 
