@@ -121,10 +121,10 @@ def render_centre(messages: Messages, centre: CentrePage, token: str) -> HTMLRes
 
 
 def render_problem(messages: Messages, locale: str | None, title: str, text: str,
-                   status: int, back: str | None = None) -> HTMLResponse:
+                   status: int, back: str | None = None, depth: int = 1) -> HTMLResponse:
     _ = messages.for_locale(locale).gettext
     back_text = _("Back to your preferences")
     body = f'<p role="alert">{escape(text)}</p>'
     if back:
         body += f'<p><a href="{escape(back)}">{escape(back_text)}</a></p>'
-    return page(messages.language(locale), title, body, status=status)
+    return page(messages.language(locale), title, body, status=status, depth=depth)
