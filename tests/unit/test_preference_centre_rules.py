@@ -49,6 +49,8 @@ def test_lines_join_catalogue_history_and_rows_and_show_the_most_specific_row() 
     assert by["orders/shipped"].enabled == {Medium.PUSH, Medium.IN_APP, Medium.SMS,
                                             Medium.CHAT}
     assert by["security/login"].name == "Anmeldungen" and by["security/login"].required
+    # Required: every switch on, though the `*/*` row turns push off for other lines.
+    assert by["security/login"].enabled == ALL
     assert listing([], [("a", "b")], [], chain(None))[0].enabled == ALL
 
 
@@ -146,3 +148,15 @@ def test_locales_fall_back_to_their_language_then_english() -> None:
     assert [messages.language(tag) for tag in ("de_AT", "de-CH", "fr", None)] == [
         "de", "de", "en", "en"]
     assert messages.for_locale("de_AT").gettext("Save") == "Speichern"
+
+
+@pytest.mark.parametrize(("header", "language"), [
+    ("de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", "de"), ("en-GB,en;q=0.9,de;q=0.8", "en"),
+    ("fr-FR,fr;q=0.9,de;q=0.5", "de"), ("en;q=0.5, de", "de"), ("DE-at", "de"),
+    ("de;q=abc, en", "en"), ("de;q=0, en;q=0.1", "en"), ("de;q=2", None),
+    ("fr, *", None), ("", None), (None, None), (",;,", None),
+])
+def test_a_page_that_knows_no_contact_speaks_the_browsers_first_shipped_language(
+    header: str | None, language: str | None
+) -> None:
+    assert Messages.load().accepted(header) == language

@@ -19,15 +19,22 @@ HEADERS = {
                                 "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
 }
 # Relative, so that the pages work behind a proxy that serves Tidings under a path: a page
-# at `.../preferences/{token}` finds the stylesheet at `.../static/tidings.css`.
-STYLESHEET = "../static/tidings.css"
+# at `.../preferences/{token}` finds the stylesheet at `.../static/tidings.css` (one folder
+# up: `depth` 1; a bad link with more path segments is deeper).
+STYLESHEET = "static/tidings.css"
 
 
 def html_lang(language: str) -> str:
     return language.replace("_", "-")
 
 
-def page(language: str, title: str, body: str, status: int = 200) -> HTMLResponse:
+def depth_of(token: str) -> int:
+    """How many folders below the site's root a page at `/{kind}/{token}` is."""
+    return token.count("/") + 1
+
+
+def page(language: str, title: str, body: str, status: int = 200,
+         depth: int = 1) -> HTMLResponse:
     """A whole page: `body` is HTML already escaped by the caller; `title` is text."""
     html = (
         f'<!doctype html>\n<html lang="{escape(html_lang(language))}">\n<head>\n'
@@ -35,7 +42,7 @@ def page(language: str, title: str, body: str, status: int = 200) -> HTMLRespons
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n"
         '<link rel="icon" href="data:,">\n'
-        f'<link rel="stylesheet" href="{STYLESHEET}">\n'
+        f'<link rel="stylesheet" href="{"../" * depth}{STYLESHEET}">\n'
         '</head>\n<body class="linked">\n'
         '<header class="top"><span class="brand">Tidings</span></header>\n'
         f'<main class="narrow">\n<section class="card">\n<h1>{escape(title)}</h1>\n{body}\n'

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from tidings.api.deps import App, Caller
-from tidings.api.pages import HEADERS
+from tidings.api.pages import HEADERS, depth_of
 from tidings.api.preference_page import render_centre, render_problem
 from tidings.api.schemas import PreferenceLinkOut, error_responses
 from tidings.domain.errors import Forbidden
@@ -40,18 +40,23 @@ async def preference_link(user_id: UserPath, caller: Caller, app: App) -> JSONRe
     return JSONResponse({"url": app.preference_centre.link(user_id)})
 
 
-async def _invalid(app: App) -> HTMLResponse:
-    _ = app.messages.for_locale(None).gettext
-    return render_problem(app.messages, None, _("Invalid link"), _(
-        "This preference link is not valid. It may have been altered or cut short."), 400)
+def _invalid(app: App, request: Request, token: str) -> HTMLResponse:
+    # The token names nobody we can trust: the page speaks the browser's language.
+    locale = app.messages.accepted(request.headers.get("accept-language"))
+    _ = app.messages.for_locale(locale).gettext
+    return render_problem(app.messages, locale, _("Invalid link"), _(
+        "This preference link is not valid. It may have been altered or cut short."), 400,
+        depth=depth_of(token))
 
 
-@pages.get("/{token}")
-async def show(token: str, app: App) -> HTMLResponse:
+# `:path`, so that a link cut to `/preferences/` or grown a segment gets the page of a bad
+# link (a 400 in the reader's language) rather than the API's JSON 404.
+@pages.get("/{token:path}")
+async def show(token: str, request: Request, app: App) -> HTMLResponse:
     try:
         centre = await app.preference_centre.page(token)
     except BadToken:
-        return await _invalid(app)
+        return _invalid(app, request, token)
     return render_centre(app.messages, centre, token)
 
 
@@ -63,12 +68,12 @@ async def _not_saved(app: App, user_id: str, token: str, field: str) -> HTMLResp
                           % {"field": field}, 422, back=token)
 
 
-@pages.post("/{token}", response_model=None)
+@pages.post("/{token:path}", response_model=None)
 async def submit(token: str, request: Request, app: App) -> Response:
     try:
         user_id = app.preference_centre.user_of(token)
     except BadToken:
-        return await _invalid(app)
+        return _invalid(app, request, token)
     try:
         # The page's form is urlencoded; read here rather than through a multipart
         # parser the server does not otherwise need. The body size is bounded upstream.

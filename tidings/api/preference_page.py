@@ -63,7 +63,10 @@ def _row(index: int, line: Line, t: gettext.NullTranslations) -> tuple[str, str]
         cells.append(
             f'<td><input type="checkbox" id="{box_id}" name="{escape(name)}" value="on"'
             f'{checked}{locked}><label for="{box_id}" class="visually-hidden">'
-            f"{escape(text)}</label></td>")
+            f"{escape(text)}</label>"
+            # The column's name again, shown only on narrow screens where the table's head
+            # is hidden; the label above already names the switch to assistive technology.
+            f'<span class="medium" aria-hidden="true">{escape(medium_name)}</span></td>')
     hidden = ("" if line.required else
               f'<input type="hidden" name="topic" value="{escape(line.topic)}">')
     return f"<tr>{head}{''.join(cells)}</tr>", hidden
@@ -118,10 +121,10 @@ def render_centre(messages: Messages, centre: CentrePage, token: str) -> HTMLRes
 
 
 def render_problem(messages: Messages, locale: str | None, title: str, text: str,
-                   status: int, back: str | None = None) -> HTMLResponse:
+                   status: int, back: str | None = None, depth: int = 1) -> HTMLResponse:
     _ = messages.for_locale(locale).gettext
     back_text = _("Back to your preferences")
     body = f'<p role="alert">{escape(text)}</p>'
     if back:
         body += f'<p><a href="{escape(back)}">{escape(back_text)}</a></p>'
-    return page(messages.language(locale), title, body, status=status)
+    return page(messages.language(locale), title, body, status=status, depth=depth)

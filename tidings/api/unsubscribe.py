@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from html import escape
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tidings.api.deps import App
-from tidings.api.pages import page
+from tidings.api.pages import depth_of, page
 from tidings.services.signed_links import BadToken
 from tidings.services.unsubscribe import UnsubscribeTarget
 
@@ -28,20 +28,24 @@ def _topic(target: UnsubscribeTarget) -> str:
     return escape(f"{target.channel} / {target.notification_type}")
 
 
-async def _invalid(app: App) -> HTMLResponse:
-    # The token names nobody we can trust, so the page has no contact's language.
-    _ = app.messages.for_locale(None).gettext
-    return page("en", _("Invalid link"), "<p>" + escape(_(
-        "This unsubscribe link is not valid. It may have been altered or cut short.")) + "</p>",
-        status=400)
+def _invalid(app: App, request: Request, token: str) -> HTMLResponse:
+    # The token names nobody we can trust: the page speaks the browser's language.
+    locale = app.messages.accepted(request.headers.get("accept-language"))
+    _ = app.messages.for_locale(locale).gettext
+    return page(app.messages.language(locale), _("Invalid link"),
+                '<p role="alert">' + escape(_(
+                    "This unsubscribe link is not valid. It may have been altered or cut "
+                    "short.")) + "</p>", status=400, depth=depth_of(token))
 
 
-@router.get("/{token}")
-async def confirm_page(token: str, app: App) -> HTMLResponse:
+# `:path`, so that a link cut to `/unsubscribe/` or grown a segment gets the page of a bad
+# link (a 400 in the reader's language) rather than the API's JSON 404.
+@router.get("/{token:path}")
+async def confirm_page(token: str, request: Request, app: App) -> HTMLResponse:
     try:
         target = app.unsubscribe.check(token)
     except BadToken:
-        return await _invalid(app)
+        return _invalid(app, request, token)
     locale = await app.preference_centre.locale_of(target.user_id)
     _ = app.messages.for_locale(locale).gettext
     question = escape(_("Stop emails about %(topic)s? In-app and push notifications stay "
@@ -56,12 +60,12 @@ async def confirm_page(token: str, app: App) -> HTMLResponse:
     return page(app.messages.language(locale), title, form)
 
 
-@router.post("/{token}")
-async def one_click(token: str, app: App) -> HTMLResponse:
+@router.post("/{token:path}")
+async def one_click(token: str, request: Request, app: App) -> HTMLResponse:
     try:
         target = await app.unsubscribe.unsubscribe(token)
     except BadToken:
-        return await _invalid(app)
+        return _invalid(app, request, token)
     locale = await app.preference_centre.locale_of(target.user_id)
     _ = app.messages.for_locale(locale).gettext
     done = escape(_("You will no longer get emails about %(topic)s.")) % {

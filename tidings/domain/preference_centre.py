@@ -5,7 +5,7 @@ The page lists every (channel, type) the catalogue knows, the user received late
 the user has a preference row for (`*` rows included: they are the user's defaults). A
 switch shows what applies now (the most specific row, as `choose_media` picks; on
 without any row). A `required` type goes through an opt-out, so its switches are shown
-locked and a form cannot change it.
+on and locked, and a form cannot change it.
 
 The form names each line it shows in a `topic` field (`channel/type`: `/` is in no name)
 and each switch that is on as `medium:channel/type`; a switch that is off is simply not
@@ -92,8 +92,13 @@ def listing(entries: Iterable[CatalogueEntry], received: Iterable[tuple[str, str
     lines = []
     for channel, type_ in sorted(keys):
         entry = catalogue.get((channel, type_))
+        required = bool(entry and entry.required)
+        # A required type goes through the user's opt-outs, so every switch shows on: a
+        # stored opt-out (the API still takes one) would otherwise show off beside the
+        # words "always sent".
+        enabled = frozenset(Medium) if required else applying(rows, channel, type_)
         lines.append(Line(channel, type_, name_in(entry.names, chain) if entry else None,
-                          bool(entry and entry.required), applying(rows, channel, type_)))
+                          required, enabled))
     return lines
 
 

@@ -23,6 +23,7 @@ from babel.messages.pofile import read_po
 
 DOMAIN = "tidings"
 DEFAULT_LANGUAGE = "en"
+MAX_ACCEPTED = 32  # the languages of an Accept-Language header read at most
 
 
 def _compiled(po_text: bytes, language: str) -> gettext.GNUTranslations:
@@ -66,6 +67,26 @@ class Messages:
 
     def for_locale(self, locale: str | None) -> gettext.NullTranslations:
         return self._catalogues.get(self.language(locale), self._fallback)
+
+    def accepted(self, header: str | None) -> str | None:
+        """The shipped language a browser's `Accept-Language` ranks first (`de-DE,de;q=0.9`
+        -> `de`), for a page that knows no contact (a link that names nobody); None when
+        the header names none of them."""
+        ranked = []
+        for order, item in enumerate((header or "").split(",")[:MAX_ACCEPTED]):
+            tag, _, params = item.partition(";")
+            weight = params.strip().removeprefix("q=") if params.strip() else "1"
+            try:
+                quality = float(weight)
+            except ValueError:
+                continue
+            if 0 < quality <= 1 and tag.strip() not in ("", "*"):
+                ranked.append((-quality, order, tag.strip().replace("-", "_")))
+        for _quality, _order, tag in sorted(ranked):
+            for candidate in (tag, tag.split("_")[0].lower()):
+                if candidate in self._catalogues:
+                    return candidate
+        return None
 
 
 def chain(locale: str | None) -> list[str]:
