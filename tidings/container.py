@@ -135,11 +135,12 @@ def build_core(settings: Settings, *, serve: bool, traces: Traces | None = None)
     preference_cache = PreferenceCache(metrics)
     template_cache = TemplateCache(db, metrics)
     feed_cache = FeedCache(db, metrics)
-    # A create that writes escalation steps raises `queued`: the steps' loop looks too.
-    woken = (delivery.worker.wake,) + ((delivery.escalation.wake,)
-                                       if delivery.escalation is not None else ())
-    waiters = Waiters(queued=woken if runs_worker else (),
+    # A create that writes escalation steps wakes this process's steps' loop alone, and
+    # only when a step falls due before its next poll (`EscalationRunner.wake`).
+    stepping = delivery.escalation if runs_worker else None
+    waiters = Waiters(queued=(delivery.worker.wake,) if runs_worker else (),
                       scheduled=(scheduler.wake,) if scheduler is not None else (),
+                      escalated=(stepping.wake,) if stepping is not None else (),
                       invalidated=(preference_cache.invalidated, type_cache.invalidated,
                                    template_cache.invalidated, feed_cache.invalidated),
                       lost=(preference_cache.forget_all, type_cache.forget,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tidings.domain.catalogue import NotificationType
 from tidings.domain.escalation import ClaimedStep, StepState
@@ -65,8 +65,11 @@ class EscalationRunner:
         self._loop = Loop("escalation", self._pass, interval_s=poll_s, metrics=metrics,
                           logger=log, failure="running escalation steps failed")
 
-    def wake(self, _due: datetime | None = None) -> None:
-        self._loop.wake()
+    def wake(self, due: datetime | None = None) -> None:
+        """Look now, unless the first step written falls due after the next poll, which
+        finds it anyway: a create with steps an hour away costs this loop nothing."""
+        if due is None or due <= self._clock() + timedelta(seconds=self._poll_s):
+            self._loop.wake()
 
     def start(self) -> None:
         self._loop.start()

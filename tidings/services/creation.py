@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from tidings.crypto.cipher import FieldCipher
 from tidings.domain.errors import Forbidden, ValidationFailed
@@ -184,9 +185,11 @@ class CreationService:
             for n in stored for state in n.deliveries
         ):
             self._signal.queued()
-        elif stored and request.escalation:
-            # Steps were written: every worker looks, and sleeps until the first is due.
-            self._signal.queued()
+        if stored and request.escalation:
+            # Steps were written: the steps' loop looks by the first one's time.
+            start = request.draft.scheduled_at or request.now
+            first = min(plan.after_seconds for plan in request.escalation)
+            self._signal.escalated(start + timedelta(seconds=first))
         live = [notification for notification in stored if notification.in_app]
         if not live:
             return

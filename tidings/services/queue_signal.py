@@ -1,6 +1,6 @@
 """The queue's wake-up, as the rules raise it: "deliveries were written or became due"
-(the delivery workers look now) and "a scheduled in-app notification falls due at T" (the
-scheduler looks by then).
+(the delivery workers look now), "a scheduled in-app notification falls due at T" (the
+scheduler looks by then) and "escalation steps fall due from T" (their loop looks by then).
 
 The database is the queue: a raise only shortens the wait of a loop that would find the
 work at its next poll anyway (`SCHEDULER_INTERVAL`). So a raise is cheap and never blocks
@@ -28,3 +28,8 @@ class QueueSignal(Protocol):
         """A scheduled in-app notification falls due at `due`: this process's scheduler
         wakes by then (the scheduler of any node releases it at the latest at its next
         poll)."""
+
+    def escalated(self, due: datetime) -> None:
+        """Escalation steps were written, the first due at `due`: this process's
+        escalation loop wakes if it would otherwise sleep past it (every process's loop
+        finds it at its next poll anyway, so nothing crosses between processes)."""

@@ -23,6 +23,7 @@ class Waiters:
 
     queued: Sequence[Callable[[], None]] = ()
     scheduled: Sequence[Callable[[datetime], None]] = ()
+    escalated: Sequence[Callable[[datetime], None]] = ()
     invalidated: Sequence[Callable[[str, str], None]] = ()
     lost: Sequence[Callable[[], None]] = ()
 
@@ -32,6 +33,10 @@ class Waiters:
 
     def wake_scheduled(self, due: datetime) -> None:
         for wake in self.scheduled:
+            wake(due)
+
+    def wake_escalated(self, due: datetime) -> None:
+        for wake in self.escalated:
             wake(due)
 
     def invalidate(self, scope: str, key: str) -> None:
@@ -50,6 +55,8 @@ class Signal(Protocol):
     def queued(self) -> None: ...
 
     def scheduled(self, due: datetime) -> None: ...
+
+    def escalated(self, due: datetime) -> None: ...
 
     def invalidate(self, scope: str, key: str) -> None: ...
 

@@ -21,6 +21,9 @@ class LocalSignal:
     def scheduled(self, due: datetime) -> None:
         self._waiters.wake_scheduled(due)
 
+    def escalated(self, due: datetime) -> None:
+        self._waiters.wake_escalated(due)
+
     def invalidate(self, scope: str, key: str) -> None:
         return None
 

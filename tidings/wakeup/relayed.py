@@ -81,6 +81,9 @@ class RelayedSignal:
     def scheduled(self, due: datetime) -> None:
         self._waiters.wake_scheduled(due)
 
+    def escalated(self, due: datetime) -> None:
+        self._waiters.wake_escalated(due)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._listen_forever(), name="tidings-wakeup-listen"),
