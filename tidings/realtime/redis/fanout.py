@@ -104,8 +104,9 @@ class RedisFanout:
         return time.monotonic() >= self._breaker_until
 
     def subscribed_users(self) -> set[str]:
-        """Users whose channel this node listens to (their sockets, and the linger)."""
-        return set(self._presence.subscribed)
+        """Users whose channel this node listens to (their sockets, and the linger); the
+        broadcasts' channel, which every node holds while it runs, is not a user's."""
+        return set(self._presence.subscribed) - {EVERYONE}
 
     async def start(self) -> None:
         """Connects, waiting at most CONFIRM_TIMEOUT_S for it; a Redis that is down does
