@@ -8,7 +8,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from . import cli_compare, cli_delivery, cli_inapp
+from . import cli_compare, cli_delivery, cli_inapp, httpserver
 from .loopback import NotLoopbackError, parse_target
 from .peers.launch import LaunchError
 from .pool import raise_nofile_limit
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_inapp.add_parsers(sub)
     cli_compare.add_parsers(sub)
     cli_delivery.add_parsers(sub)
+    httpserver.add_parsers(sub)
     from . import manynodes_cli  # the many-node scenarios (redis-server, PostgreSQL, N nodes)
 
     manynodes_cli.add_parsers(sub)
@@ -42,6 +43,8 @@ async def main_async(args: argparse.Namespace) -> int:
         print(reports[0].table())
     elif args.scenario in cli_compare.SCENARIOS:
         reports = await cli_compare.run(args)
+    elif args.scenario in httpserver.SCENARIOS:
+        reports = await httpserver.run(args)  # printed as they come
     elif getattr(args, "email_rate", 0) > 0:
         reports = [await cli_inapp.with_sink(args)]
         print(reports[0].table())

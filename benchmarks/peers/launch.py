@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NODE_DIR = Path(__file__).parent / "node_server"
-KINDS = ("tidings", "node", "pysio")
+KINDS = ("tidings", "node", "pysio", "granian")
 
 
 class LaunchError(RuntimeError):
@@ -85,6 +85,14 @@ def _command(kind: str, port: int, history: bool) -> list[str]:
         if not Path(tidings).exists():
             raise LaunchError("`tidings` is not installed here: pip install -e . , or give --url")
         return [tidings, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if kind == "granian":  # Tidings' app on Granian instead of uvicorn (granian_app.py)
+        granian = Path(sys.executable).with_name("granian")
+        if not granian.exists():
+            raise LaunchError("`granian` is not installed here: pip install granian")
+        return [str(granian), "--interface", "asgi", "--factory", "--loop", "uvloop",
+                "--workers", "1", "--http", "1", "--backlog", "2048", "--no-access-log",
+                "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port),
+                "benchmarks.peers.granian_app:app"]
     raise LaunchError(f"unknown server kind {kind!r}; one of {KINDS}")
 
 
@@ -117,7 +125,7 @@ async def start_server(
     # Tidings writes its SQLite file into the working directory: give it a fresh one.
     workdir = tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")
     cwd = workdir.name
-    if kind == "pysio":
+    if kind in ("pysio", "granian"):  # both import from benchmarks/
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).parents[2]), env.get("PYTHONPATH", "")]
         )
