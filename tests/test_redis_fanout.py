@@ -390,6 +390,11 @@ async def test_a_full_receive_buffer_drops_and_counts_without_blocking_the_reade
     publisher = Redis.from_url(redis_server.url)
     try:
         await fanout.watch("alice")
+        # `watch` waits for Redis's confirmation a bounded while only: on a busy machine
+        # publish once Redis itself counts the subscriber, or the first messages miss it.
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            while (await publisher.pubsub_numsub("t:u:alice"))[0][1] < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
         sent = 50
         async with publisher.pipeline(transaction=False) as pipe:
             for index in range(sent):

@@ -23,6 +23,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidings.domain.broadcast import broadcast_rules
 from tidings.domain.catalogue import MAX_STEPS, EscalationStep
+from tidings.domain.draft_rules import DRAFT_RULES
 from tidings.domain.errors import ValidationFailed
 
 # The field types, named here too (as they always were) for the code that reads inputs.
@@ -99,32 +100,10 @@ class DigestInput(_Input):
     window_seconds: WholeNumber = Field(..., ge=1, le=86_400, strict=True)
 
 
-def _not_both(first: str, first_type: str, second: str, second_type: str) -> dict[str, Any]:
-    """JSON Schema: not both `first` and `second` given non-null."""
-    return {"not": {"required": [first, second], "properties": {
-        first: {"type": first_type}, second: {"type": second_type}}}}
-
-
-# The rules between fields of a draft (`_one_audience`, `_digest_now`, `check_content`),
-# for the OpenAPI document: clients see them, and generated requests keep to them.
-_DRAFT_RULES: dict[str, Any] = {"allOf": [
-    _not_both("user_id", "string", "user_ids", "array"),
-    _not_both("digest", "object", "scheduled_at", "string"),
-    {"anyOf": [
-        {"required": ["template"], "properties": {
-            "template": {"type": "string"}, "title": {"type": "null"},
-            "message": {"type": "null"}}},
-        {"required": ["title", "message"], "properties": {
-            "title": {"type": "string"}, "message": {"type": "string"},
-            "template": {"type": "null"}}},
-    ]},
-]}
-
-
 class NotificationDraft(_Input):
     """The body of `POST /api/notifications`."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_DRAFT_RULES)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=DRAFT_RULES)
 
     user_id: UserId | None = None
     user_ids: list[UserId] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
