@@ -163,6 +163,9 @@ async def test_nodes_go_to_the_master_the_sentinels_name_while_the_old_one_runs_
         # Both subscriber connections end on the new master, none stays on the old one.
         await until_subscribers(deployment.replica, "t:u:alice", 1)
         assert await subscribers(deployment.master, "t:u:alice") == 0
+        # Every node holds the broadcasts' channel ("t:u:"): once both hold it on the new
+        # master, both nodes' links (the publishing one's too) have moved there.
+        await until_subscribers(deployment.replica, "t:u:", 2)
         await until(lambda: one.up and two.up, timeout=20)
 
         # One publish: it goes through the new master, where `two` listens (the old
